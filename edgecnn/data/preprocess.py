@@ -1,0 +1,167 @@
+"""The one place that knows preprocessing.
+
+A ``PreprocessSpec`` is recorded in run.json and manifest.json and used unchanged by training,
+evaluation, calibration, export verification, benchmarks, raspi and the Android app (whose Java
+port, ``android_app/.../Preprocess.java``, must give the same bytes; golden vectors check it).
+
+Steps, from a uint8 RGB image of any size to the model's input tensor:
+
+1. ``fit_image``: resize so the shorter side is ``round(size / crop_fraction)`` (bilinear,
+   half-pixel centres, edge-clamped, computed in float32, rounded half-up back to uint8),
+   then take the centre ``size`` crop. A CIFAR image for a 32x32 model with crop_fraction 1.0
+   is left untouched; for a 24x24 model (crop_fraction 0.75) it is centre-cropped, as the
+   separable-ResNet thesis evaluates.
+2. ``normalize``: ``(u8 * scale - mean) / std`` in float32, in exactly that order.
+3. For an int8 model, ``quantize``: ``clip(rint(x / input_scale) + zero_point)``, rint being
+   round-half-to-even (numpy's and Java's ``Math.rint``).
+
+numpy only: this module runs on a Raspberry Pi without TensorFlow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Sequence, Tuple
+
+import numpy as np
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessSpec:
+    input_size: Tuple[int, int]  # (height, width) of the model input
+    channels: int = 3
+    channel_order: str = "RGB"
+    layout: str = "NHWC"
+    crop_fraction: float = 1.0
+    resize: str = "bilinear"
+    scale: float = 1.0 / 255.0
+    mean: Tuple[float, ...] = CIFAR10_MEAN
+    std: Tuple[float, ...] = CIFAR10_STD
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["input_size"] = list(self.input_size)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["input_size"] = tuple(int(v) for v in kw["input_size"])
+        for key in ("mean", "std"):
+            if key in kw:
+                kw[key] = tuple(float(v) for v in kw[key])
+        return cls(**kw)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def spec_for(input_shape: Sequence[int], mean=CIFAR10_MEAN, std=CIFAR10_STD, source_size: int = None) -> PreprocessSpec:
+    """The spec for a model input (H, W, C); ``source_size`` is the dataset's native image side
+    (32 for CIFAR): a smaller model input means centre crops of it, as in the papers."""
+    h, w, c = (int(v) for v in input_shape)
+    crop = 1.0 if not source_size or source_size <= min(h, w) else min(h, w) / float(source_size)
+    if c == 1:
+        mean, std = (float(np.mean(mean)),), (float(np.mean(std)),)
+    return PreprocessSpec(input_size=(h, w), channels=c, crop_fraction=crop, mean=tuple(mean), std=tuple(std))
+
+
+def resize_bilinear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """uint8 HxWxC -> uint8 out_h x out_w x C; half-pixel centres, edge clamp, float32 math."""
+    in_h, in_w = img.shape[:2]
+    if (in_h, in_w) == (out_h, out_w):
+        return img.copy()
+    src = img.astype(np.float32)
+
+    def coords(n_out, n_in):
+        s = np.float32(n_in) / np.float32(n_out)
+        x = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * s - np.float32(0.5)
+        x = np.clip(x, np.float32(0.0), np.float32(n_in - 1))
+        x0 = np.floor(x).astype(np.int64)
+        x1 = np.minimum(x0 + 1, n_in - 1)
+        return x0, x1, (x - x0.astype(np.float32)).astype(np.float32)
+
+    y0, y1, fy = coords(out_h, in_h)
+    x0, x1, fx = coords(out_w, in_w)
+    fx = fx[None, :, None]
+    fy = fy[:, None, None]
+    top = src[y0][:, x0] + (src[y0][:, x1] - src[y0][:, x0]) * fx
+    bot = src[y1][:, x0] + (src[y1][:, x1] - src[y1][:, x0]) * fx
+    out = top + (bot - top) * fy
+    return np.floor(out + np.float32(0.5)).clip(0, 255).astype(np.uint8)
+
+
+def fit_image(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Any uint8 image (HxW, HxWx1, HxWx3 or HxWx4) -> uint8 of the spec's size and channels."""
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 4:
+        img = img[:, :, :3]
+    if spec.channels == 3 and img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif spec.channels == 1 and img.shape[2] == 3:
+        # ITU-R 601 luma, as PIL's convert("L").
+        img = np.floor(img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5)
+        img = img.clip(0, 255).astype(np.uint8)[:, :, None]
+    th, tw = spec.input_size
+    h, w = img.shape[:2]
+    short = int(round(min(th, tw) / spec.crop_fraction))
+    if min(h, w) != short:
+        if h <= w:
+            nh, nw = short, max(tw, int(round(w * short / h)))
+        else:
+            nh, nw = max(th, int(round(h * short / w))), short
+        img = resize_bilinear(img, nh, nw)
+    h, w = img.shape[:2]
+    top, left = (h - th) // 2, (w - tw) // 2
+    return np.ascontiguousarray(img[top:top + th, left:left + tw])
+
+
+def normalize(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """uint8 (..., H, W, C) of the spec's size -> float32 model input, same shape."""
+    x = np.asarray(images, dtype=np.float32) * np.float32(spec.scale)
+    return (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+
+
+def preprocess(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """A batch (N, H, W, C) or list of uint8 images -> float32 (N, h, w, c) model input."""
+    if isinstance(images, np.ndarray) and images.ndim == 4 and tuple(images.shape[1:3]) == tuple(spec.input_size) \
+            and images.shape[3] == spec.channels:
+        return normalize(images, spec)
+    return normalize(np.stack([fit_image(im, spec) for im in images]), spec)
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
+    info = np.iinfo(dtype)
+    q = np.rint(np.asarray(x, np.float32) / np.float32(scale)) + np.float32(zero_point)
+    return q.clip(info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (np.asarray(q).astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = np.asarray(logits, np.float32)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def top_k(scores: np.ndarray, k: int = 5):
+    """Indices of the k largest scores, largest first; ties broken by the lower index."""
+    s = np.asarray(scores).ravel()
+    order = np.lexsort((np.arange(s.size), -s.astype(np.float64)))
+    return order[: min(k, s.size)]
