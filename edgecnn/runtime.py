@@ -261,10 +261,10 @@ class ONNXRunner(Runner):
 
 def load(path, *, backend: str = "auto", threads: int = 1, xnnpack: bool = True) -> Runner:
     """Load a .tflite or .onnx file on the named runtime, or the best one installed ('auto')."""
-    fmt = model_format(path)
     if backend not in ("auto",) + BACKENDS:
         raise RuntimeNotAvailableError(
             f"Unknown runtime '{backend}'.{did_you_mean(backend, BACKENDS)} Choose from: auto, {', '.join(BACKENDS)}.")
+    fmt = model_format(path)
     if fmt == "onnx":
         if backend not in ("auto", "onnxruntime"):
             raise RuntimeNotAvailableError(f"{path} is ONNX: runtime '{backend}' runs only .tflite files")

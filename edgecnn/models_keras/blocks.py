@@ -68,3 +68,39 @@ def classifier(x, num_classes: int, *, activation_name: Optional[str] = "softmax
     if dropout:
         x = k.Dropout(dropout, name=f"{name}_dropout")(x)
     return k.Dense(num_classes, activation=activation_name, name=name)(x)
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
+    """Round a scaled channel count to a multiple of ``divisor``, never more than 10% below it.
+
+    The rule of the TensorFlow MobileNet code: multiples of 8 map well onto SIMD lanes and int8
+    kernels, and not losing more than 10% keeps a width multiplier's capacity honest.
+    """
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return int(new)
+
+
+def check_multiplier(value, *, arg: str, model: str, low: float = 0.0, high: float = 4.0) -> float:
+    """Validate a width multiplier (``alpha``, ``width_multiplier``): a number in (low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < float(value) <= high):
+        raise InvalidConfigError(f"{model}: `{arg}` must be a number > {low:g} and <= {high:g}. Received `{arg}={value!r}`.")
+    return float(value)
+
+
+def pad_channels(x, extra: int, *, name: str):
+    """Append ``extra`` all-zero channels: the parameter-free shortcut of ResNet "option A".
+
+    Built from Permute + ZeroPadding2D + Permute (channels moved onto a spatial axis and back)
+    rather than a Lambda or custom layer, so that the model saves without custom objects, TFMOT
+    quantizes it (both are in its registry) and int8 TFLite pads with the zero point.
+    Layers: ``{name}_to_hc``, ``{name}_zeros``, ``{name}_to_hw``.
+    """
+    k = keras().layers
+    if extra < 0:
+        raise InvalidConfigError(f"pad_channels: `extra` must be >= 0. Received `extra={extra!r}`.")
+    x = k.Permute((1, 3, 2), name=f"{name}_to_hc")(x)  # (H, W, C) -> (H, C, W)
+    x = k.ZeroPadding2D(((0, 0), (0, int(extra))), name=f"{name}_zeros")(x)
+    return k.Permute((1, 3, 2), name=f"{name}_to_hw")(x)

@@ -1,0 +1,94 @@
+"""Every registered model: builds, has the right output shape, runs a batch, and matches the
+paper figures its builder claims (within the tolerance stated next to the builder)."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import cli
+from edgecnn.errors import InvalidConfigError, UnknownModelError
+from edgecnn.registry import create_model, get_entry, list_models
+from edgecnn.zoo_report import measure, paper_rows
+
+EXPECTED = {
+    "quicknet", "mobilenetv2", "mobilenetv2_ref", "mobilenetv2_a", "mobilenetv2_b", "mobilenetv2_c",
+    "mobilenetv2_d", "mobilenetv2_e", "mobilenetv2_f", "mobilenetv2_g", "sepresnet_cifar", "resnet20",
+    "sepresnet34", "cmiv4", "cmiv4_1", "cmiv4_2", "cmiv4_3", "miv4", "rel1", "rel2", "rel3", "rel",
+    "alexnet_tiny", "alexnet_tiny_dw", "alexnet_tiny_dw_res",
+}
+
+
+def test_every_variant_is_registered():
+    assert EXPECTED <= set(list_models())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_model_builds_runs_and_matches_paper(name):
+    import tf_keras
+
+    model = create_model(name)
+    n_classes = model.output_shape[-1]
+    assert model.output_shape == (None, n_classes)
+    assert get_entry(name).builder.__doc__ and "Reference" in get_entry(name).builder.__doc__
+    assert len({layer.name for layer in model.layers}) == len(model.layers)
+    x = np.random.default_rng(0).normal(size=(1,) + tuple(model.input_shape[1:])).astype(np.float32)
+    y = model(x, training=False).numpy()
+    assert y.shape == (1, n_classes)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-4)  # softmax probabilities
+    tf_keras.backend.clear_session()
+    for row in paper_rows(name):
+        assert row["ok"], f"{name} {row['figure']}: ours {row['ours']:.4g} vs paper {row['paper']:.4g} (±{row['rtol']:.0%})"
+
+
+def test_input_shape_and_num_classes_are_honoured():
+    m = create_model("alexnet_tiny_dw", input_shape=(32, 32, 3), num_classes=10)
+    assert m.input_shape == (None, 32, 32, 3) and m.output_shape == (None, 10)
+
+
+def test_unknown_model_suggests_close_matches():
+    with pytest.raises(UnknownModelError, match="quicknet"):
+        create_model("quiknet")
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("quicknet", {"num_classes": 1}),
+    ("quicknet", {"input_shape": (32, 32)}),
+    ("mobilenetv2", {"alpha": -1}),
+    ("cmiv4", {"k": 5, "m": 7, "n": 3}),
+])
+def test_bad_arguments_raise_config_errors(name, kwargs):
+    with pytest.raises(InvalidConfigError):
+        create_model(name, **kwargs)
+
+
+def test_cli_unknown_model_is_one_line_error():
+    res = CliRunner().invoke(cli, ["models", "quiknet"])
+    assert res.exit_code == UnknownModelError.exit_code
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    assert "quicknet" in res.output
+
+
+def test_cli_models_paper_json_is_parseable():
+    res = CliRunner().invoke(cli, ["models", "--paper", "--json", "alexnet_tiny", "alexnet_tiny_dw"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["name"] for r in rows] == ["alexnet_tiny", "alexnet_tiny_dw"]
+    assert rows[0]["params"] == 415656 and rows[0]["paper"]["params"] == 415656
+    assert rows[0]["fp32_bytes"] == 4 * rows[0]["params"] and rows[0]["macs"] > 0
+
+
+def test_analysis_counts_a_known_network():
+    import tf_keras as k
+    from edgecnn.analysis import analyze
+
+    inp = k.Input((8, 8, 3))
+    x = k.layers.Conv2D(4, 3, padding="same", use_bias=False, name="c")(inp)          # 8*8*4*27 MACs
+    x = k.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="d")(x)     # 8*8*4*9
+    x = k.layers.GlobalAveragePooling2D(name="g")(x)
+    out = k.layers.Dense(2, name="f")(x)                                              # 4*2
+    st = analyze(k.Model(inp, out))
+    assert st.params == 4 * 27 + 4 * 9 + 4 * 2 + 2
+    assert st.macs == 8 * 8 * 4 * 27 + 8 * 8 * 4 * 9 + 8
+    # peak: conv output (8*8*4) and depthwise output alive together, float32
+    assert st.peak_activation_bytes == 4 * (2 * 8 * 8 * 4)
