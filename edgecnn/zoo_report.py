@@ -81,5 +81,5 @@ def format_table(rows: List[dict], paper: bool = False) -> str:
                 lines.append(f"{r['name']:<22} {'(no paper figure)':<20} {r['params']:>14,}")
                 continue
             lines.append(f"{r['name']:<22} {c['figure']:<20} {_fmt(c['ours']):>14} {_fmt(c['paper']):>14} "
-                         f"{c['ratio']:>7.3f} {'±' + format(c['rtol'] * 100, '.0f') + '%':>6}  {'yes' if c['ok'] else 'NO'}")
+                         f"{c['ratio']:>7.3f} {'±' + format(c['rtol'] * 100, 'g') + '%':>6}  {'yes' if c['ok'] else 'NO'}")
     return "\n".join(lines)

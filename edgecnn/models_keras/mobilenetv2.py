@@ -107,7 +107,7 @@ def _gen_mobilenetv2(variant: str, expansions: Sequence[int], *, input_shape, nu
     x = k.GlobalAveragePooling2D(name="head_pool")(x)
     outputs = blocks.classifier(x, num_classes, activation_name=classifier_activation)
     t_tag = "".join(map(str, expansions)) if max(expansions) < 10 else "-".join(map(str, expansions))
-    return keras.Model(inputs, outputs, name=f"mobilenetv2_t{t_tag}_{alpha:.2f}_{shape[0]}x{shape[1]}")
+    return keras.Model(inputs, outputs, name=f"mobilenetv2_t{t_tag}_{blocks.multiplier_tag(alpha)}_{shape[0]}x{shape[1]}")
 
 
 def _figure(structure: str, kb: float) -> list:
@@ -123,6 +123,9 @@ _ARGS_DOC = """
         classifier_activation: activation of the output layer; None for logits.
         alpha: width multiplier in (0, 4]; scales every layer's output channels (rounded to
             multiples of 8); the 1280-channel head only grows, for alpha > 1.
+
+    Returns:
+        A tf_keras Model mapping images to class probabilities.
 """
 
 

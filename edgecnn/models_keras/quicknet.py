@@ -74,7 +74,7 @@ def _gen_quicknet(variant: str, *, input_shape, num_classes, classifier_activati
     x = k.Conv2D(num_classes, 1, name="head_conv")(x)
     x = k.GlobalAveragePooling2D(name="head_pool")(x)
     outputs = k.Activation(classifier_activation or "linear", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=f"{variant}_{wm:.2f}_{shape[0]}x{shape[1]}")
+    return keras.Model(inputs, outputs, name=f"{variant}_{blocks.multiplier_tag(wm)}_{shape[0]}x{shape[1]}")
 
 
 @register_model(paper=[
