@@ -1,0 +1,332 @@
+"""The comparison table (terminal, Markdown, CSV, JSON), plots, and merging results from devices.
+
+Every figure carries its unit in its column name and the number of runs it rests on (column
+``runs``). A row measured on this x86 host for a device profile is labelled
+"x86 baseline of <device>" in every output; plot titles say "not device figures".
+matplotlib is optional: without it the plots are skipped and the report says so.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+from edgecnn.errors import BenchmarkError
+from edgecnn.io import atomic_path, atomic_write_json, atomic_write_text
+
+CSV_COLUMNS = (
+    "artifact", "precision", "format", "runtime", "runtime_version", "threads", "batch",
+    "device_label", "device_kind", "device_profile", "size_bytes",
+    "init_ms", "first_inference_ms", "warmup_count", "warmup_mean_ms",
+    "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps",
+    "rss_before_mb", "peak_rss_mb", "peak_increase_mb",
+    "top1", "agreement_with_keras", "verified", "verified_on",
+    "sha256", "model", "run", "hostname", "cpu_model", "board", "machine", "isa_flags", "os", "python",
+    "inputs", "isolation",
+)
+
+
+def flat_row(row: dict) -> dict:
+    """One result row as the flat dict of CSV_COLUMNS."""
+    t, lat, mem = row["timing"], row["timing"]["latency"], row["memory"]
+    acc = row.get("accuracy") or {}
+    plat, dev = row.get("platform") or {}, row.get("device") or {}
+    out = {
+        "artifact": row["artifact"], "precision": row.get("precision"), "format": row.get("format"),
+        "runtime": row["runtime"], "runtime_version": row.get("runtime_version"),
+        "threads": row["threads"], "batch": row["batch"],
+        "device_label": dev.get("label"), "device_kind": dev.get("kind"), "device_profile": dev.get("profile"),
+        "size_bytes": row.get("size_bytes"),
+        "init_ms": t.get("init_ms"), "first_inference_ms": t.get("first_inference_ms"),
+        "warmup_count": (t.get("warmup") or {}).get("count"), "warmup_mean_ms": (t.get("warmup") or {}).get("mean_ms"),
+        "fps": t.get("fps"),
+        "rss_before_mb": mem.get("rss_before_mb"), "peak_rss_mb": mem.get("peak_rss_mb"),
+        "peak_increase_mb": mem.get("peak_increase_mb"),
+        "top1": acc.get("top1"), "agreement_with_keras": acc.get("agreement_with_keras"),
+        "verified": acc.get("verified"), "verified_on": acc.get("runtime"),
+        "sha256": row.get("sha256"), "model": row.get("model"), "run": row.get("run"),
+        "hostname": plat.get("hostname"), "cpu_model": plat.get("cpu_model"), "board": plat.get("board"),
+        "machine": plat.get("machine"), "isa_flags": " ".join(plat.get("isa_flags") or []),
+        "os": plat.get("os"), "python": plat.get("python"),
+        "inputs": (row.get("inputs") or {}).get("source"), "isolation": row.get("isolation"),
+    }
+    out.update({k: lat.get(k) for k in ("count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms",
+                                        "p95_ms", "p99_ms", "max_ms")})
+    return out
+
+
+def _pct(v) -> str:
+    if v is None:
+        return "-"
+    v = float(v)
+    return f"{v * 100:.1f}%" if v <= 1.0 else f"{v:.1f}%"
+
+
+def _acc(row) -> str:
+    a = row.get("accuracy") or {}
+    if a.get("top1") is None:
+        return "-"
+    mark = "" if a.get("verified") is None else (" ok" if a["verified"] else " FAILED")
+    return _pct(a["top1"]) + mark
+
+
+def _size(n) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1024:.1f}" if n < 1024 * 1024 else f"{n / 1024:.0f}"
+
+
+HEAD = ("artifact", "runtime", "thr", "batch", "size KiB", "init ms", "first ms", "mean ms", "std ms",
+        "p50 ms", "p90 ms", "p99 ms", "FPS", "runs", "peak RSS MiB (+load)", "top-1 (verified)")
+
+
+def _cells(row, with_device: bool) -> List[str]:
+    t, lat, mem = row["timing"], row["timing"]["latency"], row["memory"]
+    cells = [row["artifact"], row["runtime"], str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
+             f"{t['init_ms']:.1f}", f"{t['first_inference_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['std_ms']:.3f}",
+             f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['p99_ms']:.3f}", f"{t['fps']:.1f}",
+             str(lat["count"]), f"{mem['peak_rss_mb']:.1f} (+{mem['peak_increase_mb']:.1f})", _acc(row)]
+    if with_device:
+        cells.append((row.get("device") or {}).get("label") or "-")
+    return cells
+
+
+def _labels(rows) -> List[str]:
+    seen = []
+    for r in rows:
+        lab = (r.get("device") or {}).get("label") or "-"
+        if lab not in seen:
+            seen.append(lab)
+    return seen
+
+
+def headline(rows) -> str:
+    labs = _labels(rows)
+    base = [l for l in labs if l.startswith("x86 baseline")]
+    text = "; ".join(labs)
+    if base:
+        text += " (x86 baseline: measured on this host, not on the device)"
+    return text
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """The aligned terminal table; one device label in the heading, or a column when they differ."""
+    if not rows:
+        return "(no results)"
+    with_dev = len(_labels(rows)) > 1
+    head = list(HEAD) + (["device"] if with_dev else [])
+    body = [_cells(r, with_dev) for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    numeric = set(range(2, 15))
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [headline(rows), line(head), "  ".join("-" * w for w in widths)]
+    out += [line(b) for b in body]
+    out.append("Latency per batch in ms over 'runs' timed runs after warm-up; FPS = 1000 / mean ms x batch; "
+               "peak RSS of the benchmark process, (+ the rise over the runtime before the model loaded).")
+    return "\n".join(out)
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    with_dev = len(_labels(rows)) > 1
+    head = list(HEAD) + (["device"] if with_dev else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r, with_dev)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def csv_text(rows: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(flat_row(r))
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- plots
+def _row_label(r, with_device: bool) -> str:
+    lab = f"{r['artifact']}\n{r['runtime']} x{r['threads']}"
+    if r.get("batch", 1) != 1:
+        lab += f" b{r['batch']}"
+    if with_device:
+        lab += f"\n{(r.get('device') or {}).get('profile') or (r.get('platform') or {}).get('machine')}"
+    return lab
+
+
+def _title(kind: str, rows) -> str:
+    labs = _labels(rows)
+    t = f"{kind} - " + "; ".join(labs)
+    if any(l.startswith("x86 baseline") for l in labs):
+        t += "\n(x86 baseline measured on this host: not device figures)"
+    return t
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        return None
+
+
+def plot_latency(rows: Sequence[dict], path) -> Optional[Path]:
+    """Box plot of each row's latency distribution (ms); None without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    with_dev = len(_labels(rows)) > 1
+    data = [r.get("latencies_ms") or [r["timing"]["latency"]["p50_ms"]] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 5))
+    ax.boxplot(data, showfliers=True, whis=(1, 99))
+    ax.set_xticks(range(1, len(rows) + 1))
+    ax.set_xticklabels([_row_label(r, with_dev) + f"\nn={len(d)}" for r, d in zip(rows, data)], fontsize=7)
+    ax.set_ylabel("latency per batch (ms)")
+    ax.set_yscale("log")
+    ax.set_title(_title("Latency distribution (whiskers p1-p99)", rows), fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def pareto_front(points: Sequence[tuple]) -> List[int]:
+    """Indices of the points (latency, accuracy) that no other point beats on both; by latency."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
+    """Verified top-1 accuracy vs median latency, with the Pareto front; None without matplotlib
+    or when no row has an accuracy."""
+    rows = [r for r in rows if (r.get("accuracy") or {}).get("top1") is not None]
+    plt = _pyplot()
+    if plt is None or not rows:
+        return None
+    with_dev = len(_labels(rows)) > 1
+    pts = [(r["timing"]["latency"]["p50_ms"], float(r["accuracy"]["top1"]) * (100 if r["accuracy"]["top1"] <= 1 else 1))
+           for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    devices = _labels(rows)
+    markers = "osD^v<>"
+    for di, dev in enumerate(devices):
+        idx = [i for i, r in enumerate(rows) if ((r.get("device") or {}).get("label") or "-") == dev]
+        ax.scatter([pts[i][0] for i in idx], [pts[i][1] for i in idx], marker=markers[di % len(markers)],
+                   label=dev, zorder=3)
+    front = pareto_front(pts)
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="gray", label="Pareto front")
+    for r, (x, y) in zip(rows, pts):
+        ax.annotate(_row_label(r, with_dev).replace("\n", " "), (x, y), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.1)
+    ax.set_xlabel("median latency per batch (ms)")
+    ax.set_ylabel("verified top-1 accuracy (%)")
+    ax.set_title(_title("Accuracy vs latency", rows), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- files
+def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
+    """results.json, results.csv, results.md, report.md and the plots into ``out_dir`` (atomically)."""
+    out = Path(out_dir)
+    rows = doc["rows"]
+    paths: Dict[str, Optional[Path]] = {}
+    paths["json"] = atomic_write_json(out / "results.json", doc)
+    paths["csv"] = atomic_write_text(out / "results.csv", csv_text(rows))
+    paths["latency_plot"] = plot_latency(rows, out / "latency.png") if rows else None
+    paths["pareto_plot"] = plot_pareto(rows, out / "pareto.png") if rows else None
+    md = [f"# Benchmark results", "", headline(rows), "", markdown_table(rows), "",
+          "Latency per batch in ms over the 'runs' timed runs after warm-up; FPS = 1000 / mean ms x batch; "
+          "peak RSS in MiB of the benchmark process (+ its rise over the runtime before the model loaded); "
+          "top-1 as verified at export (manifest.json)."]
+    paths["md"] = atomic_write_text(out / "results.md", "\n".join(md) + "\n")
+    paths["report"] = atomic_write_text(out / "report.md", report_markdown(doc, paths))
+    return paths
+
+
+def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
+    rows = doc["rows"]
+    lines = ["# Benchmark report", "", f"{headline(rows)}", "", f"Created {doc.get('created')} by {doc.get('tool')}."]
+    if doc.get("command"):
+        lines += ["", f"Command: `{doc['command']}`"]
+    lines += ["", "## Results", "", markdown_table(rows), ""]
+    plats = {}
+    for r in rows:
+        p = r.get("platform") or {}
+        plats.setdefault((p.get("hostname"), p.get("cpu_model"), p.get("board")), (p, r.get("device") or {}))
+    lines += ["## Platform", ""]
+    for p, dev in plats.values():
+        lines.append(f"- {dev.get('label')}: {p.get('board') or p.get('cpu_model')}, {p.get('machine')}, "
+                     f"{p.get('usable_cores')}/{p.get('cores')} cores usable, max clock {p.get('cpu_max_mhz') or 'unknown'} MHz, "
+                     f"governor {p.get('governor') or 'unknown'}; ISA: {' '.join(p.get('isa_flags') or []) or '-'}; "
+                     f"{p.get('os')}, kernel {p.get('kernel')}, Python {p.get('python')}, numpy {p.get('numpy')}")
+        for n in dev.get("notes") or []:
+            lines.append(f"  - {n}")
+    versions = sorted({f"{r['runtime']} {r.get('runtime_version')}" for r in rows})
+    lines += ["", "Runtimes: " + ", ".join(versions), "", "## Method", "",
+              "Each artifact/runtime/threads combination ran in "
+              + ("a fresh subprocess" if all(r.get("isolation") == "subprocess" for r in rows) else "the listed isolation mode")
+              + ": load (init), one first inference, warm-up runs, then timed runs of `invoke()` alone on real "
+                "preprocessed test images (a different batch each run, set outside the timed span). Peak RSS is the "
+                "process's VmHWM; the rise is measured from RSS with the runtime imported but no model loaded.", ""]
+    for n in doc.get("notes") or []:
+        lines.append(f"- {n}")
+    lines += ["## Plots", ""]
+    for key, title in (("latency_plot", "Latency distribution"), ("pareto_plot", "Accuracy vs latency")):
+        p = paths.get(key)
+        if p:
+            lines.append(f"![{title}]({Path(p).name})")
+        elif key == "pareto_plot" and _pyplot() is not None:
+            lines.append(f"- {title}: no artifact has a verified accuracy (no manifest.json), so no Pareto chart.")
+        else:
+            lines.append(f"- {title}: skipped, matplotlib is not installed (pip install matplotlib).")
+    return "\n".join(lines) + "\n"
+
+
+def merge_results(results: Iterable[Union[dict, str, Path]]) -> dict:
+    """Results documents (dicts or results.json paths, e.g. one from a Pi and one from here) ->
+    one document whose rows form one comparison table. Rows keep their own device label and
+    platform; a later row for the same artifact sha256, runtime, threads, batch and host replaces
+    an earlier one."""
+    merged: Dict[tuple, dict] = {}
+    sources = []
+    for res in results:
+        if not isinstance(res, dict):
+            try:
+                with open(res, "r", encoding="utf-8") as f:
+                    res_doc = json.load(f)
+            except (OSError, ValueError) as e:
+                raise BenchmarkError(f"Cannot read benchmark results {res}: {e}") from None
+            sources.append(str(res))
+            res = res_doc
+        else:
+            sources.append(res.get("created") or "dict")
+        if res.get("schema") != 1 or not isinstance(res.get("rows"), list):
+            raise BenchmarkError(f"Not an edgecnn benchmark results document (schema 1): {sources[-1]}")
+        for r in res["rows"]:
+            key = (r.get("sha256"), r.get("runtime"), r.get("threads"), r.get("batch"),
+                   (r.get("platform") or {}).get("hostname"), (r.get("device") or {}).get("label"))
+            merged[key] = r
+    import time
+    import edgecnn
+    return {"schema": 1, "tool": f"edgecnn {edgecnn.__version__}", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": None, "notes": [f"merged from {len(sources)} result documents"], "merged_from": sources,
+            "rows": list(merged.values())}
