@@ -11,6 +11,7 @@ Steps, from a uint8 RGB image of any size to the model's input tensor:
    then take the centre ``size`` crop. A CIFAR image for a 32x32 model with crop_fraction 1.0
    is left untouched; for a 24x24 model (crop_fraction 0.75) it is centre-cropped, as the
    separable-ResNet thesis evaluates.
+   RGB -> gray (for 1-channel models) is ``(299 R + 587 G + 114 B + 500) // 1000``, exact.
 2. ``normalize``: ``(u8 * scale - mean) / std`` in float32, in exactly that order.
 3. For an int8 model, ``quantize``: ``clip(rint(x / input_scale) + zero_point)``, rint being
    round-half-to-even (numpy's and Java's ``Math.rint``).
@@ -112,9 +113,10 @@ def fit_image(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     if spec.channels == 3 and img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
     elif spec.channels == 1 and img.shape[2] == 3:
-        # ITU-R 601 luma, as PIL's convert("L").
-        img = np.floor(img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5)
-        img = img.clip(0, 255).astype(np.uint8)[:, :, None]
+        # ITU-R 601 luma in exact integer arithmetic, (299 R + 587 G + 114 B + 500) // 1000: a float
+        # dot product rounds differently with and without FMA, so it would differ between machines.
+        luma = (img.astype(np.int32) * np.array([299, 587, 114], np.int32)).sum(axis=2) + 500
+        img = (luma // 1000).astype(np.uint8)[:, :, None]
     th, tw = spec.input_size
     h, w = img.shape[:2]
     short = int(round(min(th, tw) / spec.crop_fraction))
@@ -125,6 +127,9 @@ def fit_image(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
             nh, nw = max(th, int(round(h * short / w))), short
         img = resize_bilinear(img, nh, nw)
     h, w = img.shape[:2]
+    if h < th or w < tw:
+        raise ValueError(f"a {w}x{h} image cannot be centre-cropped to {tw}x{th} with crop_fraction "
+                         f"{spec.crop_fraction} (non-square model input): resize it to the input's aspect first")
     top, left = (h - th) // 2, (w - tw) // 2
     return np.ascontiguousarray(img[top:top + th, left:left + tw])
 
