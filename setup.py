@@ -16,6 +16,7 @@ TRAIN = [
     "onnx>=1.16",
     "onnxruntime>=1.18",
     "matplotlib>=3.7",
+    "tensorboard>=2.16",  # tf.summary (training logs); TF 2.21 no longer pulls it in
 ]
 DEV = ["pytest>=8", "pytest-xdist>=3"]
 

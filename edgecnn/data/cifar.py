@@ -2,15 +2,15 @@
 
 The batches are pickles. ``pickle.load`` on a file from the internet runs whatever the file
 says, so batches are read with ``SafeUnpickler``: it admits only what the format holds (dicts,
-lists, bytes, str, ints; numpy arrays through an allow-list of three numpy globals) and refuses
-every other global with a ``DataError``. Archives are extracted member by member, refusing
+lists, bytes, str, ints; numpy arrays through an allow-list of the numpy globals that rebuild an
+ndarray and its dtype; ``_codecs.encode`` for latin-1 only, which is how Python 3 writes bytes at
+protocol 2) and refuses every other global with a ``DataError``. Archives are extracted member by member, refusing
 absolute paths, ``..`` escapes, links and devices.
 
 numpy only; the download uses urllib and is the one place that needs a network.
 """
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import tarfile
@@ -38,6 +38,12 @@ _NUMPY_GLOBALS = {
 }
 
 
+def _latin1_bytes(text, encoding="latin1", errors="strict"):
+    if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
+        raise DataError(f"unexpected _codecs.encode({type(text).__name__}, {encoding!r}) in a pickle; not a CIFAR batch.")
+    return text.encode("latin1", "strict")
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Unpickles plain data and numpy arrays only; any other global is refused."""
 
@@ -48,6 +54,8 @@ class SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes  # how Python 3 writes bytes at protocol 2
         raise DataError(
             f"{self._source}: refusing to load a pickle that references {module}.{name}; a CIFAR batch holds "
             f"only dicts, lists, bytes and numbers. The file is corrupt or hostile: replace it with the original.")

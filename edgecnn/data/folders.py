@@ -1,0 +1,220 @@
+"""The user's own images: a folder per class, the Tiny ImageNet layout, Fashion-MNIST IDX files.
+
+Image folders hold ``.jpg``, ``.jpeg``, ``.png`` (and ``.bmp``/``.webp``) files; other files
+(README, .DS_Store, ...) are ignored. A file with an image suffix that cannot be decoded is
+*refused* with a DataError naming it, unless ``skip_bad=True`` (``--skip-bad-images``): then it
+is skipped and counted, and the count is reported in the dataset's ``skipped`` field.
+
+Every image is fitted to the model's input with ``edgecnn.data.preprocess.fit_image`` at load
+time, so the arrays are uniform uint8 and the one preprocessing spec stays the only resize.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from edgecnn.data.preprocess import PreprocessSpec, fit_image
+from edgecnn.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def _is_image(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+
+
+def read_image(path, spec: Optional[PreprocessSpec], *, expect_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Decode one file to uint8 RGB (or L for 1-channel specs) and fit it to the spec."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if expect_size and (im.height, im.width) != tuple(expect_size):
+                raise DataError(f"{path}: image is {im.width}x{im.height}, this dataset's images are all "
+                                f"{expect_size[1]}x{expect_size[0]}; the file is not from it.")
+            im = im.convert("L" if spec is not None and spec.channels == 1 else "RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]}).") from None
+    return fit_image(arr, spec) if spec is not None else arr
+
+
+def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=None):
+    xs, ys, skipped = [], [], []
+    for p, y in items:
+        try:
+            xs.append(read_image(p, spec, expect_size=expect_size))
+            ys.append(y)
+        except DataError:
+            if not skip_bad:
+                raise
+            skipped.append(str(p))
+    if not xs:
+        return np.zeros((0,) + tuple(spec.input_size) + (spec.channels,), np.uint8), np.zeros((0,), np.int64), skipped
+    return np.stack(xs), np.asarray(ys, np.int64), skipped
+
+
+def class_folders(root: Path) -> List[Path]:
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder.")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: no class subfolders; expected one subfolder of images per class.")
+    return classes
+
+
+def list_class_images(root: Path, class_names: Optional[List[str]] = None) -> Tuple[List[Tuple[Path, int]], List[str]]:
+    """[(file, label)] and the class names of a folder with one subfolder per class."""
+    folders = class_folders(root)
+    names = class_names or [p.name for p in folders]
+    index = {n: i for i, n in enumerate(names)}
+    items = []
+    for folder in folders:
+        if folder.name not in index:
+            raise DataError(f"{folder}: class '{folder.name}' is not among the training classes {names[:10]}...; "
+                            f"train/ and val/ must hold the same class folders.")
+        files = sorted(p for p in folder.rglob("*") if _is_image(p))
+        if not files:
+            raise DataError(f"{folder}: class '{folder.name}' has no images (.jpg/.png); add images or remove "
+                            f"the folder.")
+        items += [(f, index[folder.name]) for f in files]
+    return items, names
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out): ``fraction`` of every class held out, at least one per class."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = int(round(len(idx) * fraction)) if fraction > 0 else 0
+        if fraction > 0 and len(idx) > 1:
+            n = min(max(n, 1), len(idx) - 1)
+        held.append(idx[:n])
+        keep.append(idx[n:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def load_image_folder(root, spec: PreprocessSpec, *, val_fraction: float, seed: int, skip_bad: bool = False) -> Dict:
+    """A folder with class subfolders, or with train/ and val/ (and optional test/) inside."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder.")
+    skipped: List[str] = []
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        tr_items, names = list_class_images(root / "train")
+        va_items, _ = list_class_images(root / "val", names)
+        x_tr, y_tr, s1 = _read_many(tr_items, spec, skip_bad)
+        x_va, y_va, s2 = _read_many(va_items, spec, skip_bad)
+        skipped += s1 + s2
+        if (root / "test").is_dir():
+            te_items, _ = list_class_images(root / "test", names)
+            x_te, y_te, s3 = _read_many(te_items, spec, skip_bad)
+            skipped += s3
+        else:
+            x_te, y_te = x_va, y_va
+        split = "folders train/ val/" + (" test/" if (root / "test").is_dir() else "")
+    else:
+        items, names = list_class_images(root)
+        x, y, skipped = _read_many(items, spec, skip_bad)
+        keep, held = stratified_split(y, val_fraction if val_fraction > 0 else 0.2, seed)
+        x_tr, y_tr, x_va, y_va = x[keep], y[keep], x[held], y[held]
+        x_te, y_te = x_va, y_va
+        split = f"seeded fraction {val_fraction if val_fraction > 0 else 0.2} (seed {seed})"
+    if len(x_tr) == 0:
+        raise DataError(f"{root}: no readable training images.")
+    return dict(x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te, labels=names,
+                skipped=skipped, split=split)
+
+
+def is_tiny_imagenet(root: Path) -> bool:
+    return (root / "train").is_dir() and (root / "val" / "val_annotations.txt").is_file()
+
+
+def load_tiny_imagenet(root, spec: PreprocessSpec, *, skip_bad: bool = False) -> Dict:
+    """``train/<wnid>/images/*.JPEG`` and ``val/images`` + ``val/val_annotations.txt``; 64x64 only."""
+    root = Path(root)
+    wnids = [p.name for p in class_folders(root / "train")]
+    if (root / "wnids.txt").is_file():
+        listed = [w.strip() for w in (root / "wnids.txt").read_text().split() if w.strip()]
+        if sorted(listed) != sorted(wnids):
+            raise DataError(f"{root / 'wnids.txt'} lists {len(listed)} classes but train/ has {len(wnids)} folders.")
+    index = {w: i for i, w in enumerate(wnids)}
+    items = []
+    for w in wnids:
+        folder = root / "train" / w / "images"
+        files = sorted(p for p in folder.glob("*") if _is_image(p)) if folder.is_dir() else []
+        if not files:
+            raise DataError(f"{folder}: class '{w}' has no images.")
+        items += [(f, index[w]) for f in files]
+    val_items = []
+    ann = root / "val" / "val_annotations.txt"
+    for n, line in enumerate(ann.read_text().splitlines(), 1):
+        parts = line.split("\t")
+        if not line.strip():
+            continue
+        if len(parts) < 2 or parts[1] not in index:
+            raise DataError(f"{ann}:{n}: expected '<file>\\t<wnid>...' with a wnid from train/; got {line[:80]!r}.")
+        val_items.append((root / "val" / "images" / parts[0], index[parts[1]]))
+    words = {}
+    if (root / "words.txt").is_file():
+        for line in (root / "words.txt").read_text(errors="replace").splitlines():
+            if "\t" in line:
+                k, v = line.split("\t", 1)
+                words[k] = v.split(",")[0].strip()
+    names = [words.get(w, w) for w in wnids]
+    x_tr, y_tr, s1 = _read_many(items, spec, skip_bad, expect_size=(64, 64))
+    x_va, y_va, s2 = _read_many(val_items, spec, skip_bad, expect_size=(64, 64))
+    return dict(x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, labels=names, skipped=s1 + s2, wnids=wnids)
+
+
+FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                  "Ankle boot"]
+FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                 "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+def find_fashion_mnist() -> Path:
+    for base in (Path("/usr/share/dataset-fashion-mnist"), Path("/usr/share/fashion-mnist"),
+                 Path("/usr/share/datasets/fashion-mnist")):
+        if (base / FASHION_FILES["train"][0]).is_file():
+            return base
+    for p in Path("/usr/share").glob("*fashion*mnist*/**/train-images-idx3-ubyte.gz"):
+        return p.parent
+    raise DataError("Fashion-MNIST not found under /usr/share; install Debian's dataset-fashion-mnist package "
+                    "(apt-get install dataset-fashion-mnist) or pass --data PATH to a folder of the four .gz files.")
+
+
+def read_idx(path) -> np.ndarray:
+    path = Path(path)
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e}).") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file.")
+    ndim = raw[3]
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{path}: header says {dims} but holds {data.size} bytes; the file is truncated.")
+    return data.reshape(dims)
+
+
+def load_fashion_mnist(root=None) -> Dict:
+    root = Path(root) if root else find_fashion_mnist()
+    out = {}
+    for split, (xi, yi) in FASHION_FILES.items():
+        x, y = read_idx(root / xi), read_idx(root / yi).astype(np.int64)
+        if len(x) != len(y):
+            raise DataError(f"{root / xi}: {len(x)} images but {root / yi} has {len(y)} labels.")
+        out[split] = (x[..., None], y)
+    return dict(train=out["train"], test=out["test"], labels=FASHION_LABELS, root=root)

@@ -1,0 +1,671 @@
+"""Training: declarative recipes, checkpoint/resume, tf.distribute, k-fold CV, the run directory.
+
+``train(model_name, data=..., recipe=..., **overrides)`` writes ``runs/<model>/<run-name>/``:
+run.json (see the artifact contract in DESIGN.md), model.keras, checkpoints/ (a
+``BackupAndRestore`` checkpoint of model + optimizer + epoch, rewritten after every epoch, and
+state.json with the epoch, optimizer step and seed), history.csv, training_curves.png,
+logs/ (TensorBoard), and for ``folds > 1`` folds.json.
+
+Resume: ``train(resume=RUN)`` (``edgecnn train --resume RUN``), or the same command again with
+the same ``--name``, rebuilds everything from run.json and continues from the last finished
+epoch; a crash loses at most the epoch in progress. The data order and augmentation streams
+restart from the seed on resume, so a resumed run matches an uninterrupted one within noise,
+not bit for bit.
+
+``load_run`` / ``find_latest_run`` are what the later stages (export, benchmark, bundle) read.
+TensorFlow is imported inside the functions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import inspect
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import edgecnn
+from edgecnn.data.pipeline import Augment
+from edgecnn.data.preprocess import PreprocessSpec
+from edgecnn.errors import InvalidConfigError, RunError, TrainingError, did_you_mean
+from edgecnn.io import atomic_path, atomic_write_json, atomic_write_text, read_json
+
+SCHEMA = 1
+STRATEGIES = ("default", "mirrored", "multiworker")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+LR_SCHEDULES = ("constant", "cosine", "step")
+# Crash-test hook: "EPOCH:BATCH" makes training stop dead (sleep until killed) at that batch, after
+# writing checkpoints/.paused, so a test can SIGKILL a real run at a known point mid-epoch.
+_PAUSE_ENV = "EDGECNN_PAUSE_AT"
+
+
+# ---------------------------------------------------------------------------- recipes
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Every training knob. Learning-rate boundaries are fractions of the whole run, so a schedule
+    keeps its shape when ``epochs`` is overridden."""
+
+    name: str
+    description: str
+    epochs: int
+    batch_size: int
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0  # L2 penalty wd * sum(w^2) on conv/dense kernels
+    lr_schedule: str = "constant"
+    lr_boundaries: Tuple[float, ...] = ()  # "step": fractions of total steps
+    lr_factors: Tuple[float, ...] = ()  # "step": multipliers of lr, one more than boundaries
+    total_steps: Optional[int] = None  # a schedule given in steps (sepresnet): sets epochs
+    early_stopping: int = 0  # patience in epochs on val_loss (0: off); restores the best weights
+    label_smoothing: float = 0.0
+    crop_pad: int = 0
+    flip: bool = False
+    brightness: float = 0.0
+    contrast: Optional[Tuple[float, float]] = None
+    val_fraction: float = 0.1
+    folds: int = 1
+
+    def augment(self) -> Augment:
+        return Augment(self.crop_pad, self.flip, self.brightness, self.contrast)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("lr_boundaries", "lr_factors", "contrast"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("lr_boundaries", "lr_factors"):
+            kw[k] = tuple(kw.get(k) or ())
+        if kw.get("contrast") is not None:
+            kw["contrast"] = tuple(kw["contrast"])
+        return cls(**kw)
+
+
+_CIFAR_AUG = dict(crop_pad=4, flip=True)
+RECIPES: Dict[str, Recipe] = {r.name: r for r in (
+    Recipe("quick", "Minutes on a laptop CPU: Adam, cosine LR, pad-4 crops + flips. For demos and smoke tests.",
+           epochs=12, batch_size=64, optimizer="adam", lr=2e-3, lr_schedule="cosine", **_CIFAR_AUG),
+    Recipe("quicknet", "QuickNet (Ghosh 2017): BN + dropout 0.5 in the model, augmentation, early stopping.",
+           epochs=100, batch_size=64, optimizer="adam", lr=1e-3, early_stopping=10, **_CIFAR_AUG),
+    Recipe("structure_e", "Han & Kwon structures A-G: SGD, batch 128, 3 x 100 epochs at LR 0.1 / 0.01 / 0.001.",
+           epochs=300, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, lr_schedule="step",
+           lr_boundaries=(1 / 3, 2 / 3), lr_factors=(1.0, 0.1, 0.01), **_CIFAR_AUG),
+    Recipe("sepresnet", "Separable ResNet thesis: momentum 0.9, LR 0.1/0.01/0.001 at 40k/60k of 80k steps, "
+           "batch 128, L2 1e-3, random 24x24 crops, flips, brightness/contrast (TF CIFAR-10 tutorial).",
+           epochs=0, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-3,
+           lr_schedule="step", lr_boundaries=(0.5, 0.75), lr_factors=(1.0, 0.1, 0.01), total_steps=80000,
+           flip=True, brightness=63.0, contrast=(0.2, 1.8)),
+    Recipe("cmiv4", "CMIV4: Adam, 50 epochs, batch 32; macro-F1 reported; use --folds 3 for the paper's "
+           "stratified 3-fold cross-validation.", epochs=50, batch_size=32, optimizer="adam", lr=1e-3,
+           early_stopping=10, **_CIFAR_AUG),
+)}
+
+
+def get_recipe(name: str, **overrides) -> Recipe:
+    """The named recipe with the given knobs replaced (None means: keep the recipe's value)."""
+    if name not in RECIPES:
+        raise InvalidConfigError(f"Unknown recipe '{name}'.{did_you_mean(name, RECIPES)} "
+                                 f"Choose from: {', '.join(RECIPES)}.")
+    known = {f.name for f in dataclasses.fields(Recipe)}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise InvalidConfigError(f"Unknown recipe knob(s) {bad}; knobs: {sorted(known - {'name', 'description'})}.")
+    kw = {k: v for k, v in overrides.items() if v is not None}
+    if "epochs" in kw and "total_steps" not in kw:
+        kw["total_steps"] = None  # an explicit epoch count wins over a schedule given in steps
+    if kw.get("contrast") == ():
+        kw["contrast"] = None
+    r = dataclasses.replace(RECIPES[name], **kw)
+    _validate_recipe(r)
+    return r
+
+
+def _validate_recipe(r: Recipe) -> None:
+    if r.optimizer not in OPTIMIZERS:
+        raise InvalidConfigError(f"Unknown optimizer '{r.optimizer}'.{did_you_mean(r.optimizer, OPTIMIZERS)} "
+                                 f"Choose from: {', '.join(OPTIMIZERS)}.")
+    if r.lr_schedule not in LR_SCHEDULES:
+        raise InvalidConfigError(f"Unknown LR schedule '{r.lr_schedule}'; choose from: {', '.join(LR_SCHEDULES)}.")
+    if r.lr_schedule == "step" and len(r.lr_factors) != len(r.lr_boundaries) + 1:
+        raise InvalidConfigError(f"Recipe '{r.name}': a step schedule needs one more factor than boundaries; "
+                                 f"received boundaries {r.lr_boundaries}, factors {r.lr_factors}.")
+    if r.batch_size < 1 or r.lr <= 0 or (r.epochs < 1 and not r.total_steps):
+        raise InvalidConfigError(f"Recipe '{r.name}': batch size, LR and epochs must be positive; received "
+                                 f"batch_size={r.batch_size}, lr={r.lr}, epochs={r.epochs}.")
+    if r.folds < 1:
+        raise InvalidConfigError(f"--folds must be >= 2 for cross-validation (1: none); received {r.folds}.")
+    if not 0 <= r.val_fraction < 1:
+        raise InvalidConfigError(f"val_fraction must be in [0, 1); received {r.val_fraction}.")
+
+
+# ---------------------------------------------------------------------------- runs
+@dataclasses.dataclass
+class Run:
+    """A run directory as the later stages see it."""
+
+    path: Path
+    info: dict
+    spec: PreprocessSpec
+    labels: List[str]
+    model_name: str
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.info["num_classes"])
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        return tuple(int(v) for v in self.info["input_shape"])
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
+
+    def load_model(self):
+        """The trained tf_keras model (softmax outputs)."""
+        if not self.model_path.is_file():
+            raise RunError(f"{self.path}: no model.keras; the run is not trained yet. Finish it with "
+                           f"'edgecnn train --resume {self.path}'.")
+        from edgecnn.registry import list_models
+
+        list_models()  # families register any custom layers before deserialisation
+        import tf_keras
+
+        try:
+            return tf_keras.models.load_model(self.model_path, compile=False)
+        except Exception as e:  # tf_keras raises ValueError/OSError/zipfile errors for bad files
+            raise RunError(f"{self.model_path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+                           f"retrain the run.") from None
+
+
+def runs_root(runs_dir=None) -> Path:
+    """--runs-dir, else $EDGECNN_RUNS, else ./runs."""
+    return Path(runs_dir or os.environ.get("EDGECNN_RUNS") or "runs")
+
+
+def load_run(path) -> Run:
+    """A run directory (or its run.json) -> Run. RunError when missing or inconsistent."""
+    p = Path(path)
+    if p.name == "run.json":
+        p = p.parent
+    f = p / "run.json"
+    if not f.is_file():
+        raise RunError(f"{p}: not a run directory (no run.json). Train one with 'edgecnn train MODEL'.")
+    try:
+        info = read_json(f)
+    except (ValueError, OSError) as e:
+        raise RunError(f"{f}: unreadable ({e}); the run is damaged, train it again.") from None
+    missing = [k for k in ("model", "input_shape", "num_classes", "labels", "preprocessing") if k not in info]
+    if missing:
+        raise RunError(f"{f}: missing keys {missing}; not an edgecnn run.json.")
+    return Run(p, info, PreprocessSpec.from_dict(info["preprocessing"]), list(info["labels"]), info["model"])
+
+
+def find_latest_run(model_name: str, runs_dir=None, *, trained_only: bool = True) -> Optional[Path]:
+    """The most recently created (trained) run of a model under the runs root, or None."""
+    base = runs_root(runs_dir) / model_name
+    best = None
+    for f in base.glob("*/run.json") if base.is_dir() else ():
+        try:
+            info = read_json(f)
+        except (ValueError, OSError):
+            continue
+        if trained_only and not info.get("trained"):
+            continue
+        key = (info.get("created", ""), f.stat().st_mtime)
+        if best is None or key > best[0]:
+            best = (key, f.parent)
+    return best[1] if best else None
+
+
+def resolve_run(ref, runs_dir=None) -> Path:
+    """A run path, or a model name meaning its latest trained run."""
+    p = Path(ref)
+    if (p / "run.json").is_file() or p.name == "run.json":
+        return p if p.name != "run.json" else p.parent
+    if not p.exists() and "/" not in str(ref):
+        latest = find_latest_run(str(ref), runs_dir)
+        if latest:
+            return latest
+        raise RunError(f"No trained run of '{ref}' under {runs_root(runs_dir)}/; train one with 'edgecnn train {ref}' "
+                       f"or pass a run directory.")
+    raise RunError(f"{p}: not a run directory (no run.json).")
+
+
+def dataset_kwargs(info: dict) -> dict:
+    """The load_dataset arguments that reproduce a run's data."""
+    d = info.get("dataset", {})
+    return {"source": d.get("data_arg") or d.get("source") or "sample",
+            "val_fraction": d.get("val_fraction", 0.1), "seed": info.get("seed", 0),
+            "max_train": d.get("max_train_images"), "max_test": d.get("max_test_images"),
+            "skip_bad": bool(d.get("skip_bad_images", False))}
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "numpy": np.__version__, "edgecnn": edgecnn.__version__}
+    for key, dist in (("tensorflow", "tensorflow"), ("tf_keras", "tf_keras")):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def default_input_shape(model_name: str) -> Tuple[int, int, int]:
+    from edgecnn.registry import get_entry
+
+    p = inspect.signature(get_entry(model_name).builder).parameters.get("input_shape")
+    return tuple(p.default) if p is not None and p.default is not inspect.Parameter.empty else (32, 32, 3)
+
+
+# ---------------------------------------------------------------------------- TF pieces
+def make_strategy(name: str = "default"):
+    """tf.distribute strategy: 'default' mirrors over all GPUs when there are several."""
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise InvalidConfigError(f"Unknown strategy '{name}'; choose from: {', '.join(STRATEGIES)}.")
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "mirrored" or (name == "default" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        # Reads the cluster from TF_CONFIG; without it this is a one-worker cluster.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _lr_schedule(r: Recipe, total_steps: int):
+    import tf_keras
+
+    if r.lr_schedule == "cosine":
+        return tf_keras.optimizers.schedules.CosineDecay(r.lr, decay_steps=max(1, total_steps))
+    if r.lr_schedule == "step":
+        bounds = [max(1, int(round(b * total_steps))) for b in r.lr_boundaries]
+        return tf_keras.optimizers.schedules.PiecewiseConstantDecay(bounds, [r.lr * f for f in r.lr_factors])
+    return r.lr
+
+
+def _optimizer(r: Recipe, total_steps: int):
+    import tf_keras
+
+    lr = _lr_schedule(r, total_steps)
+    if r.optimizer == "sgd":
+        return tf_keras.optimizers.SGD(learning_rate=lr, momentum=r.momentum, nesterov=r.nesterov)
+    if r.optimizer == "rmsprop":
+        return tf_keras.optimizers.RMSprop(learning_rate=lr, momentum=r.momentum)
+    return tf_keras.optimizers.Adam(learning_rate=lr)
+
+
+def _add_l2(model, wd: float) -> None:
+    import tensorflow as tf
+
+    for layer in model.layers:
+        for attr in ("kernel", "depthwise_kernel", "pointwise_kernel"):
+            w = getattr(layer, attr, None)
+            if w is not None:
+                model.add_loss(lambda w=w: tf.cast(wd, w.dtype) * tf.reduce_sum(tf.square(w)))
+
+
+def _build(model_name, model_kwargs, input_shape, num_classes):
+    from edgecnn.registry import create_model
+
+    return create_model(model_name, input_shape=tuple(input_shape), num_classes=num_classes, **model_kwargs)
+
+
+def _callbacks_base():
+    import tf_keras
+
+    return tf_keras.callbacks.Callback
+
+
+class _Progress:
+    """Callbacks that keep run.json, checkpoints/state.json and history.csv current each epoch."""
+
+    @staticmethod
+    def make(run_dir: Path, ckpt_dir: Path, history_csv: Path, seed: int, on_epoch=None):
+        Base = _callbacks_base()
+
+        class Progress(Base):
+            def __init__(self):
+                super().__init__()
+                self.rows = _read_history(history_csv)
+                self.first_epoch = None
+                self.pause = os.environ.get(_PAUSE_ENV)
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._epoch = epoch
+                if self.first_epoch is None:
+                    self.first_epoch = epoch
+                    if on_epoch:
+                        on_epoch("begin", epoch, None)
+                self.t0 = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.pause and self.pause == f"{self._epoch}:{batch}":
+                    (ckpt_dir / ".paused").write_text(str(os.getpid()))
+                    while True:  # a crash test SIGKILLs us here, mid-epoch
+                        time.sleep(0.2)
+
+            def on_epoch_end(self, epoch, logs=None):
+                row = {"epoch": epoch}
+                row.update({k: float(v) for k, v in (logs or {}).items()})
+                opt = self.model.optimizer
+                try:
+                    row["lr"] = float(opt.learning_rate(opt.iterations)) if callable(opt.learning_rate) \
+                        else float(opt.learning_rate)
+                except Exception:  # schedules of other kinds: the LR is informational only
+                    pass
+                row["seconds"] = round(time.perf_counter() - self.t0, 3)
+                self.rows = [r for r in self.rows if int(r["epoch"]) < epoch] + [row]
+                _write_history(history_csv, self.rows)
+                atomic_write_json(ckpt_dir / "state.json", {
+                    "epoch": epoch + 1, "seed": seed, "optimizer_iterations": int(opt.iterations.numpy()),
+                    "time": _now()})
+                if on_epoch:
+                    on_epoch("end", epoch, row)
+
+        return Progress()
+
+
+def _read_history(path: Path) -> List[dict]:
+    if not path.is_file():
+        return []
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _write_history(path: Path, rows: List[dict]) -> None:
+    keys: List[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    lines = [",".join(keys)]
+    for r in rows:
+        lines.append(",".join("" if r.get(k) is None else (str(int(r[k])) if k == "epoch" else repr(float(r[k])))
+                              for k in keys))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def plot_history(history_csv: Path, out_png: Path, title: str = "") -> Optional[Path]:
+    rows = _read_history(history_csv)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [int(r["epoch"]) + 1 for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax in (("loss", a1), ("accuracy", a2)):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            vals = [r.get(prefix + key) for r in rows]
+            if any(v is not None for v in vals):
+                ax.plot(ep, vals, style, marker="o", ms=3, label=prefix + key)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return out_png
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def stratified_kfold(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index (0..k-1) of every sample; each class spread evenly over the folds."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), np.int64)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        fold[idx] = np.arange(len(idx)) % k
+    return fold
+
+
+# ---------------------------------------------------------------------------- the training loop
+def _fit(*, model_name, model_kwargs, input_shape, num_classes, spec, recipe: Recipe, x_tr, y_tr, x_va, y_va,
+         ckpt_dir: Path, history_csv: Path, log_dir: Optional[Path], seed: int, strategy, mixed_precision: bool,
+         verbose: int, on_epoch=None):
+    """Build, compile and fit one model with resumable checkpoints; returns the trained model."""
+    import tensorflow as tf
+    import tf_keras
+
+    from edgecnn.data.pipeline import make_dataset
+
+    tf_keras.utils.set_random_seed(seed)
+    steps_per_epoch = max(1, math.ceil(len(x_tr) / recipe.batch_size))
+    epochs = recipe.epochs if not recipe.total_steps else math.ceil(recipe.total_steps / steps_per_epoch)
+    total_steps = recipe.total_steps or epochs * steps_per_epoch
+    train_ds = make_dataset(x_tr, y_tr, spec, batch_size=recipe.batch_size, training=True,
+                            augment=recipe.augment(), seed=seed)
+    val_ds = make_dataset(x_va, y_va, spec, batch_size=max(recipe.batch_size, 256)) if len(x_va) else None
+    if mixed_precision:
+        tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope():
+            model = _build(model_name, model_kwargs, input_shape, num_classes)
+            if recipe.weight_decay:
+                _add_l2(model, recipe.weight_decay)
+            loss = tf_keras.losses.SparseCategoricalCrossentropy() if not recipe.label_smoothing else \
+                _smoothed_loss(num_classes, recipe.label_smoothing)
+            model.compile(optimizer=_optimizer(recipe, total_steps), loss=loss,
+                          metrics=["accuracy", tf_keras.metrics.SparseTopKCategoricalAccuracy(
+                              k=min(5, num_classes), name="top5")])
+    finally:
+        if mixed_precision:
+            tf_keras.mixed_precision.set_global_policy("float32")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [tf_keras.callbacks.BackupAndRestore(str(ckpt_dir / "backup"), save_freq="epoch",
+                                                     delete_checkpoint=False),
+                 _Progress.make(history_csv.parent, ckpt_dir, history_csv, seed, on_epoch)]
+    if log_dir is not None and _have_tensorboard():
+        callbacks.append(tf_keras.callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0))
+    if recipe.early_stopping and val_ds is not None:
+        callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.early_stopping,
+                                                          restore_best_weights=True))
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    # The saved model is the registry's own float32 build with the trained weights: no L2 closures,
+    # no mixed-precision policy, nothing training-only.
+    clean = _build(model_name, model_kwargs, input_shape, num_classes)
+    clean.set_weights(model.get_weights())
+    return clean, epochs
+
+
+def _have_tensorboard() -> bool:
+    """tf.summary needs the tensorboard package (pip install tensorboard); without it, no logs/."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _smoothed_loss(num_classes: int, smoothing: float):
+    import tensorflow as tf
+    import tf_keras
+
+    cce = tf_keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+
+    def loss(y_true, y_pred):
+        return cce(tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), num_classes), y_pred)
+
+    return loss
+
+
+def _check_mixed_precision(enabled: bool) -> None:
+    if not enabled:
+        return
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        raise InvalidConfigError("--mixed-precision needs a GPU and none is visible here; it would only slow a CPU "
+                                 "down. Drop the flag.")
+
+
+def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str = "quick",
+          run_name: Optional[str] = None, runs_dir=None, seed: int = 0, model_kwargs: Optional[dict] = None,
+          input_shape: Optional[Sequence[int]] = None, strategy: str = "default", mixed_precision: bool = False,
+          max_train_images: Optional[int] = None, max_test_images: Optional[int] = None,
+          skip_bad_images: bool = False, resume=None, verbose: int = 1, echo=print, **overrides) -> Run:
+    """Train a registered model and write its run directory; see the module docstring.
+
+    ``overrides`` are Recipe knobs (epochs, batch_size, lr, optimizer, momentum, weight_decay,
+    lr_schedule, early_stopping, crop_pad, flip, brightness, contrast, val_fraction, folds, ...).
+    """
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.evaluate import classification_metrics, predict
+
+    if resume is not None:
+        run_dir = resolve_run(resume, runs_dir)
+        info = read_json(run_dir / "run.json")
+        if model_name and model_name != info["model"]:
+            raise RunError(f"{run_dir} is a run of '{info['model']}', not '{model_name}'.")
+    else:
+        if not model_name:
+            raise InvalidConfigError("Name a model to train (see 'edgecnn models'), or pass --resume RUN.")
+        from edgecnn.registry import get_entry
+
+        get_entry(model_name)
+        run_name = run_name or f"{recipe}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        run_dir = runs_root(runs_dir) / model_name / run_name
+        info = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else None
+        if info is not None and info.get("model") != model_name:
+            raise RunError(f"{run_dir} is a run of '{info.get('model')}'; choose another --name.")
+    if info is not None:
+        if info.get("trained"):
+            raise RunError(f"{run_dir} is already trained ({info.get('epochs_completed')} epochs); choose another "
+                           f"--name to train again.")
+        echo(f"Resuming {run_dir} from its last checkpoint (configuration from its run.json).")
+        model_name = info["model"]
+        rec = Recipe.from_dict(info["recipe"])
+        seed = int(info["seed"])
+        model_kwargs = info.get("model_kwargs") or {}
+        input_shape = tuple(info["input_shape"])
+        kw = dataset_kwargs(info)
+        data = kw.pop("source")
+        mixed_precision = bool(info.get("mixed_precision", False))
+        strategy = info.get("strategy", strategy)
+    else:
+        rec = get_recipe(recipe, **overrides)
+        model_kwargs = dict(model_kwargs or {})
+        input_shape = tuple(int(v) for v in (input_shape or default_input_shape(model_name)))
+        kw = dict(val_fraction=rec.val_fraction, seed=seed, max_train=max_train_images, max_test=max_test_images,
+                  skip_bad=skip_bad_images)
+    _check_mixed_precision(mixed_precision)
+    ds = load_dataset(data, input_shape, **kw)
+    spec = ds.spec(input_shape)
+    strat = make_strategy(strategy)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = run_dir / "checkpoints"
+    if info is None:
+        info = {
+            "schema": SCHEMA, "model": model_name, "model_kwargs": model_kwargs, "run_name": run_dir.name,
+            "created": _now(),
+            "dataset": dict(ds.info(), data_arg=str(data), val_fraction=kw["val_fraction"],
+                            max_train_images=kw["max_train"], max_test_images=kw["max_test"],
+                            skip_bad_images=kw["skip_bad"]),
+            "input_shape": list(input_shape), "num_classes": ds.num_classes, "labels": list(ds.labels),
+            "preprocessing": spec.to_dict(), "recipe": rec.to_dict(), "seed": seed, "versions": versions(),
+            "strategy": strategy, "mixed_precision": bool(mixed_precision), "command": " ".join(sys.argv),
+            "trained": False, "epochs_completed": 0, "metrics": None, "history_csv": "history.csv",
+        }
+    elif info["dataset"].get("num_train") != len(ds.x_train) or info["labels"] != list(ds.labels):
+        raise RunError(f"{run_dir}: the data under '{data}' changed since the run started "
+                       f"({info['dataset'].get('num_train')} -> {len(ds.x_train)} training images); resume needs "
+                       f"the same data, or start a new run.")
+    info["num_replicas"] = int(strat.num_replicas_in_sync)
+    atomic_write_json(run_dir / "run.json", info)
+
+    def on_epoch(kind, epoch, row, fold=None):
+        if kind == "begin" and epoch > 0:
+            info.setdefault("resumes", []).append({"from_epoch": int(epoch), "fold": fold, "time": _now()})
+            echo(f"Resumed at epoch {epoch + 1} (epochs 1..{epoch} restored from {ckpt_dir}).")
+        if kind == "end" and fold is None:
+            info["epochs_completed"] = int(epoch) + 1
+        atomic_write_json(run_dir / "run.json", info)
+
+    common = dict(model_name=model_name, model_kwargs=model_kwargs, input_shape=input_shape,
+                  num_classes=ds.num_classes, spec=spec, seed=seed, strategy=strat,
+                  mixed_precision=mixed_precision, verbose=verbose)
+    t0 = time.perf_counter()
+    try:
+        if rec.folds > 1:
+            info["cross_validation"] = _cross_validate(ds, rec, run_dir, common, on_epoch, echo)
+            atomic_write_json(run_dir / "run.json", info)
+        model, epochs = _fit(recipe=rec, x_tr=ds.x_train, y_tr=ds.y_train, x_va=ds.x_val, y_va=ds.y_val,
+                             ckpt_dir=ckpt_dir, history_csv=run_dir / "history.csv", log_dir=run_dir / "logs",
+                             on_epoch=on_epoch, **common)
+    except KeyboardInterrupt:
+        raise TrainingError(f"Interrupted; {info['epochs_completed']} epoch(s) are checkpointed in {ckpt_dir}. "
+                            f"Continue with 'edgecnn train --resume {run_dir}'.") from None
+    train_seconds = time.perf_counter() - t0
+    with atomic_path(run_dir / "model.keras") as tmp:
+        model.save(tmp)
+    scores = predict(model, ds.x_test, spec)
+    m = classification_metrics(ds.y_test, scores, ds.labels)
+    info["metrics"] = {k: m[k] for k in ("top1", "top5", "macro_f1")}
+    info["per_class_accuracy"] = m["per_class_accuracy"]
+    hist = _read_history(run_dir / "history.csv")
+    info["epochs_completed"] = len(hist)
+    info["epochs_planned"] = int(epochs)
+    info["train_seconds_last_session"] = round(train_seconds, 1)
+    info["trained"] = True
+    info["finished"] = _now()
+    plot_history(run_dir / "history.csv", run_dir / "training_curves.png", f"{model_name} ({rec.name})")
+    atomic_write_json(run_dir / "run.json", info)
+    echo(f"{run_dir}: test top-1 {m['top1']:.4f}, top-5 {m['top5']:.4f}, macro-F1 {m['macro_f1']:.4f} "
+         f"({len(ds.x_test)} images)")
+    return load_run(run_dir)
+
+
+def _cross_validate(ds, rec: Recipe, run_dir: Path, common: dict, on_epoch, echo) -> dict:
+    """Stratified k-fold over train+val; per-fold metrics on the held-out fold, then mean and std."""
+    from edgecnn.evaluate import classification_metrics, predict
+
+    x = np.concatenate([ds.x_train, ds.x_val])
+    y = np.concatenate([ds.y_train, ds.y_val])
+    fold_of = stratified_kfold(y, rec.folds, common["seed"])
+    folds_json = run_dir / "folds.json"
+    done = read_json(folds_json)["per_fold"] if folds_json.is_file() else []
+    for k in range(len(done), rec.folds):
+        echo(f"Fold {k + 1}/{rec.folds}")
+        tr, te = fold_of != k, fold_of == k
+        model, _ = _fit(recipe=dataclasses.replace(rec, early_stopping=0), x_tr=x[tr], y_tr=y[tr],
+                        x_va=x[:0], y_va=y[:0], ckpt_dir=run_dir / "checkpoints" / f"fold{k}",
+                        history_csv=run_dir / f"history_fold{k}.csv", log_dir=None,
+                        on_epoch=lambda kind, e, row, k=k: on_epoch(kind, e, row, fold=k), **common)
+        m = classification_metrics(y[te], predict(model, x[te], common["spec"]), ds.labels)
+        done.append({"fold": k, "num_train": int(tr.sum()), "num_eval": int(te.sum()),
+                     **{n: m[n] for n in ("top1", "top5", "macro_f1")}})
+        atomic_write_json(folds_json, {"folds": rec.folds, "per_fold": done})
+    keys = ("top1", "top5", "macro_f1")
+    out = {"folds": rec.folds, "per_fold": done,
+           "mean": {n: float(np.mean([d[n] for d in done])) for n in keys},
+           "std": {n: float(np.std([d[n] for d in done])) for n in keys}}
+    atomic_write_json(folds_json, out)
+    echo("Cross-validation: " + ", ".join(f"{n} {out['mean'][n]:.4f} +- {out['std'][n]:.4f}" for n in keys))
+    return out
