@@ -104,3 +104,9 @@ def pad_channels(x, extra: int, *, name: str):
     x = k.Permute((1, 3, 2), name=f"{name}_to_hc")(x)  # (H, W, C) -> (H, C, W)
     x = k.ZeroPadding2D(((0, 0), (0, int(extra))), name=f"{name}_zeros")(x)
     return k.Permute((1, 3, 2), name=f"{name}_to_hw")(x)
+
+
+def multiplier_tag(value: float) -> str:
+    """A width multiplier as it appears in model names: 1.00, 0.50, 0.125 (never rounded away)."""
+    two = f"{value:.2f}"
+    return two if abs(float(two) - value) < 1e-9 else f"{value:g}"
