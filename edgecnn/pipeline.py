@@ -1,0 +1,107 @@
+"""``edgecnn pipeline MODEL``: train -> export (fp32 + int8 TFLite, ONNX) -> verify -> benchmark,
+and one ``report.md`` with its plots in the run. Each stage is the library function its own
+command wraps; the pipeline only passes the run directory from one to the next.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence
+
+from edgecnn.errors import VerificationError
+from edgecnn.io import atomic_write_text, read_json
+
+
+def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick", run_name: Optional[str] = None,
+                 runs_dir=None, seed: int = 0, calibration: int = 200, max_drop: float = 1.0,
+                 bench_runs: int = 200, bench_warmup: int = 20, threads: Sequence[int] = (1,),
+                 runtimes: Sequence[str] = ("litert", "onnxruntime"), echo: Callable[[str], None] = print,
+                 **train_overrides) -> Path:
+    """Run every stage for one model; returns the run directory (with report.md).
+
+    A failed verification does not stop the report from being written: the report says which
+    artifact failed and why, and the error is raised after it, so the exit code is non-zero.
+    """
+    from edgecnn.benchmark import benchmark, write_results
+    from edgecnn.export import export_model
+    from edgecnn.train import train
+
+    stages: Dict[str, float] = {}
+    t0 = time.perf_counter()
+    echo(f"[1/3] train {model_name} (recipe {recipe}, data {data})")
+    run = train(model_name, data=data, recipe=recipe, run_name=run_name, runs_dir=runs_dir, seed=seed,
+                echo=echo, **train_overrides)
+    stages["train"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    echo(f"[2/3] export + verify {run.path}")
+    failure = None
+    try:
+        export_model(run.path, run.path / "export", int8=True, onnx=True, calibration=calibration,
+                     max_drop=max_drop)
+    except VerificationError as e:  # artifacts are kept, marked unverified; report it, then fail
+        failure = e
+    stages["export_verify"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    echo(f"[3/3] benchmark {run.path / 'export'}")
+    doc = benchmark([run.path], runtimes=list(runtimes), threads=list(threads), runs=bench_runs,
+                    warmup=bench_warmup, progress=echo, command=f"edgecnn pipeline {model_name}")
+    write_results(doc, run.path / "bench")
+    stages["benchmark"] = time.perf_counter() - t2
+    stages["total"] = time.perf_counter() - t0
+
+    report = build_report(run.path, stages)
+    atomic_write_text(run.path / "report.md", report)
+    echo(f"report: {run.path / 'report.md'} (total {stages['total']:.0f} s)")
+    if failure is not None:
+        raise failure
+    return run.path
+
+
+def _kb(n) -> str:
+    return f"{n / 1024:.1f} KiB" if n is not None else "-"
+
+
+def _pct(v) -> str:
+    return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "-"
+
+
+def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
+    """report.md from run.json, export/manifest.json and bench/results.json (nothing recomputed)."""
+    run_dir = Path(run_dir)
+    info = read_json(run_dir / "run.json")
+    manifest = read_json(run_dir / "export" / "manifest.json")
+    bench = read_json(run_dir / "bench" / "results.json")
+    m = info.get("metrics") or {}
+    lines = [f"# {info['model']}: {run_dir.name}", "",
+             f"Data: {info['dataset'].get('name')} ({info['dataset'].get('num_train')} train / "
+             f"{info['dataset'].get('num_test')} test images, real CIFAR-10 unless named otherwise); "
+             f"recipe {info['recipe'].get('name')}, {info.get('epochs_completed')} epochs, seed {info.get('seed')}.",
+             "", "## Keras model (test split)", "",
+             f"top-1 {_pct(m.get('top1'))} · top-5 {_pct(m.get('top5'))} · macro-F1 {m.get('macro_f1', 0):.3f}",
+             "", "![training curves](training_curves.png)", "",
+             "## Artifacts: size, verified accuracy, speed", "",
+             "| artifact | precision | size | runtime | top-1 | agreement with Keras | verified | p50 latency (1 thread) | FPS |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lat = {}
+    for r in bench["rows"]:
+        if r["threads"] == min(x["threads"] for x in bench["rows"]):
+            lat.setdefault(r["artifact"], r)
+    for name, a in manifest["artifacts"].items():
+        v = a.get("verification") or {}
+        r = lat.get(name)
+        p50 = f"{r['timing']['latency']['p50_ms']:.3f} ms (n={r['timing']['latency']['count']})" if r else "-"
+        fps = f"{r['timing']['fps']:.0f}" if r else "-"
+        lines.append(f"| {name} | {a['precision']} | {_kb(a['bytes'])} | {v.get('runtime', '-')} | {_pct(v.get('top1'))} | "
+                     f"{_pct(v.get('agreement_with_keras'))} | {'yes' if a.get('verified') else 'NO: ' + str(v.get('reason'))} | "
+                     f"{p50} | {fps} |")
+    dev = bench["rows"][0]["device"]["label"] if bench["rows"] else ""
+    lines += ["", f"Latency measured with LiteRT (XNNPACK) / ONNX Runtime, batch 1, {dev}; "
+              "full statistics in [bench/results.md](bench/results.md).", "",
+              "![latency](bench/latency.png) ![accuracy vs latency](bench/pareto.png)", ""]
+    if (run_dir / "confusion_matrix.png").exists():
+        lines += ["![confusion matrix](confusion_matrix.png)", ""]
+    lines += ["## Wall time per stage", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in stages.items()]
+    return "\n".join(lines) + "\n"
