@@ -90,6 +90,8 @@ _runs_dir_option = click.option("--runs-dir", default=None, help="Runs root (def
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]), default=None,
               help="Override the LR schedule.")
 @click.option("--early-stopping", type=int, default=None, help="Patience in epochs on val_loss (0: off).")
+@click.option("--bn-momentum", type=float, default=None,
+              help="Override BatchNorm's moving-average momentum during training (quick recipe: 0.9).")
 @click.option("--no-augment", is_flag=True, help="Turn off crops-with-padding, flips and colour jitter.")
 @click.option("--val-fraction", type=float, default=None, help="Fraction of train held out for validation.")
 @click.option("--folds", type=int, default=None, help="Stratified k-fold cross-validation first (e.g. 3).")
@@ -111,14 +113,14 @@ _runs_dir_option = click.option("--runs-dir", default=None, help="Runs root (def
 @click.option("--skip-bad-images", is_flag=True, help="Skip unreadable image files (counted) instead of refusing.")
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of progress bars.")
 def train_command(model, data, recipe, epochs, batch_size, lr, optimizer, momentum, weight_decay, lr_schedule,
-                  early_stopping, no_augment, val_fraction, folds, seed, run_name, runs_dir, resume, input_shape,
+                  early_stopping, bn_momentum, no_augment, val_fraction, folds, seed, run_name, runs_dir, resume, input_shape,
                   model_args, strategy, mixed_precision, max_train_images, max_test_images, skip_bad_images, quiet):
     """Train MODEL on real images and write runs/MODEL/NAME/ (run.json, model.keras, checkpoints/, ...)."""
     from edgecnn.train import train
 
     overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
                      weight_decay=weight_decay, lr_schedule=lr_schedule, early_stopping=early_stopping,
-                     val_fraction=val_fraction, folds=folds)
+                     bn_momentum=bn_momentum, val_fraction=val_fraction, folds=folds)
     if no_augment:
         overrides.update(crop_pad=0, flip=False, brightness=0.0, contrast=())  # () clears the contrast range
     run = train(model, data=data, recipe=recipe, run_name=run_name, runs_dir=runs_dir, seed=seed,
