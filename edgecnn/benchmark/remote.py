@@ -1,0 +1,387 @@
+"""Benchmark on a Raspberry Pi (or any SSH host with the light install) from the workstation.
+
+``run_remote_benchmark(paths, "pi@raspberrypi.local", ...)`` does, in one SSH session:
+
+1. streams a tar of the artifacts, manifest.json and run.json (never model.keras: the device
+   has no TensorFlow) to a small bootstrap script run by the remote Python;
+2. the script unpacks it into a fresh remote temp dir, runs
+   ``<remote-python> -m edgecnn.cli benchmark <those paths> ... --out <temp>/bench`` (the same
+   command and JSON schema as here; progress streams back on stderr), prints results.json
+   between two marker lines on stdout and deletes the temp dir;
+3. locally the JSON is checked (markers, schema, sha256 of every row against the file sent), the
+   rows get a ``remote`` entry and their local paths, and they are merged with the results
+   already in ``out_dir`` into one comparison table, written atomically.
+
+Security: host keys are always checked (``StrictHostKeyChecking=yes``, never accept-new); an
+unknown or changed key is a RemoteError that says how to add the key. ``BatchMode=yes``: no
+password prompt hangs a run. The remote command is built with ``shlex.quote`` for every word;
+locally ssh runs from an argument list, never through a shell. A lost connection raises a
+RemoteError before anything is written locally.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shlex
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from edgecnn.errors import InvalidConfigError, RemoteError
+
+BEGIN = "EDGECNN-RESULTS-BEGIN"
+END = "EDGECNN-RESULTS-END"
+DEFAULT_REMOTE_PYTHON = "edgecnn-venv/bin/python"  # raspi/install.sh's venv, relative to the remote $HOME
+_NOT_INSTALLED = 97  # the bootstrap's exit code when edgecnn is not importable there
+
+# Runs on the device under its Python (3.8+), before edgecnn is known to be importable there.
+_BOOTSTRAP = r'''
+import json, os, shutil, subprocess, sys, tarfile, tempfile
+args = json.loads(sys.argv[1])
+try:
+    import edgecnn
+except ImportError as e:
+    sys.stderr.write("EDGECNN-REMOTE-ERROR edgecnn is not installed for %s (%s)\n" % (sys.executable, e))
+    sys.exit(97)
+d = tempfile.mkdtemp(prefix="edgecnn-remote-")
+try:
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+        for m in tar:
+            parts = m.name.split("/")
+            if m.name.startswith("/") or ".." in parts or not (m.isfile() or m.isdir()):
+                sys.stderr.write("EDGECNN-REMOTE-ERROR refusing archive member %r\n" % m.name)
+                sys.exit(96)
+            tar.extract(m, d, set_attrs=False, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    sys.stderr.write("edgecnn %s, Python %s on %s: benchmarking in %s\n"
+                     % (edgecnn.__version__, sys.version.split()[0], os.uname()[1], d))
+    sys.stderr.flush()
+    out = os.path.join(d, "bench")
+    cmd = [sys.executable, "-m", "edgecnn.cli", "benchmark"] + [os.path.join(d, p) for p in args["paths"]]
+    cmd += args["options"] + ["--out", out]
+    rc = subprocess.call(cmd, stdout=sys.stderr.fileno(), stdin=subprocess.DEVNULL)
+    if rc:
+        sys.exit(rc)
+    with open(os.path.join(out, "results.json"), "r") as f:
+        data = f.read()
+    sys.stdout.write("%s\n%s\n%s\n" % (args["begin"], data.strip(), args["end"]))
+    sys.stdout.flush()
+finally:
+    shutil.rmtree(d, ignore_errors=True)
+'''
+
+_DEST = re.compile(r"^(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
+# Host-key checking stays on; no option may run a local command through a shell.
+_REFUSED_OPTIONS = ("stricthostkeychecking", "proxycommand", "localcommand", "permitlocalcommand",
+                    "knownhostscommand", "batchmode")
+
+
+def check_destination(dest: str) -> str:
+    """``[user@]host``; anything else (an option, spaces, a shell word) is refused."""
+    if not dest or dest.startswith("-") or not _DEST.match(dest):
+        raise InvalidConfigError(
+            f"Received `--remote {dest}`: expected USER@HOST or HOST (e.g. pi@raspberrypi.local).")
+    return dest
+
+
+def ssh_command(dest: str, remote_command: str, *, port: Optional[int] = None, identity: Optional[str] = None,
+                ssh_options: Sequence[str] = (), connect_timeout: int = 15) -> List[str]:
+    """The ssh argument list. Host keys are checked; options that would switch that off are refused."""
+    check_destination(dest)
+    for opt in ssh_options:
+        low = opt.replace(" ", "").lower()
+        if any(low.startswith(bad) for bad in _REFUSED_OPTIONS):
+            raise InvalidConfigError(
+                f"Received `--ssh-option {opt}`: edgecnn always checks host keys and runs no local commands; "
+                f"add the Pi's key to known_hosts instead (ssh-keyscan, or one manual `ssh {dest}`).")
+        if not re.match(r"^[A-Za-z][A-Za-z0-9]*\s*[= ]\s*\S", opt):
+            raise InvalidConfigError(f"Received `--ssh-option {opt}`: expected Key=Value, as for ssh -o.")
+    # ssh keeps the first value it sees for an option: ours come first, so they hold.
+    cmd = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+           "-o", f"ConnectTimeout={int(connect_timeout)}", "-o", "ServerAliveInterval=10",
+           "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
+    for opt in ssh_options:
+        cmd += ["-o", opt]
+    if port:
+        cmd += ["-p", str(int(port))]
+    if identity:
+        if not Path(identity).is_file():
+            raise InvalidConfigError(f"Received `--identity {identity}`: no such key file.")
+        cmd += ["-i", str(identity), "-o", "IdentitiesOnly=yes"]
+    return cmd + ["--", dest, remote_command]
+
+
+def _host_of(dest: str) -> str:
+    return dest.rsplit("@", 1)[-1].strip("[]")
+
+
+def explain_ssh_failure(dest: str, port: Optional[int], stderr: str, rc: int) -> RemoteError:
+    """ssh's exit 255 and its stderr -> one RemoteError line that says what to do."""
+    host = _host_of(dest)
+    p = f" -p {port}" if port else ""
+    err = " ".join(stderr.split())
+    low = err.lower()
+    if "remote host identification has changed" in low or "host key for" in low and "has changed" in low:
+        return RemoteError(
+            f"The host key of {host} has CHANGED since it was added to known_hosts: refusing to connect (someone may "
+            f"be intercepting the connection). If the Pi was re-installed, remove the old key with "
+            f"`ssh-keygen -R {host if not port else f'[{host}]:{port}'}`, then add the new one after checking its "
+            f"fingerprint.")
+    if "host key verification failed" in low or "no " in low and "host key is known" in low:
+        return RemoteError(
+            f"The host key of {host} is not in known_hosts, and edgecnn does not trust unknown hosts. Add it once: "
+            f"`ssh{p} {dest}` and answer yes after comparing the fingerprint with the Pi's "
+            f"(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Pi), or "
+            f"`ssh-keyscan{p} {host} >> ~/.ssh/known_hosts` on a network you trust.")
+    if "permission denied" in low:
+        return RemoteError(
+            f"{dest} refused the login ({err[:160]}). edgecnn uses key authentication without prompts: "
+            f"`ssh-copy-id{p} {dest}`, or pass --identity KEY.")
+    if "could not resolve hostname" in low or "name or service not known" in low:
+        return RemoteError(f"Cannot resolve {host}: check the name (raspberrypi.local needs mDNS) "
+                           f"or use its IP address.")
+    if "connection refused" in low:
+        return RemoteError(f"{host}{' port ' + str(port) if port else ''} refused the connection: is the SSH server "
+                           f"enabled on the Pi (sudo raspi-config > Interface Options > SSH)?")
+    if "timed out" in low:
+        return RemoteError(f"Connecting to {host} timed out: is it on and on this network?")
+    detail = err[-300:] if err else f"ssh exited with {rc}"
+    return RemoteError(f"The SSH connection to {dest} was lost or closed ({detail}); nothing was written locally.")
+
+
+# ----------------------------------------------------------------------------- the payload
+def _payload(paths: Sequence) -> Tuple[bytes, List[str], Dict[str, Path]]:
+    """(tar bytes, remote-relative benchmark arguments, remote-relative file -> local file)."""
+    from edgecnn.errors import ModelFileError, RunError
+
+    buf = io.BytesIO()
+    args: List[str] = []
+    files: Dict[str, Path] = {}
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(local: Path, rel: str):
+            info = tar.gettarinfo(str(local), arcname=rel)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = 0o644
+            with open(local, "rb") as f:
+                tar.addfile(info, f)
+            files[rel] = local
+
+        def add_export(export_dir: Path, rel: str, only: Optional[str] = None):
+            man = export_dir / "manifest.json"
+            if man.is_file():
+                add(man, f"{rel}/manifest.json")
+                try:
+                    listed = list(json.loads(man.read_text()).get("artifacts") or {})
+                except ValueError:
+                    listed = []
+            else:
+                listed = []
+            names = [only] if only else (listed or sorted(p.name for p in export_dir.iterdir()
+                                                          if p.suffix in (".tflite", ".onnx")))
+            for name in names:
+                if (export_dir / name).is_file():
+                    add(export_dir / name, f"{rel}/{name}")
+
+        for i, arg in enumerate(paths):
+            p = Path(arg)
+            if not p.exists():
+                raise ModelFileError(f"Model file or run directory not found: {p}")
+            base = f"r{i}"
+            if p.is_file():
+                add_export(p.parent, f"{base}/export", only=p.name)
+                if (p.parent.parent / "run.json").is_file():
+                    add(p.parent.parent / "run.json", f"{base}/run.json")
+                args.append(f"{base}/export/{p.name}")
+            elif (p / "export").is_dir() or (p / "run.json").is_file():
+                rel = f"{base}/{p.resolve().name}"
+                if (p / "run.json").is_file():
+                    add(p / "run.json", f"{rel}/run.json")
+                if (p / "export").is_dir():
+                    add_export(p / "export", f"{rel}/export")
+                args.append(rel)
+            elif (p / "manifest.json").is_file():
+                add_export(p, f"{base}/export")
+                if (p.parent / "run.json").is_file():
+                    add(p.parent / "run.json", f"{base}/run.json")
+                args.append(f"{base}/export")
+            else:
+                raise RunError(f"{p} is neither a run directory, an export directory nor a model file")
+    if not any(k.endswith((".tflite", ".onnx")) for k in files):
+        raise RemoteError("Nothing to send: no .tflite/.onnx artifacts in " + ", ".join(map(str, paths)))
+    return buf.getvalue(), args, files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def benchmark_options(*, runtimes=None, threads=None, runs=None, warmup=None, seconds=None, batch=None,
+                      device=None, random_inputs: bool = False, in_process: bool = False) -> List[str]:
+    """The remote `edgecnn benchmark` options, the same spelling as here."""
+    opts: List[str] = []
+    for rt in ([runtimes] if isinstance(runtimes, str) else (runtimes or [])):
+        opts += ["--runtime", str(rt)]
+    for th in ([threads] if isinstance(threads, (str, int)) else (threads or [])):
+        opts += ["--threads", str(th)]
+    for flag, value in (("--runs", runs), ("--warmup", warmup), ("--seconds", seconds), ("--batch", batch),
+                        ("--device", device)):
+        if value is not None:
+            opts += [flag, str(value)]
+    if random_inputs:
+        opts.append("--random-inputs")
+    if in_process:
+        opts.append("--in-process")
+    return opts
+
+
+# ----------------------------------------------------------------------------- the session
+def _run_ssh(cmd: List[str], stdin_bytes: bytes, timeout: float, progress: Callable[[str], None]):
+    """Run ssh, feed stdin, stream stderr lines to ``progress``; (rc, stdout, stderr tail)."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise RemoteError("The ssh client is not installed here (apt-get install openssh-client).") from None
+    tail: List[str] = []
+
+    def feed():
+        try:
+            proc.stdin.write(stdin_bytes)
+        except (BrokenPipeError, OSError):
+            pass  # the connection failed; its reason is on stderr
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    def drain():
+        for raw in iter(proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            tail.append(line)
+            del tail[:-60]
+            if line and not line.startswith("EDGECNN-REMOTE-ERROR"):
+                progress(line)
+
+    threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=drain, daemon=True)]
+    for t in threads:
+        t.start()
+    expired = threading.Event()
+
+    def stop():
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, stop)
+    timer.start()
+    try:
+        out = proc.stdout.read()
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+    for t in threads:
+        t.join(timeout=10)
+    if expired.is_set():
+        raise RemoteError(f"The remote benchmark did not finish within {timeout:.0f} s; it was stopped "
+                          f"Nothing was written locally.")
+    return rc, out.decode("utf-8", "replace"), "\n".join(tail)
+
+
+def _parse_results(out: str, dest: str) -> dict:
+    if BEGIN not in out or END not in out.split(BEGIN, 1)[1]:
+        raise RemoteError(f"The connection to {dest} ended before the results arrived complete; "
+                          f"nothing was written locally.")
+    body = out.split(BEGIN, 1)[1].split(END, 1)[0]
+    try:
+        doc = json.loads(body)
+    except ValueError as e:
+        raise RemoteError(f"{dest} sent unreadable results ({e}); nothing was written locally.") from None
+    if doc.get("schema") != 1 or not isinstance(doc.get("rows"), list):
+        raise RemoteError(f"{dest} sent results in an unknown schema ({doc.get('schema')!r}): update edgecnn there.")
+    return doc
+
+
+def run_remote_benchmark(paths: Sequence, remote: str, *, remote_python: str = DEFAULT_REMOTE_PYTHON,
+                         port: Optional[int] = None, identity: Optional[str] = None, ssh_options: Sequence[str] = (),
+                         runtimes=None, threads=None, runs: Optional[int] = None, warmup: Optional[int] = None,
+                         seconds: Optional[float] = None, batch: Optional[int] = None, device: Optional[str] = None,
+                         random_inputs: bool = False, in_process: bool = False, out_dir=None, merge: bool = True,
+                         timeout: float = 3600,
+                         progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Benchmark ``paths`` (run dirs, export dirs, model files) on ``remote`` over SSH.
+
+    Returns the results document of the remote rows (each with ``remote`` and its local
+    ``path``). With ``out_dir``: results.json and the report there are rewritten atomically with
+    the remote rows merged into the rows already there (``merge``), plus ``remote-<host>.json``,
+    the device's own document.
+    """
+    say = progress or (lambda s: None)
+    check_destination(remote)
+    tar_bytes, rel_args, files = _payload(paths)
+    args = {"paths": rel_args, "begin": BEGIN, "end": END,
+            "options": benchmark_options(runtimes=runtimes, threads=threads, runs=runs, warmup=warmup,
+                                         seconds=seconds, batch=batch, device=device,
+                                         random_inputs=random_inputs, in_process=in_process)}
+    remote_cmd = " ".join(shlex.quote(w) for w in (remote_python, "-c", _BOOTSTRAP, json.dumps(args)))
+    cmd = ssh_command(remote, remote_cmd, port=port, identity=identity, ssh_options=ssh_options)
+    say(f"sending {sum(1 for k in files if k.endswith(('.tflite', '.onnx')))} artifacts "
+        f"({len(tar_bytes) / 1024:.0f} KiB) to {remote} ...")
+    rc, out, err = _run_ssh(cmd, tar_bytes, timeout, lambda line: say(f"[{_host_of(remote)}] {line}"))
+    if rc == 255:
+        raise explain_ssh_failure(remote, port, err, rc)
+    if rc == _NOT_INSTALLED or (rc == 127 and ("not found" in err or "No such file" in err)):
+        raise RemoteError(
+            f"No edgecnn for '{remote_python}' on {remote}: install it there with raspi/install.sh "
+            f"(see raspi/README.md), or point --remote-python at the Python of the venv that has it.")
+    if rc != 0:
+        last = [ln for ln in err.splitlines() if ln.strip()]
+        why = next((ln for ln in reversed(last) if ln.startswith(("Error:", "EDGECNN-REMOTE-ERROR"))),
+                   last[-1] if last else "")
+        if rc < 0 or (BEGIN in out and END not in out):
+            raise RemoteError(f"The connection to {remote} was lost during the benchmark; nothing was written locally.")
+        raise RemoteError(f"The benchmark on {remote} failed (exit {rc}): "
+                          f"{why.replace('EDGECNN-REMOTE-ERROR ', '')[:300]}")
+    doc = _parse_results(out, remote)
+
+    by_remote_rel = {rel: local for rel, local in files.items()}
+    for row in doc["rows"]:
+        rel = _relative_remote_path(row.get("path") or "", by_remote_rel)
+        local = by_remote_rel.get(rel) if rel else None
+        if local is None or _sha256(local) != row.get("sha256"):
+            raise RemoteError(f"{remote} reports {row.get('artifact')} with a sha256 that matches no file sent; "
+                              f"results discarded.")
+        row["path"] = str(local)
+        row["remote"] = {"destination": remote, "port": port, "python": remote_python, "remote_path": rel}
+    doc.setdefault("notes", []).append(f"measured over SSH on {remote} with {remote_python}")
+
+    if out_dir is not None:
+        write_remote_results(doc, out_dir, remote, merge=merge)
+    return doc
+
+
+def _relative_remote_path(path: str, known: Dict[str, Path]) -> Optional[str]:
+    """The remote temp dir is unknown here: match the row's path by its known suffix."""
+    for rel in known:
+        if path == rel or path.endswith("/" + rel):
+            return rel
+    return None
+
+
+def write_remote_results(doc: dict, out_dir, remote: str, merge: bool = True) -> dict:
+    """The device's document as remote-<host>.json, and results.* merged with what is there."""
+    from edgecnn.benchmark.report import merge_results, write_results
+    from edgecnn.io import atomic_write_json
+
+    out = Path(out_dir)
+    existing = out / "results.json"
+    merged = merge_results([existing, doc]) if merge and existing.is_file() else merge_results([doc])
+    atomic_write_json(out / f"remote-{re.sub(r'[^A-Za-z0-9._-]', '_', _host_of(remote))}.json", doc)
+    write_results(merged, out)
+    return merged

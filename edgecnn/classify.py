@@ -1,0 +1,253 @@
+"""Classify image files or a live camera stream with an exported model: the device side.
+
+Reads only an export folder (``<model>_<precision>.tflite`` + ``manifest.json``): labels and the
+preprocessing spec come from the manifest, never re-derived by hand. Decode with PIL, then
+``fit_image`` / ``normalize`` (edgecnn.data.preprocess), then ``runtime.load(...).run``.
+
+Never imports TensorFlow: this runs on a Raspberry Pi with the light install (numpy, pillow,
+click, ai-edge-litert). The camera libraries (picamera2, OpenCV) are imported only for
+``--camera``.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from edgecnn import runtime
+from edgecnn.data.preprocess import PreprocessSpec, fit_image, normalize, softmax, top_k
+from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError
+from edgecnn.io import read_json
+
+# The export folder may hold several precisions; on a device the int8 one is the point.
+PREFERENCE = ("int8", "dynamic", "fp16", "fp32")
+
+
+@dataclasses.dataclass
+class Prediction:
+    image: str
+    top: List[dict]  # [{"index", "label", "score"}], best first
+    ms: float  # decode + preprocess + inference, this image
+    fps: float  # rolling, over the last frames
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "top": self.top, "ms": round(self.ms, 3), "fps": round(self.fps, 2)}
+
+    def format(self) -> str:
+        best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in self.top)
+        return f"{self.image}: {best}  [{self.ms:.1f} ms, {self.fps:.1f} FPS rolling]"
+
+
+class RollingFPS:
+    """Frames per second over the last ``window`` frames (what a live stream actually sustains)."""
+
+    def __init__(self, window: int = 30):
+        self._t = collections.deque(maxlen=window + 1)
+
+    def tick(self, now: Optional[float] = None) -> float:
+        self._t.append(time.perf_counter() if now is None else now)
+        if len(self._t) < 2 or self._t[-1] <= self._t[0]:
+            return 0.0
+        return (len(self._t) - 1) / (self._t[-1] - self._t[0])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[str] = None):
+    """(artifact path, manifest dict, manifest entry) for an export folder, run folder or model file.
+
+    A folder: the named ``artifact`` or the best TFLite in its manifest (int8 first). A file:
+    the manifest beside it, or ``manifest``. The file's sha256 is checked against the manifest,
+    so a truncated copy (a half-finished scp to the Pi) fails here, not with odd predictions.
+    """
+    target = Path(target)
+    if not target.exists():
+        raise ModelFileError(f"{target} does not exist: give an export folder (with manifest.json) or a .tflite file")
+    if target.is_dir() and not (target / "manifest.json").exists() and (target / "export" / "manifest.json").exists():
+        target = target / "export"  # a run directory: its export
+    folder = target if target.is_dir() else target.parent
+    mpath = Path(manifest) if manifest else folder / "manifest.json"
+    if not mpath.is_file():
+        raise ModelFileError(
+            f"No manifest at {mpath}: labels and preprocessing come from the manifest that `edgecnn export` writes; "
+            f"copy it beside the model or pass --manifest")
+    try:
+        man = read_json(mpath)
+        arts = man["artifacts"]
+        labels = man["labels"]
+        PreprocessSpec.from_dict(man["preprocessing"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{mpath} is not an edgecnn manifest ({type(e).__name__}: {e})") from None
+    if target.is_file():
+        name = target.name
+        if artifact and artifact != name:
+            raise ModelFileError(f"--artifact {artifact} contradicts the model file {target}")
+    elif artifact:
+        name = artifact
+    else:
+        present = [n for n, a in arts.items() if a.get("format") == "tflite" and (folder / n).is_file()]
+        if not present:
+            raise ModelFileError(f"{folder} has no .tflite artifact listed in its manifest: run `edgecnn export`")
+        present.sort(key=lambda n: (not arts[n].get("verified", False),
+                                    PREFERENCE.index(arts[n].get("precision")) if arts[n].get("precision") in PREFERENCE
+                                    else len(PREFERENCE), n))
+        name = present[0]
+    if name not in arts:
+        raise ModelFileError(f"{name} is not listed in {mpath} (it lists: {', '.join(sorted(arts)) or 'nothing'})")
+    path = folder / name
+    if not path.is_file():
+        raise ModelFileError(f"{path} is listed in the manifest but missing")
+    want = arts[name].get("sha256")
+    if want and _sha256(path) != want:
+        raise ModelFileError(f"{path} does not match the sha256 in {mpath}: the copy is corrupt or from another export")
+    outs = arts[name].get("outputs") or []
+    if outs and len(labels) != int(np.prod(outs[0]["shape"][1:])):
+        raise ModelFileError(f"{mpath}: {len(labels)} labels but {name} has output shape {outs[0]['shape']}")
+    return path, man, arts[name]
+
+
+class Classifier:
+    """An exported model with its labels and preprocessing, ready for uint8 RGB images."""
+
+    def __init__(self, target, *, artifact: Optional[str] = None, manifest: Optional[str] = None,
+                 backend: str = "auto", threads: int = 1, xnnpack: bool = True):
+        self.path, self.manifest, self.entry = resolve_artifact(target, artifact, manifest)
+        self.labels: List[str] = [str(s) for s in self.manifest["labels"]]
+        self.spec = PreprocessSpec.from_dict(self.manifest["preprocessing"])
+        self.runner = runtime.load(self.path, backend=backend, threads=threads, xnnpack=xnnpack)
+        self.runner.resize(1)
+        self._probabilities = self.entry.get("output_kind", "probabilities") == "probabilities"
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.entry.get("verified", False))
+
+    def scores(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 images (any size, RGB) -> (N, classes) probabilities."""
+        x = normalize(np.stack([fit_image(np.asarray(im, np.uint8), self.spec) for im in images]), self.spec)
+        out = self.runner.run(x, batch_size=1)
+        return out if self._probabilities else softmax(out)
+
+    def top(self, scores: np.ndarray, k: int = 3) -> List[dict]:
+        return [{"index": int(i), "label": self.labels[i] if i < len(self.labels) else str(i),
+                 "score": float(scores[i])} for i in top_k(scores, k)]
+
+
+def read_image(path) -> np.ndarray:
+    """An image file -> uint8 HxWx3 RGB (PIL decodes; EXIF orientation is not applied)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"Image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path} is not a readable image ({e})") from None
+
+
+def classify_files(clf: Classifier, images: Iterable, k: int = 3, fps_window: int = 30) -> Iterator[Prediction]:
+    """One Prediction per image file, in order, with a rolling FPS over decode+preprocess+inference."""
+    fps = RollingFPS(fps_window)
+    fps.tick()
+    for img in images:
+        t0 = time.perf_counter()
+        scores = clf.scores([read_image(img)])[0]
+        t1 = time.perf_counter()
+        yield Prediction(str(img), clf.top(scores, k), (t1 - t0) * 1e3, fps.tick(t1))
+
+
+# ---------------------------------------------------------------------------- camera
+def camera_frames(index: int = 0, size=(320, 240), prefer: str = "auto") -> Iterator[np.ndarray]:
+    """uint8 RGB frames from the Pi camera (picamera2) or a USB camera (OpenCV), forever.
+
+    picamera2 comes from Raspberry Pi OS's apt (python3-picamera2) and is only importable from a
+    venv made with --system-site-packages (raspi/install.sh --camera does that).
+    """
+    errors = []
+    if prefer in ("auto", "picamera2"):
+        try:
+            from picamera2 import Picamera2  # noqa: F401
+        except ImportError as e:
+            errors.append(f"picamera2: {e}")
+        else:
+            return _picamera2_frames(size)
+    if prefer in ("auto", "opencv"):
+        try:
+            import cv2  # noqa: F401
+        except ImportError as e:
+            errors.append(f"OpenCV: {e}")
+        else:
+            return _opencv_frames(index, size)
+    raise RuntimeNotAvailableError(
+        "No camera library: install picamera2 for the Pi camera (sudo apt install python3-picamera2, then "
+        "raspi/install.sh --camera) or OpenCV for a USB camera (pip install opencv-python-headless). "
+        f"Tried {'; '.join(errors)}")
+
+
+def _picamera2_frames(size):
+    from picamera2 import Picamera2
+
+    try:
+        cam = Picamera2()
+    except (IndexError, RuntimeError) as e:  # IndexError: no camera attached
+        raise DataError(f"picamera2 found no usable camera ({e}): check the ribbon cable and `rpicam-hello`") from None
+    # picamera2's "BGR888" is R,G,B in memory (libcamera names formats by the word order).
+    cam.configure(cam.create_preview_configuration(main={"size": tuple(size), "format": "BGR888"}))
+    cam.start()
+
+    def gen():
+        try:
+            while True:
+                yield np.ascontiguousarray(cam.capture_array("main")[:, :, :3])
+        finally:
+            cam.stop()
+            cam.close()
+    return gen()
+
+
+def _opencv_frames(index, size):
+    import cv2
+
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        cap.release()
+        raise DataError(f"OpenCV could not open camera {index} (/dev/video{index}): is a USB camera attached?")
+    cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+
+    def gen():
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    raise DataError(f"camera {index} stopped delivering frames")
+                yield np.ascontiguousarray(frame[:, :, ::-1])  # OpenCV gives BGR
+        finally:
+            cap.release()
+    return gen()
+
+
+def classify_stream(clf: Classifier, frames: Iterable[np.ndarray], k: int = 3, max_frames: int = 0,
+                    fps_window: int = 30) -> Iterator[Prediction]:
+    """One Prediction per frame (``image`` is 'frame N'); stops after ``max_frames`` if > 0."""
+    fps = RollingFPS(fps_window)
+    fps.tick()
+    for n, frame in enumerate(frames, 1):
+        t0 = time.perf_counter()
+        scores = clf.scores([frame])[0]
+        t1 = time.perf_counter()
+        yield Prediction(f"frame {n}", clf.top(scores, k), (t1 - t0) * 1e3, fps.tick(t1))
+        if max_frames and n >= max_frames:
+            break

@@ -1,0 +1,76 @@
+"""A tiny real export folder for device-side tests: TFLite files from TensorFlow's own converter
+and a manifest.json in the export contract's format. Tests may use TensorFlow; the code under
+test (classify, benchmark on the device) must not."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.data.preprocess import normalize, spec_for
+from edgecnn.data.sample import load_sample
+
+LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _tensor(d) -> dict:
+    q = d.get("quantization", (0.0, 0))
+    return {"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
+            "scale": float(q[0]), "zero_point": int(q[1])}
+
+
+def build_tiny_export(out_dir, precisions=("int8", "fp32"), model_name: str = "tiny", seed: int = 0) -> Path:
+    import tensorflow as tf
+    import tf_keras as keras
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((32, 32, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inp, out, name=model_name)
+    spec = spec_for((32, 32, 3))
+    (xtr, _), _, _ = load_sample()
+    calib = normalize(xtr[:32], spec)
+
+    artifacts = {}
+    for precision in precisions:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        if precision == "int8":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+        data = conv.convert()
+        name = f"{model_name}_{precision}.tflite"
+        (out_dir / name).write_bytes(data)
+        interp = tf.lite.Interpreter(model_content=data)
+        artifacts[name] = {
+            "format": "tflite", "precision": precision, "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data), "inputs": [_tensor(d) for d in interp.get_input_details()],
+            "outputs": [_tensor(d) for d in interp.get_output_details()], "output_kind": "probabilities",
+            "verification": {"passed": True, "note": "test fixture"}, "verified": True}
+    manifest = {"schema": 1, "model": model_name, "run": "fixture", "trained": False, "labels": LABELS,
+                "preprocessing": spec.to_dict(), "artifacts": artifacts}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out_dir
+
+
+def write_test_images(out_dir, n: int = 4) -> list:
+    from PIL import Image
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _, (x, y), labels = load_sample()
+    paths = []
+    for i in range(n):
+        p = out_dir / f"img{i}_{labels[int(y[i])]}.png"
+        Image.fromarray(x[i]).save(p)
+        paths.append(p)
+    return paths
