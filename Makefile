@@ -16,14 +16,78 @@ $(STAMP): setup.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: install
+test: install java-test
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+# The main job, offline: the zoo against its papers, then QuickNet trained on the bundled real
+# CIFAR-10 sample, exported (fp32/int8 TFLite, ONNX), verified on LiteRT and ONNX Runtime,
+# benchmarked, with runs/quicknet/demo/report.md and its plots. DEMO_EPOCHS trades time for accuracy.
+DEMO_MODEL  ?= quicknet
+DEMO_EPOCHS ?= 6
 demo: install
 	$(EDGECNN) models --paper
+	rm -rf runs/$(DEMO_MODEL)/demo
+	$(EDGECNN) pipeline $(DEMO_MODEL) --name demo --epochs $(DEMO_EPOCHS)
+	@echo "report: runs/$(DEMO_MODEL)/demo/report.md"
+
+# make bench: (1) the papers' speed and size claims beside this machine's figures, one run
+# (edgecnn.benchmark.paper_claims: bench/paper_claims.md/.json/*.png; converted models cached in
+# bench/.cache/, so re-runs only time); (2) with an exported run (BENCH_RUN=runs/<model>/<run>,
+# default the first under runs/): its x86 figures and the x86 baseline of a Raspberry Pi 4;
+# (3) the harness's own overhead, on that run's int8 model, else on the cached structure-E int8 model.
+BENCH_RUN ?= $(patsubst %/export/manifest.json,%,$(firstword $(wildcard runs/*/*/export/manifest.json)))
+BENCH_ART = $(firstword $(wildcard $(BENCH_RUN)/export/*_int8.tflite) $(wildcard $(BENCH_RUN)/export/*.tflite))
+PAPER_CLAIMS_ARGS ?=
 
 bench: install
-	$(EDGECNN) models
+	$(PY) -m edgecnn.benchmark.paper_claims --out bench $(PAPER_CLAIMS_ARGS)
+	@if [ -n "$(BENCH_RUN)" ]; then \
+		set -x; \
+		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,litert-noxnn,onnxruntime,keras --threads 1,2 --runs 300 && \
+		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,onnxruntime --device pi4 --runs 300 --out $(BENCH_RUN)/bench/pi4_baseline; \
+	else \
+		echo "make bench: no exported run under runs/, run benchmark skipped ('make demo' or 'edgecnn export' makes one; or BENCH_RUN=runs/<model>/<run>)"; \
+	fi
+	@art="$(BENCH_ART)"; art="$${art:-$$(ls bench/.cache/mobilenetv2_e_int8_*.tflite 2>/dev/null | head -n 1)}"; \
+	test -n "$$art" || { echo "make bench: no TFLite model for the harness-overhead check"; exit 1; }; \
+	$(PY) -c 'import sys; from edgecnn.benchmark.harness import format_overhead, measure_overhead; print(format_overhead(measure_overhead(sys.argv[1], 2000)))' "$$art"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# ---------------------------------------------------------------- Android app: JVM unit tests
+# The app's pure-Java classes (android_app/.../core: preprocessing, postprocessing, spec reader)
+# compiled with Debian's JDK against Java 8's API (what Android offers), and their JUnit tests,
+# including the golden vectors written by tools/make_golden.py. No Android SDK needed.
+ANDROID_CORE  := android_app/app/src/main/java/dev/edgecnn/sample/core
+ANDROID_TESTS := android_app/app/src/test/java/dev/edgecnn/sample/core
+JAVA_BUILD    := build/java
+JUNIT_CP      := /usr/share/java/junit4.jar:/usr/share/java/hamcrest-core.jar
+JAVA_DEBS     := $(if $(shell command -v javac),,default-jdk-headless) \
+                 $(if $(wildcard /usr/share/java/junit4.jar),,junit4) \
+                 $(if $(wildcard /usr/share/java/hamcrest-core.jar),,libhamcrest-java)
+SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: java-deps
+
+java-deps:
+	@if [ -z "$(strip $(JAVA_DEBS))" ]; then \
+		echo "java-deps: javac, junit4 and hamcrest already installed"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "java-deps: installing $(strip $(JAVA_DEBS)) with apt-get"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(JAVA_DEBS); \
+	else \
+		echo "java-deps: apt-get not available; install a JDK (17+), junit4 and hamcrest by hand (missing: $(strip $(JAVA_DEBS)))"; \
+	fi
+
+java-test: java-deps
+	@rm -rf $(JAVA_BUILD) && mkdir -p $(JAVA_BUILD)/main $(JAVA_BUILD)/test
+	javac --release 8 -Xlint:all -Xlint:-options -Werror -d $(JAVA_BUILD)/main $(ANDROID_CORE)/*.java
+	javac -Xlint:all -Werror -cp $(JAVA_BUILD)/main:$(JUNIT_CP) -d $(JAVA_BUILD)/test $(ANDROID_TESTS)/*.java
+	java -cp $(JAVA_BUILD)/main:$(JAVA_BUILD)/test:android_app/app/src/test/resources:$(JUNIT_CP) \
+		org.junit.runner.JUnitCore $(patsubst $(ANDROID_TESTS)/%.java,dev.edgecnn.sample.core.%,$(wildcard $(ANDROID_TESTS)/*Test.java))
+
+# Not part of `make test`: builds (once, cached in .arm-root/) an arm64 Debian root under qemu and
+# checks that the light install gives the same top-1 there as on x86-64. Needs root.
+arm-check: install
+	tools/arm_check.sh

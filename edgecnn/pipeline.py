@@ -23,6 +23,7 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
     artifact failed and why, and the error is raised after it, so the exit code is non-zero.
     """
     from edgecnn.benchmark import benchmark, write_results
+    from edgecnn.evaluate import evaluate_run
     from edgecnn.export import export_model
     from edgecnn.train import train
 
@@ -31,6 +32,7 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
     echo(f"[1/3] train {model_name} (recipe {recipe}, data {data})")
     run = train(model_name, data=data, recipe=recipe, run_name=run_name, runs_dir=runs_dir, seed=seed,
                 echo=echo, **train_overrides)
+    evaluate_run(run)  # per-class accuracy (eval.json) and the confusion-matrix PNG in the run
     stages["train"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -100,6 +102,13 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
     lines += ["", f"Latency measured with LiteRT (XNNPACK) / ONNX Runtime, batch 1, {dev}; "
               "full statistics in [bench/results.md](bench/results.md).", "",
               "![latency](bench/latency.png) ![accuracy vs latency](bench/pareto.png)", ""]
+    if (run_dir / "eval.json").exists():
+        ev = read_json(run_dir / "eval.json")
+        per_class = ev.get("per_class_accuracy") or {}
+        if isinstance(per_class, dict) and per_class:
+            lines += ["## Per-class accuracy (Keras, test split)", "", "| class | top-1 |", "|---|---|"]
+            lines += [f"| {k} | {_pct(v)} |" for k, v in per_class.items()]
+            lines.append("")
     if (run_dir / "confusion_matrix.png").exists():
         lines += ["![confusion matrix](confusion_matrix.png)", ""]
     lines += ["## Wall time per stage", "", "| stage | seconds |", "|---|---|"]
