@@ -1,0 +1,253 @@
+"""Export: a Keras model or a run -> TFLite (fp32, fp16, dynamic, int8) and ONNX (fp32, int8),
+each verified on its real runtime, described in export/manifest.json.
+
+``export_model`` is the one door in (``edgecnn export``). All artifacts are first written into
+a staging folder inside the output folder; only when every conversion has succeeded are they
+moved into place, manifest.json last. A failed conversion therefore leaves the output folder as
+it was. Verification runs at the end: an artifact that fails it is kept and marked unverified,
+and ``VerificationError`` is raised after the manifest is written.
+
+Modules: tflite.py (TFLiteConverter), onnx.py (tf2onnx, ONNX Runtime quantization),
+deploy.py (exact graph rewrites for fast int8 kernels), verify.py, manifest.py (TF-free),
+compress.py (TFMOT pruning/clustering/QAT).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edgecnn.errors import InvalidConfigError, RunError
+
+UNTRAINED_WARNING = ("No trained run of '{name}' found: exporting FRESH (untrained) weights, calibrated on the "
+                     "bundled real CIFAR-10 images. Fit for speed and deployability checks only, NOT for "
+                     "predictions (manifest: \"trained\": false). Train first with 'edgecnn train {name}'.")
+
+
+def _echo_default(msg: str) -> None:
+    import click
+
+    click.echo(msg, err=True)
+
+
+def _resolve(model_or_run, runs_dir=None):
+    """-> (model, model_name, run_dir or None, trained, labels, spec, dataset kwargs or None)."""
+    from edgecnn.data.preprocess import spec_for
+    from edgecnn.registry import get_entry, list_models
+
+    if hasattr(model_or_run, "load_model") and hasattr(model_or_run, "info"):  # a train.Run
+        run = model_or_run
+    elif isinstance(model_or_run, (str, os.PathLike)):
+        from edgecnn.train import find_latest_run, load_run
+
+        ref = Path(model_or_run)
+        if (ref / "run.json").is_file() or ref.name == "run.json":
+            run = load_run(ref)
+        elif ref.exists() or "/" in str(model_or_run):
+            raise RunError(f"{ref}: not a run directory (no run.json), and not a model name.")
+        else:
+            get_entry(str(model_or_run))  # unknown names fail here, with did-you-mean
+            latest = find_latest_run(str(model_or_run), runs_dir)
+            if latest is not None:
+                run = load_run(latest)
+            else:
+                import tf_keras
+
+                from edgecnn.data.sample import load_sample
+                from edgecnn.registry import create_model
+
+                tf_keras.utils.set_random_seed(0)
+                model = create_model(str(model_or_run))
+                _, _, labels = load_sample()
+                spec = spec_for(model.inputs[0].shape[1:], source_size=32)
+                return model, str(model_or_run), None, False, labels, spec, None
+    else:  # a tf_keras model
+        model = model_or_run
+        list_models()
+        spec = spec_for(model.inputs[0].shape[1:], source_size=32)
+        from edgecnn.data.sample import load_sample
+
+        labels = load_sample()[2]
+        if int(model.outputs[0].shape[-1]) != len(labels):
+            labels = [str(i) for i in range(int(model.outputs[0].shape[-1]))]
+        return model, model.name, None, False, labels, spec, None
+    from edgecnn.train import dataset_kwargs
+
+    model = run.load_model()
+    return model, run.model_name, run.path, bool(run.info.get("trained")), run.labels, run.spec, dataset_kwargs(run.info)
+
+
+def _datasets(ds_kwargs, input_shape):
+    """(x_train uint8, y_train, (x_test, y_test, split)) of the run's dataset or the bundled sample."""
+    if ds_kwargs:
+        from edgecnn.data.datasets import load_dataset
+
+        kw = dict(ds_kwargs)
+        ds = load_dataset(kw.pop("source"), input_shape, **kw)
+        return ds.x_train, ds.y_train, (ds.x_test, ds.y_test, f"{ds.name} test")
+    from edgecnn.data.sample import load_sample
+
+    (xtr, ytr), (xte, yte), _ = load_sample()
+    return xtr, ytr, (xte, yte, "bundled CIFAR-10 sample test")
+
+
+def calibration_images(x_train_u8: np.ndarray, spec, n: int = 200, seed: int = 0) -> np.ndarray:
+    """``n`` preprocessed training images (a seeded sample; never the test split)."""
+    from edgecnn.data.preprocess import preprocess
+
+    if n < 1:
+        raise InvalidConfigError(f"--calibration must be at least 1 image. Received `calibration={n}`.")
+    idx = np.sort(np.random.default_rng(seed).permutation(len(x_train_u8))[:n])
+    return preprocess(x_train_u8[idx], spec)
+
+
+def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = False, dynamic: bool = False,
+                 onnx: bool = True, calibration: int = 200, int8_io: bool = False, max_drop: float = 1.0,
+                 rewrite: bool = True, int8_onnx_route: str = "ort_qdq", verify: bool = True,
+                 prune: Optional[float] = None, cluster: Optional[int] = None, qat: bool = False,
+                 compress_epochs: int = 2, runs_dir=None, echo: Optional[Callable[[str], None]] = None) -> dict:
+    """Export ``model_or_run`` (a run dir, a ``train.Run``, a model name, or a tf_keras model).
+
+    A model name means its newest trained run under ``runs_dir``, else fresh weights (with a
+    loud warning, ``"trained": false``). fp32 TFLite is always written; ``int8``/``fp16``/
+    ``dynamic`` add TFLite files, ``onnx`` adds fp32 ONNX (and int8 ONNX with ``int8``).
+    Returns the manifest (also written to ``out_dir/manifest.json``).
+    """
+    from edgecnn.export import deploy, manifest as mf
+    from edgecnn.export.onnx import INT8_ROUTES, export_onnx, onnx_from_tflite, onnx_opset, quantize_onnx
+    from edgecnn.export.tflite import export_tflite
+    from edgecnn.export.verify import verify_export
+    from edgecnn.runtime import load
+
+    echo = echo or _echo_default
+    if int8_onnx_route not in INT8_ROUTES:
+        raise InvalidConfigError(f"Unknown int8 ONNX route '{int8_onnx_route}'; one of {', '.join(INT8_ROUTES)}.")
+    if int8_io and not int8:
+        raise InvalidConfigError("--int8-io needs --int8.")
+    model, name, run_dir, trained, labels, spec, ds_kwargs = _resolve(model_or_run, runs_dir)
+    if not trained:
+        echo("WARNING: " + UNTRAINED_WARNING.format(name=name))
+    if out_dir is None:
+        from edgecnn.train import runs_root
+
+        out_dir = Path(run_dir) / "export" if run_dir else runs_root(runs_dir) / name / "untrained" / "export"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x_train, y_train, test = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
+    cal = calibration_images(x_train, spec, calibration)
+
+    compression = None
+    if prune is not None or cluster is not None or qat:
+        from edgecnn.data.preprocess import preprocess
+        from edgecnn.export.compress import compress_model
+
+        idx = np.random.default_rng(1).permutation(len(x_train))
+        n_val = max(1, len(idx) // 10)
+        val, tr = idx[:n_val], idx[n_val:]
+        echo(f"compressing (prune={prune}, cluster={cluster}, qat={qat}) for {compress_epochs} epoch(s)")
+        model, compression = compress_model(model, prune=prune, cluster=cluster, qat=qat,
+                                            train_data=(preprocess(x_train[tr], spec), y_train[tr]),
+                                            val_data=(preprocess(x_train[val], spec), y_train[val]),
+                                            epochs=compress_epochs)
+
+    tools = mf.tool_versions()
+    m = mf.new_manifest(name, run=run_dir, trained=trained, labels=labels, preprocessing=spec.to_dict(), tools=tools)
+    m["calibration"] = {"images": int(len(cal)), "split": "train", "source": test[2].replace(" test", "")}
+    if compression is not None:
+        m["compression"] = compression
+
+    stage = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        # The reference Keras model for `edgecnn verify` later: the run's, or a copy of fresh weights.
+        if run_dir is not None and compression is None:
+            m["keras"]["model_file"] = os.path.relpath(Path(run_dir) / "model.keras", out_dir)
+        else:
+            try:
+                model.save(stage / "reference.keras")
+                m["keras"]["model_file"] = "reference.keras"
+            except Exception as e:  # noqa: BLE001 - e.g. QAT wrappers; verification then needs the model passed in
+                echo(f"note: reference Keras model not saved ({type(e).__name__}); 'edgecnn verify' needs the run")
+
+        dep_model, dep_report = model, None
+        if rewrite and int8:
+            dep_model, dep_report = deploy.prepare_for_deploy(model, check_inputs=cal[:64])
+            if dep_report.get("prelu") or dep_report.get("rejected"):
+                m["deploy_rewrite"] = dep_report
+                if dep_report.get("rejected"):
+                    echo(f"WARNING: PReLU rewrite {dep_report['rejected']}")
+                else:
+                    echo(f"deploy rewrite: {len(dep_report['prelu'])} PReLU layer(s) rebuilt from int8-fast ops "
+                         f"(float max diff {dep_report.get('max_abs_diff', 0):.1e})")
+
+        jobs = [("tflite", "fp32")] + [("tflite", p) for p, on in (("fp16", fp16), ("dynamic", dynamic), ("int8", int8)) if on]
+        if onnx:
+            jobs += [("onnx", "fp32")] + ([("onnx", "int8")] if int8 else [])
+        for fmt, prec in jobs:
+            fname = mf.artifact_name(name, fmt, prec)
+            dst = stage / fname
+            extra = {}
+            if fmt == "tflite":
+                src = dep_model if prec == "int8" else model
+                export_tflite(src, dst, prec, calibration=cal if prec == "int8" else None,
+                              int8_io=int8_io and prec == "int8")
+                extra["graph"] = "deploy" if src is not model else "original"
+            elif prec == "fp32":
+                export_onnx(model, dst)
+                extra["graph"] = "original"
+            elif int8_onnx_route == "from_tflite":
+                onnx_from_tflite(stage / mf.artifact_name(name, "tflite", "int8"), dst)
+                extra.update(graph="deploy" if dep_model is not model else "original", int8_route="from_tflite")
+            else:
+                tmp_fp32 = stage / f".{name}_deploy_fp32.onnx"
+                export_onnx(dep_model, tmp_fp32)
+                quantize_onnx(tmp_fp32, dst, cal)
+                tmp_fp32.unlink()
+                extra.update(graph="deploy" if dep_model is not model else "original",
+                             int8_route="ort_qdq (QDQ, per-channel int8 weights, uint8 activations)")
+            if fmt == "onnx":
+                extra["opset"] = onnx_opset(dst)
+                extra["batch"] = "dynamic" if int8_onnx_route == "ort_qdq" or prec == "fp32" else 1
+            r = load(dst)
+            m["artifacts"][fname] = dict(mf.artifact_entry(dst, fmt, prec, r.inputs, r.outputs), **extra)
+            echo(f"wrote {fname} ({dst.stat().st_size / 1024:.1f} KiB)")
+        mf.write_manifest(stage, m)
+
+        failure = None
+        if verify:
+            echo("verifying on the held-out split:")
+            try:
+                m = verify_export(stage, model=model, data=test, max_drop=max_drop, echo=echo)
+            except Exception as e:  # noqa: BLE001 - VerificationError: keep the files, re-raise after moving
+                from edgecnn.errors import VerificationError
+
+                if not isinstance(e, VerificationError):
+                    raise
+                failure = e
+                m = mf.read_manifest(stage)
+        # Everything converted: move into place, manifest last.
+        for f in sorted(stage.iterdir()):
+            if f.name != mf.FILENAME:
+                os.replace(f, out_dir / f.name)
+        os.replace(stage / mf.FILENAME, out_dir / mf.FILENAME)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    if failure is not None:
+        raise type(failure)(str(failure.message).replace(str(stage), str(out_dir)))
+    echo(f"export: {out_dir / mf.FILENAME}")
+    return m
+
+
+def __getattr__(name):  # keep `import edgecnn.export` free of TensorFlow
+    if name == "verify_export":
+        from edgecnn.export.verify import verify_export
+
+        return verify_export
+    raise AttributeError(name)
+
+
+warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")

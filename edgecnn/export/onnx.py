@@ -1,0 +1,127 @@
+"""Keras -> ONNX with tf2onnx (fp32) and int8 QDQ ONNX, both written atomically.
+
+fp32: ``tf2onnx.convert.from_keras`` with an explicit ``input_signature`` (dynamic batch, fixed
+H, W, C: the runtime facade takes a dynamic batch only), opset ``DEFAULT_OPSET``.
+
+int8, two routes (``INT8_ROUTES``), measured in notes/issue4.md:
+
+* ``ort_qdq`` (default): ONNX Runtime ``quantize_static`` on the fp32 ONNX of the deploy model,
+  QDQ format, per-channel int8 weights, uint8 activations (ORT's recommended U8S8 on x86-64),
+  calibrated on the same preprocessed training images as the TFLite int8 model.
+* ``from_tflite``: the int8 TFLite through ``tf2onnx.convert.from_tflite`` (QDQ ONNX carrying the
+  TFLite converter's own scales).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edgecnn.errors import ExportError
+from edgecnn.io import atomic_path, atomic_write_bytes
+
+DEFAULT_OPSET = 17
+INT8_ROUTES = ("ort_qdq", "from_tflite")
+
+
+def export_onnx(model, out_path, *, opset: int = DEFAULT_OPSET, batch: Optional[int] = None) -> Path:
+    """fp32 ONNX of a tf_keras model; ``batch=None`` keeps the batch dimension dynamic."""
+    import tensorflow as tf
+    import tf2onnx
+
+    shape = (batch,) + tuple(int(d) for d in model.inputs[0].shape[1:])
+    sig = (tf.TensorSpec(shape, tf.float32, name="input"),)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=opset)
+    except Exception as e:  # tf2onnx raises ValueError/RuntimeError/KeyError naming the op
+        raise ExportError(f"ONNX conversion of '{model.name}' failed: {_one_line(e)}") from None
+    unsupported = _unsupported_ops(proto)
+    if unsupported:
+        raise ExportError(f"ONNX conversion of '{model.name}' left TensorFlow op(s) {', '.join(unsupported)} "
+                          f"that ONNX has no equivalent for.")
+    return atomic_write_bytes(out_path, proto.SerializeToString())
+
+
+def _unsupported_ops(proto):
+    std = {"", "ai.onnx", "com.microsoft", "ai.onnx.ml"}
+    return sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node if n.domain not in std})
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    return (lines[0] if lines else type(e).__name__)[:300]
+
+
+class _Reader:
+    """onnxruntime.quantization.CalibrationDataReader over preprocessed images, one at a time."""
+
+    def __init__(self, name: str, images: np.ndarray):
+        self.name = name
+        self.images = np.asarray(images, np.float32)
+        self.i = 0
+
+    def get_next(self):
+        if self.i >= len(self.images):
+            return None
+        x = self.images[self.i:self.i + 1]
+        self.i += 1
+        return {self.name: x}
+
+    def rewind(self):
+        self.i = 0
+
+
+def quantize_onnx(fp32_path, out_path, calibration: np.ndarray, *, per_channel: bool = True,
+                  activation_type: str = "uint8") -> Path:
+    """int8 QDQ ONNX from an fp32 ONNX with ONNX Runtime's static quantization."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if calibration is None or len(calibration) == 0:
+        raise ExportError("int8 ONNX needs calibration images (preprocessed training images).")
+    name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+    act = QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        try:
+            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        except Exception:  # pre-processing is an optimisation; quantize the original when it fails
+            pre = Path(fp32_path)
+        with atomic_path(out_path) as dst:
+            try:
+                quantize_static(str(pre), str(dst), _Reader(name, calibration), quant_format=QuantFormat.QDQ,
+                                per_channel=per_channel, activation_type=act, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+            except Exception as e:
+                raise ExportError(f"ONNX int8 quantization of {Path(fp32_path).name} failed: {_one_line(e)}") from None
+    return out_path
+
+
+def onnx_from_tflite(tflite_path, out_path, *, opset: int = DEFAULT_OPSET) -> Path:
+    """QDQ ONNX of an (int8) TFLite model through tf2onnx.convert.from_tflite."""
+    import tf2onnx
+
+    try:
+        proto, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=opset)
+    except Exception as e:
+        raise ExportError(f"ONNX conversion of {Path(tflite_path).name} failed: {_one_line(e)}") from None
+    unsupported = _unsupported_ops(proto)
+    if unsupported:
+        raise ExportError(f"ONNX conversion of {Path(tflite_path).name} left op(s) {', '.join(unsupported)} "
+                          f"that ONNX Runtime cannot run.")
+    return atomic_write_bytes(out_path, proto.SerializeToString())
+
+
+def onnx_opset(path) -> int:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+os.environ.setdefault("TF2ONNX_SKIP_VERSION_CHECK", "1")

@@ -1,0 +1,138 @@
+"""Verification: every artifact runs on the runtime a device uses, on held-out images.
+
+Each artifact in export/manifest.json is loaded with ``edgecnn.runtime.load`` (LiteRT with
+XNNPACK for .tflite, ONNX Runtime for .onnx) and run on the held-out split: the run's dataset
+test split, or the bundled real CIFAR-10 test images (500) for fresh weights. The Keras model
+runs on the same preprocessed images. Recorded per artifact: top-1, agreement of its top-1 with
+the Keras top-1, and the largest absolute difference of the probabilities.
+
+Rules (``passed``):
+
+* fp32 (TFLite and ONNX): the same function as Keras, max |p - p_keras| <= ``fp32_tol`` (1e-4).
+* fp16, dynamic, int8 of a trained model: top-1 at most ``max_drop`` points (default 1.0)
+  below the Keras top-1 on the same images.
+* fp16, dynamic, int8 of an untrained model (fresh weights): top-1 means nothing (the outputs
+  are close to uniform; with ties the top-1 itself is arbitrary), so the check is that the
+  artifact computes the Keras function within quantization noise: finite probabilities, rows
+  summing to 1 within 0.02, and max |p - p_keras| <= ``UNTRAINED_TOL`` (0.1).
+
+An artifact that fails is kept, marked ``"verified": false`` with the reason, and
+``verify_export`` raises ``VerificationError`` after writing the manifest.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+from edgecnn.errors import RunError, VerificationError
+from edgecnn.export.manifest import FILENAME, manifest_path, read_manifest, write_manifest
+
+FP32_TOL = 1e-4
+UNTRAINED_TOL = 0.1
+
+
+def _keras_model(m: dict, export_dir: Path, model=None):
+    if model is not None:
+        return model
+    import edgecnn  # noqa: F401
+    from edgecnn.registry import list_models
+
+    ref = (m.get("keras") or {}).get("model_file")
+    candidates = ([export_dir / ref] if ref else []) + ([Path(m["run"]) / "model.keras"] if m.get("run") else [])
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        raise RunError(f"{export_dir}: cannot find the Keras model the artifacts came from "
+                       f"({', '.join(map(str, candidates)) or 'no run and no model_file in the manifest'}); re-export.")
+    list_models()
+    import tf_keras
+
+    return tf_keras.models.load_model(path, compile=False)
+
+
+def held_out(m: dict) -> Tuple[np.ndarray, np.ndarray, str]:
+    """(uint8 images, labels, description) of the held-out split the artifacts are checked on."""
+    run = m.get("run")
+    if run and (Path(run) / "run.json").is_file():
+        from edgecnn.data.datasets import load_dataset
+        from edgecnn.train import dataset_kwargs, load_run
+
+        r = load_run(run)
+        kw = dataset_kwargs(r.info)
+        ds = load_dataset(kw.pop("source"), r.input_shape, **kw)
+        return ds.x_test, ds.y_test, f"{ds.name} test"
+    from edgecnn.data.sample import load_sample
+
+    _, (x, y), _ = load_sample()
+    return x, y, "bundled CIFAR-10 sample test"
+
+
+def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np.ndarray, str]] = None,
+                  max_drop: float = 1.0, fp32_tol: float = FP32_TOL, threads: int = 1, write: bool = True,
+                  raise_on_failure: bool = True, echo=None) -> dict:
+    """Run every artifact of ``export_dir`` on its real runtime; update and return the manifest.
+
+    ``model``: the Keras model (else loaded from the manifest's model_file or run);
+    ``data``: (uint8 images, labels, split description) (else the held-out split, see module doc).
+    """
+    from edgecnn import runtime
+    from edgecnn.data.preprocess import PreprocessSpec, preprocess
+    from edgecnn.evaluate import top_k_accuracy
+
+    p = manifest_path(export_dir)
+    export_dir = p.parent
+    m = read_manifest(p)
+    keras_model = _keras_model(m, export_dir, model)
+    x_u8, y, split = data if data is not None else held_out(m)
+    spec = PreprocessSpec.from_dict(m["preprocessing"])
+    x = preprocess(x_u8, spec)
+    y = np.asarray(y).astype(np.int64).ravel()
+    ref = np.asarray(keras_model.predict(x, batch_size=128, verbose=0), np.float32)
+    ref_top1 = ref.argmax(1)
+    k_top1 = top_k_accuracy(y, ref, 1)
+    m["keras"] = dict(m.get("keras") or {}, top1=k_top1, top5=top_k_accuracy(y, ref, 5), split=split, n=int(len(y)))
+    trained = bool(m["trained"])
+    failures = []
+    for name, a in m["artifacts"].items():
+        f = export_dir / name
+        runner = runtime.load(f, threads=threads)
+        batch = 100 if getattr(runner, "_dynamic_batch", False) else None  # TFLite: batch 1, as on a device
+        out = runner.run(x, batch_size=batch)
+        top1 = top_k_accuracy(y, out, 1)
+        diff = float(np.max(np.abs(out - ref))) if len(out) else float("nan")
+        agree = float(np.mean(out.argmax(1) == ref_top1))
+        rt = f"{runner.backend} {runtime.runtime_version(runner.backend)}" + (" (XNNPACK)" if a["format"] == "tflite" else "")
+        if a["precision"] == "fp32":
+            passed = diff <= fp32_tol
+            reason = (f"fp32: max |p - p_keras| {diff:.2e} <= {fp32_tol:g}" if passed else
+                      f"fp32 outputs differ from Keras by {diff:.2e} > {fp32_tol:g}")
+        elif trained:
+            drop = 100.0 * (k_top1 - top1)
+            passed = drop <= max_drop
+            reason = (f"top-1 {100 * top1:.2f}% vs Keras {100 * k_top1:.2f}% (drop {drop:.2f} points, "
+                      f"allowed {max_drop:g})")
+        else:
+            sums_ok = bool(np.all(np.isfinite(out))) and bool(np.all(np.abs(out.sum(1) - 1.0) <= 0.02))
+            passed = sums_ok and diff <= UNTRAINED_TOL
+            reason = (f"untrained model: top-1 not checked; probabilities {'valid' if sums_ok else 'INVALID'}, "
+                      f"max |p - p_keras| {diff:.3f} (allowed {UNTRAINED_TOL:g})")
+        a["verification"] = {"runtime": rt, "split": split, "n": int(len(y)), "top1": top1,
+                             "agreement_with_keras": agree, "max_abs_diff_vs_keras": diff,
+                             "passed": bool(passed), "reason": reason}
+        a["verified"] = bool(passed)
+        if echo:
+            echo(f"  {'ok  ' if passed else 'FAIL'} {name}: top-1 {100 * top1:.2f}%, agreement {100 * agree:.1f}%, "
+                 f"max diff {diff:.2e} [{rt}]")
+        if not passed:
+            failures.append(f"{name} ({reason})")
+    if write:
+        write_manifest(export_dir, m)
+    if failures and raise_on_failure:
+        raise VerificationError(f"{export_dir}: {len(failures)} artifact(s) failed verification, kept and marked "
+                                f"unverified in {FILENAME}: " + "; ".join(failures))
+    return m
+
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
