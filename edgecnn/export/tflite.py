@@ -35,7 +35,12 @@ def _converter(model):
     shape = [1] + [int(d) for d in model.inputs[0].shape[1:]]
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="input"))
-    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    # By default the converter round-trips the concrete function through a SavedModel; that costs
+    # ~10x the conversion itself (mobilenetv2_e: 25.5 s vs 1.5 s fp32, 28.8 s vs 2.7 s int8 CPU)
+    # and gives the same ops.
+    conv.experimental_lower_to_saved_model = False
+    return conv
 
 
 def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] = None, int8_io: bool = False) -> bytes:
