@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence
@@ -22,7 +21,7 @@ import numpy as np
 from edgecnn import runtime
 from edgecnn.data.preprocess import PreprocessSpec, fit_image, normalize, softmax, top_k
 from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError
-from edgecnn.io import read_json
+from edgecnn.io import read_json, sha256_file
 
 # The export folder may hold several precisions; on a device the int8 one is the point.
 PREFERENCE = ("int8", "dynamic", "fp16", "fp32")
@@ -55,13 +54,6 @@ class RollingFPS:
             return 0.0
         return (len(self._t) - 1) / (self._t[-1] - self._t[0])
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[str] = None):
@@ -109,7 +101,7 @@ def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[
     if not path.is_file():
         raise ModelFileError(f"{path} is listed in the manifest but missing")
     want = arts[name].get("sha256")
-    if want and _sha256(path) != want:
+    if want and sha256_file(path) != want:
         raise ModelFileError(f"{path} does not match the sha256 in {mpath}: the copy is corrupt or from another export")
     outs = arts[name].get("outputs") or []
     if outs and len(labels) != int(np.prod(outs[0]["shape"][1:])):

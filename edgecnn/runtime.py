@@ -9,7 +9,6 @@ TensorFlow only as the last TFLite fallback.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import List, Optional, Tuple
 

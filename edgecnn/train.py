@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import inspect
-import json
 import math
 import os
 import platform

@@ -22,7 +22,6 @@ TensorFlow only for the ``keras`` runtime, inside ``KerasRunner``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from edgecnn import errors
 from edgecnn.benchmark.stats import fps, summarize
 from edgecnn.errors import (BenchmarkError, InvalidConfigError, ModelFileError, RunError,
                             RuntimeNotAvailableError, did_you_mean)
+from edgecnn.io import sha256_file
 
 SCHEMA = 1
 
@@ -238,13 +238,6 @@ def _targets_of_dir(d: Path, want_keras: bool) -> List[Target]:
         raise RunError(f"{d} has no exported artifacts (export/*.tflite, *.onnx): run 'edgecnn export' first.")
     return out
 
-
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- memory
@@ -535,7 +528,7 @@ def benchmark(paths: Sequence, *, runtimes=None, threads=None, warmup: int = 10,
                "random_inputs": random_inputs, "cpus": plan.cpus}
         m = measure_in_subprocess(job) if isolate else measure(job)
         if str(t.path) not in sha:
-            sha[str(t.path)] = sha256_of(t.path)
+            sha[str(t.path)] = sha256_file(t.path)
         lat = m["timing"]["latency"]
         say(f"{head}: p50 {lat['p50_ms']:.3f} ms, mean {lat['mean_ms']:.3f} ms over {lat['count']} runs, "
             f"{m['timing']['fps']:.1f} FPS, peak RSS {m['memory']['peak_rss_mb']:.1f} MiB")

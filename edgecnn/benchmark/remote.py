@@ -20,7 +20,6 @@ RemoteError before anything is written locally.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from edgecnn.errors import InvalidConfigError, RemoteError
+from edgecnn.io import sha256_file
 
 BEGIN = "EDGECNN-RESULTS-BEGIN"
 END = "EDGECNN-RESULTS-END"
@@ -215,13 +215,6 @@ def _payload(paths: Sequence) -> Tuple[bytes, List[str], Dict[str, Path]]:
     return buf.getvalue(), args, files
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def benchmark_options(*, runtimes=None, threads=None, runs=None, warmup=None, seconds=None, batch=None,
                       device=None, random_inputs: bool = False, in_process: bool = False) -> List[str]:
@@ -354,7 +347,7 @@ def run_remote_benchmark(paths: Sequence, remote: str, *, remote_python: str = D
     for row in doc["rows"]:
         rel = _relative_remote_path(row.get("path") or "", by_remote_rel)
         local = by_remote_rel.get(rel) if rel else None
-        if local is None or _sha256(local) != row.get("sha256"):
+        if local is None or sha256_file(local) != row.get("sha256"):
             raise RemoteError(f"{remote} reports {row.get('artifact')} with a sha256 that matches no file sent; "
                               f"results discarded.")
         row["path"] = str(local)

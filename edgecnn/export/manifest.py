@@ -19,12 +19,11 @@ ignore what they do not know. Accuracies (top1, agreement) are fractions in [0, 
 from __future__ import annotations
 
 import datetime
-import hashlib
 from pathlib import Path
 from typing import Dict
 
 from edgecnn.errors import ModelFileError
-from edgecnn.io import atomic_write_json, read_json
+from edgecnn.io import atomic_write_json, read_json, sha256_file
 
 SCHEMA = 1
 FILENAME = "manifest.json"
@@ -40,13 +39,6 @@ def artifact_name(model: str, fmt: str, precision: str) -> str:
         raise ValueError(f"no {precision} {fmt} artifact")
     return f"{model}_{precision}.{fmt}"
 
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def now() -> str:
