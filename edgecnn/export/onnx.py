@@ -38,10 +38,14 @@ def export_onnx(model, out_path, *, opset: int = DEFAULT_OPSET, batch: Optional[
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=opset)
     except Exception as e:  # tf2onnx raises ValueError/RuntimeError/KeyError naming the op
         raise ExportError(f"ONNX conversion of '{model.name}' failed: {_one_line(e)}") from None
+    return _write_checked(proto, out_path, f"'{model.name}'", "TensorFlow op(s)", "that ONNX has no equivalent for")
+
+
+def _write_checked(proto, out_path, what: str, kind: str, why: str) -> Path:
+    """Refuse a graph that still holds ops ONNX cannot run; else write it atomically."""
     unsupported = _unsupported_ops(proto)
     if unsupported:
-        raise ExportError(f"ONNX conversion of '{model.name}' left TensorFlow op(s) {', '.join(unsupported)} "
-                          f"that ONNX has no equivalent for.")
+        raise ExportError(f"ONNX conversion of {what} left {kind} {', '.join(unsupported)} {why}.")
     return atomic_write_bytes(out_path, proto.SerializeToString())
 
 
@@ -110,11 +114,7 @@ def onnx_from_tflite(tflite_path, out_path, *, opset: int = DEFAULT_OPSET) -> Pa
         proto, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=opset)
     except Exception as e:
         raise ExportError(f"ONNX conversion of {Path(tflite_path).name} failed: {_one_line(e)}") from None
-    unsupported = _unsupported_ops(proto)
-    if unsupported:
-        raise ExportError(f"ONNX conversion of {Path(tflite_path).name} left op(s) {', '.join(unsupported)} "
-                          f"that ONNX Runtime cannot run.")
-    return atomic_write_bytes(out_path, proto.SerializeToString())
+    return _write_checked(proto, out_path, Path(tflite_path).name, "op(s)", "that ONNX Runtime cannot run")
 
 
 def onnx_opset(path) -> int:
