@@ -91,6 +91,57 @@ def test_export_every_format_and_manifest(tiny_run, tiny_export):
     # 75k params: fixed flatbuffer overhead and int32 biases weigh more than in QuickNet (0.27x there)
     assert int8["bytes"] <= 0.45 * m["artifacts"]["alexnet_tiny_dw_fp32.tflite"]["bytes"]
     assert not list(out.glob(".*"))  # no staging folder or temp file left behind
+    fb = int8["flatbuffer"]  # zero-point vectors shared (edgecnn.export.compact), checked bit-identical
+    assert fb["compacted"] and fb["bytes_after"] == int8["bytes"] < fb["bytes_before"] and fb["checked_inputs"] == 2
+
+
+def test_compaction_shares_zero_points_and_changes_nothing_else(tiny_run, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from edgecnn.data.preprocess import preprocess
+    from edgecnn.data.sample import load_sample
+    from edgecnn.export.compact import buffers_aligned, compact_tflite
+    from edgecnn.export.tflite import convert_tflite
+
+    (xtr, _), (xte, _), _ = load_sample()
+    model = tiny_run.load_model()
+    raw = convert_tflite(model, "int8", calibration=preprocess(xtr[:32], tiny_run.spec))
+    small, rep = compact_tflite(raw, [preprocess(xte[:1], tiny_run.spec)])
+    assert rep["compacted"] and len(small) < len(raw) and rep["zero_points_shared"] > 0
+    assert buffers_aligned(small)
+
+    def every_tensor(data, x):
+        it = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        return [(d["name"], d["dtype"], tuple(d["shape"]), d["quantization_parameters"]["scales"].tolist(),
+                 d["quantization_parameters"]["zero_points"].tolist(), it.get_tensor(d["index"]).tolist())
+                for d in it.get_tensor_details() if d["name"]]
+
+    # Unseen test images: every named tensor (weights, activations, scales, zero points) identical.
+    for i in range(3):
+        x = preprocess(xte[10 + i:11 + i], tiny_run.spec)
+        assert every_tensor(small, x) == every_tensor(raw, x)
+
+
+def test_compaction_keeps_the_original_when_the_check_fails(tiny_run, monkeypatch):
+    from edgecnn.data.preprocess import preprocess
+    from edgecnn.data.sample import load_sample
+    from edgecnn.export import compact
+    from edgecnn.export.tflite import convert_tflite
+
+    (xtr, _), _, _ = load_sample()
+    cal = preprocess(xtr[:32], tiny_run.spec)
+    model = tiny_run.load_model()
+    raw = convert_tflite(model, "int8", calibration=cal)
+    model.set_weights([w * 0.5 for w in model.get_weights()])  # another function, the same graph
+    other = convert_tflite(model, "int8", calibration=cal)
+    real_repack = compact.repack
+    monkeypatch.setattr(compact, "repack", lambda data: (real_repack(other)[0], 1))
+    out, rep = compact.compact_tflite(raw, [cal[:1]])
+    assert out is raw and not rep["compacted"] and rep["reason"] == "outputs differ after repacking"
 
 
 def test_int8_io_and_runtime(tiny_run, tmp_path):

@@ -83,9 +83,21 @@ def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] =
 
 
 def export_tflite(model, out_path, precision: str, *, calibration: Optional[np.ndarray] = None,
-                  int8_io: bool = False) -> Path:
-    """Convert and write atomically to ``out_path``; returns the path."""
+                  int8_io: bool = False, compact: bool = True, info: Optional[dict] = None) -> Path:
+    """Convert and write atomically to ``out_path``; returns the path.
+
+    ``compact``: share identical quantization zero-point vectors in the flatbuffer (lossless,
+    checked bit-identical on two calibration images: edgecnn.export.compact); ``info`` (a dict)
+    receives that step's report under "flatbuffer"."""
     data = convert_tflite(model, precision, calibration=calibration, int8_io=int8_io)
+    if compact and precision != "fp32":
+        from edgecnn.export.compact import compact_tflite
+
+        checks = None if calibration is None else [np.asarray(calibration[i:i + 1], np.float32)
+                                                   for i in range(min(2, len(calibration)))]
+        data, report = compact_tflite(data, checks)
+        if info is not None:
+            info["flatbuffer"] = report
     return atomic_write_bytes(out_path, data)
 
 
