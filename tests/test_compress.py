@@ -168,3 +168,44 @@ def test_zipped_size_of_file_and_model(tmp_path):
     p.write_bytes(bytes(100_000))
     assert 0 < compress.zipped_size(p) < 2_000
     assert compress.zipped_size(_quicknet_like()) > 1_000
+
+
+def test_export_qat_with_prelu_end_to_end(tmp_path):
+    """`export_model(..., prune=, qat=True, int8=True)` on a PReLU model: TFMOT steps in the
+    manifest, the PReLU rewrite skipped for the QAT model (not a crash), a fully int8 TFLite that
+    runs on LiteRT and is verified."""
+    from edgecnn.export import export_model
+    from edgecnn.export.tflite import tflite_ops
+
+    m = export_model(_quicknet_like(), tmp_path / "out", int8=True, onnx=False, prune=0.5, qat=True,
+                     compress_epochs=1, calibration=32, max_drop=100.0, echo=lambda s: None)
+    steps = [s["method"] for s in m["compression"]["steps"]]
+    assert steps == ["prune", "qat"]
+    assert "skipped" in m["deploy_rewrite"] and "quantization-aware" in m["deploy_rewrite"]["skipped"]
+    a = m["artifacts"]["quicknet_like_int8.tflite"]
+    assert a["verified"] and a["verification"]["n"] > 0 and a["graph"] == "qat"
+    assert m["artifacts"]["quicknet_like_fp32.tflite"]["verification"]["max_abs_diff_vs_keras"] <= 1e-4  # float model
+    ops = tflite_ops(tmp_path / "out" / "quicknet_like_int8.tflite")
+    assert "PRELU" in ops and "DEQUANTIZE" not in ops[1:-1]  # int8 PRELU inside, float only at the edges
+    assert not list((tmp_path / "out").glob(".*"))
+
+
+def test_cli_export_prune_cluster(tmp_path):
+    """`edgecnn export MODEL --int8 --prune --cluster` through the CLI on a small registered model."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("edgecnn")
+    env = dict(os.environ, EDGECNN_RUNS=str(tmp_path / "runs"))
+    p = subprocess.run([str(exe), "export", "alexnet_tiny_dw", "--int8", "--no-onnx", "--prune", "0.5", "--cluster", "8",
+                        "--compress-epochs", "1", "--calibration", "32", "--max-drop", "100", "--out", str(tmp_path / "o")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    prune, cluster = man["compression"]["steps"]
+    assert prune["method"] == "prune" and cluster["method"] == "cluster"
+    assert cluster["params"]["preserve_sparsity"] is True
+    assert cluster["zipped_bytes_after"] < prune["zipped_bytes_before"]
+    assert set(man["artifacts"]) == {"alexnet_tiny_dw_fp32.tflite", "alexnet_tiny_dw_int8.tflite"}

@@ -141,7 +141,7 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
     x_train, y_train, test = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
     cal = calibration_images(x_train, spec, calibration)
 
-    compression = None
+    compression, qat_model = None, None
     if prune is not None or cluster is not None or qat:
         from edgecnn.data.preprocess import preprocess
         from edgecnn.export.compress import compress_model
@@ -150,10 +150,13 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
         n_val = max(1, len(idx) // 10)
         val, tr = idx[:n_val], idx[n_val:]
         echo(f"compressing (prune={prune}, cluster={cluster}, qat={qat}) for {compress_epochs} epoch(s)")
+        stages = {}
         model, compression = compress_model(model, prune=prune, cluster=cluster, qat=qat,
                                             train_data=(preprocess(x_train[tr], spec), y_train[tr]),
                                             val_data=(preprocess(x_train[val], spec), y_train[val]),
-                                            epochs=compress_epochs)
+                                            epochs=compress_epochs, models=stages)
+        if qat:  # float artifacts (and the Keras reference) from the float model; int8 from QAT's
+            qat_model, model = model, stages["before_qat"]
 
     tools = mf.tool_versions()
     m = mf.new_manifest(name, run=run_dir, trained=trained, labels=labels, preprocessing=spec.to_dict(), tools=tools)
@@ -174,7 +177,14 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                 echo(f"note: reference Keras model not saved ({type(e).__name__}); 'edgecnn verify' needs the run")
 
         dep_model, dep_report = model, None
-        if rewrite and int8:
+        if rewrite and int8 and qat_model is not None:
+            # The QAT wrappers fix the int8 graph (PReLU is left float in it and calibrated by the
+            # converter); rebuilding it around them would drop the trained ranges.
+            dep_model = qat_model
+            if deploy.prelu_names(qat_model):
+                m["deploy_rewrite"] = {"skipped": "quantization-aware model: PReLU kept (int8 PRELU op)"}
+                echo("note: PReLU rewrite skipped for the QAT model; its int8 graph keeps PRELU ops")
+        elif rewrite and int8:
             dep_model, dep_report = deploy.prepare_for_deploy(model, check_inputs=cal[:64])
             if dep_report.get("prelu") or dep_report.get("rejected"):
                 m["deploy_rewrite"] = dep_report
@@ -193,9 +203,10 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
             extra = {}
             if fmt == "tflite":
                 src = dep_model if prec == "int8" else model
-                export_tflite(src, dst, prec, calibration=cal if prec == "int8" else None,
-                              int8_io=int8_io and prec == "int8")
-                extra["graph"] = "deploy" if src is not model else "original"
+                export_tflite(src, dst, prec, calibration=cal if prec == "int8" else cal[:2],
+                              int8_io=int8_io and prec == "int8", info=extra)
+                extra["graph"] = ("qat" if src is qat_model and qat_model is not None
+                                  else "deploy" if src is not model else "original")
             elif prec == "fp32":
                 export_onnx(model, dst)
                 extra["graph"] = "original"
@@ -203,12 +214,17 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                 onnx_from_tflite(stage / mf.artifact_name(name, "tflite", "int8"), dst)
                 extra.update(graph="deploy" if dep_model is not model else "original", int8_route="from_tflite")
             else:
+                # ORT quantizes a float graph: after QAT, the float model before it (post-training
+                # quantization; the QAT ranges go into the int8 TFLite only).
+                onnx_src = dep_model if qat_model is None else model
                 tmp_fp32 = stage / f".{name}_deploy_fp32.onnx"
-                export_onnx(dep_model, tmp_fp32)
+                export_onnx(onnx_src, tmp_fp32)
                 quantize_onnx(tmp_fp32, dst, cal)
                 tmp_fp32.unlink()
-                extra.update(graph="deploy" if dep_model is not model else "original",
+                extra.update(graph="deploy" if onnx_src is not model else "original",
                              int8_route="ort_qdq (QDQ, per-channel int8 weights, uint8 activations)")
+                if qat_model is not None:
+                    extra["qat"] = "not applied: ONNX Runtime post-training quantization of the float model"
             if fmt == "onnx":
                 extra["opset"] = onnx_opset(dst)
                 extra["batch"] = "dynamic" if int8_onnx_route == "ort_qdq" or prec == "fp32" else 1

@@ -472,7 +472,7 @@ def tflite_accuracy(tflite_bytes: bytes, data) -> float:
 def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[int] = None, qat: bool = False,
                    train_data=None, val_data=None, epochs: int = 2, batch_size: int = 64,
                    learning_rate: float = 1e-4, cluster_init: str = "KMEANS_PLUS_PLUS",
-                   measure_int8: bool = False):
+                   measure_int8: bool = False, models: Optional[dict] = None):
     """Apply prune -> cluster -> QAT (any subset) to a tf_keras model; fine-tune each on
     ``train_data`` and measure on ``val_data`` (both (x_float, y_int), preprocessed).
 
@@ -484,6 +484,8 @@ def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[in
 
     ``measure_int8`` adds to the QAT step the int8 TFLite of the model before QAT (post-training
     quantization) and after it: bytes, zipped bytes and top-1 in ai_edge_litert.
+    ``models`` (a dict), when given, receives the float model before QAT as ``"before_qat"``
+    (the export writes its float artifacts from that one and only the int8 ones from QAT's).
     """
     # Validate everything before any training starts.
     sparsity = check_sparsity(prune) if prune is not None else None
@@ -522,6 +524,8 @@ def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[in
         record(*cluster_model(current, k, init=cluster_init, preserve_sparsity=sparsity is not None, **fit_kw))
     if qat:
         model_before_qat = current
+        if models is not None:
+            models["before_qat"] = model_before_qat
         preserve = "+".join(n for n, on in (("prune", sparsity is not None), ("cluster", k is not None)) if on) or None
         new, step = quantize_aware_model(current, preserve=preserve, **fit_kw)
         record(new, step)

@@ -321,7 +321,11 @@ def prepare_for_deploy(model, *, check_inputs: np.ndarray = None, atol: float = 
     recorded; a difference above ``atol`` means the rewrite is wrong, and the original model is
     returned instead (with ``report["rejected"]``), never a model with another function.
     """
-    new, report = rewrite_prelu(model)
+    try:
+        new, report = rewrite_prelu(model)
+    except Exception as e:  # noqa: BLE001 - a graph the rewrite does not know: export it as it is
+        return model, {"prelu": [], "rejected": f"rewrite failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                                                "exported without the rewrite"}
     if new is model or check_inputs is None:
         return new, report
     x = np.asarray(check_inputs, np.float32)

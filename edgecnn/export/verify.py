@@ -14,7 +14,8 @@ Rules (``passed``):
 * fp16, dynamic, int8 of an untrained model (fresh weights): top-1 means nothing (the outputs
   are close to uniform; with ties the top-1 itself is arbitrary), so the check is that the
   artifact computes the Keras function within quantization noise: finite probabilities, rows
-  summing to 1 within 0.02, and max |p - p_keras| <= ``UNTRAINED_TOL`` (0.1).
+  summing to 1 within 0.02 (plus n_classes/512 for int8, whose probabilities are rounded to
+  1/256 each), and max |p - p_keras| <= ``UNTRAINED_TOL`` (0.1).
 
 An artifact that fails is kept, marked ``"verified": false`` with the reason, and
 ``verify_export`` raises ``VerificationError`` after writing the manifest.
@@ -114,7 +115,10 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
             reason = (f"top-1 {100 * top1:.2f}% vs Keras {100 * k_top1:.2f}% (drop {drop:.2f} points, "
                       f"allowed {max_drop:g})")
         else:
-            sums_ok = bool(np.all(np.isfinite(out))) and bool(np.all(np.abs(out.sum(1) - 1.0) <= 0.02))
+            # int8 softmax outputs are multiples of 1/256: each of the n probabilities may be off by
+            # half a step, so n near-uniform probabilities may sum to 1 +- n/512 (200 classes: 0.39).
+            sum_tol = 0.02 + (out.shape[1] / 512.0 if a["precision"] == "int8" else 0.0)
+            sums_ok = bool(np.all(np.isfinite(out))) and bool(np.all(np.abs(out.sum(1) - 1.0) <= sum_tol))
             passed = sums_ok and diff <= UNTRAINED_TOL
             reason = (f"untrained model: top-1 not checked; probabilities {'valid' if sums_ok else 'INVALID'}, "
                       f"max |p - p_keras| {diff:.3f} (allowed {UNTRAINED_TOL:g})")
