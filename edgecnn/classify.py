@@ -113,11 +113,12 @@ class Classifier:
     """An exported model with its labels and preprocessing, ready for uint8 RGB images."""
 
     def __init__(self, target, *, artifact: Optional[str] = None, manifest: Optional[str] = None,
-                 backend: str = "auto", threads: int = 1, xnnpack: bool = True):
+                 backend: str = "auto", threads: int = 1, xnnpack: bool = True, reference: bool = False):
         self.path, self.manifest, self.entry = resolve_artifact(target, artifact, manifest)
         self.labels: List[str] = [str(s) for s in self.manifest["labels"]]
         self.spec = PreprocessSpec.from_dict(self.manifest["preprocessing"])
-        self.runner = runtime.load(self.path, backend=backend, threads=threads, xnnpack=xnnpack)
+        self.runner = runtime.load(self.path, backend=backend, threads=threads, xnnpack=xnnpack,
+                                     reference=reference)
         self.runner.resize(1)
         self._probabilities = self.entry.get("output_kind", "probabilities") == "probabilities"
 

@@ -331,13 +331,16 @@ def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibratio
               help="auto, litert, tflite_runtime, tf_lite or onnxruntime.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
 @click.option("--no-xnnpack", is_flag=True, help="TFLite builtin kernels instead of the XNNPACK delegate.")
+@click.option("--reference-kernels", is_flag=True,
+              help="TFLite portable reference kernels (slow; the same integer arithmetic on every CPU). A debugging aid: "
+                   "LiteRT aborts in them on degenerate quantization (e.g. int8 models of untrained weights).")
 @click.option("-k", "--top-k", "k", default=3, show_default=True, type=click.IntRange(1, 1000), help="Labels per image.")
 @click.option("--camera", is_flag=True, help="Classify the live camera stream (picamera2, else OpenCV) instead of files.")
 @click.option("--camera-index", default=0, show_default=True, help="OpenCV camera index (/dev/videoN).")
 @click.option("--frames", default=0, show_default=True, help="With --camera: stop after N frames (0: until Ctrl-C).")
 @click.option("--every", default=1, show_default=True, type=click.IntRange(1), help="With --camera: print every Nth frame.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image or frame, then a summary line.")
-def classify_command(target, images, artifact, manifest, backend, threads, no_xnnpack, k, camera, camera_index, frames,
+def classify_command(target, images, artifact, manifest, backend, threads, no_xnnpack, reference_kernels, k, camera, camera_index, frames,
                      every, as_json):
     """Classify image files (or the --camera stream) with an export folder or a .tflite beside its manifest.
 
@@ -348,7 +351,7 @@ def classify_command(target, images, artifact, manifest, backend, threads, no_xn
     if camera == bool(images):
         raise click.UsageError("give image files, or --camera, not both" if camera else "give image files or --camera")
     clf = Classifier(target, artifact=artifact, manifest=manifest, backend=backend, threads=threads,
-                     xnnpack=not no_xnnpack)
+                     xnnpack=not no_xnnpack, reference=reference_kernels)
     if not clf.verified:
         click.echo(f"warning: {clf.path.name} is not marked verified in its manifest", err=True)
     if camera:

@@ -162,13 +162,19 @@ class Runner:
 class TFLiteRunner(Runner):
     format = "tflite"
 
-    def __init__(self, path, threads: int = 1, backend: str = "litert", xnnpack: bool = True):
+    def __init__(self, path, threads: int = 1, backend: str = "litert", xnnpack: bool = True,
+                 reference: bool = False):
         super().__init__(path, threads)
         self.backend = backend
-        self.xnnpack = xnnpack
+        self.xnnpack = xnnpack and not reference
+        self.reference = reference
         mod = _import_backend(backend)
         kwargs = {"model_path": str(path), "num_threads": threads}
-        if not xnnpack:
+        if reference:
+            # The portable C++ reference kernels: slow, but the same integer arithmetic on every ISA
+            # (tools/arm_check.sh relies on it: arm64 and x86-64 outputs are bit-identical).
+            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_REF
+        elif not xnnpack:
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self._interp = mod.Interpreter(**kwargs)
@@ -258,8 +264,12 @@ class ONNXRunner(Runner):
         return self._result[0]
 
 
-def load(path, *, backend: str = "auto", threads: int = 1, xnnpack: bool = True) -> Runner:
-    """Load a .tflite or .onnx file on the named runtime, or the best one installed ('auto')."""
+def load(path, *, backend: str = "auto", threads: int = 1, xnnpack: bool = True, reference: bool = False) -> Runner:
+    """Load a .tflite or .onnx file on the named runtime, or the best one installed ('auto').
+
+    TFLite only: ``xnnpack=False`` runs LiteRT's builtin (optimized, ISA-specific) kernels;
+    ``reference=True`` its portable reference kernels.
+    """
     if backend not in ("auto",) + BACKENDS:
         raise RuntimeNotAvailableError(
             f"Unknown runtime '{backend}'.{did_you_mean(backend, BACKENDS)} Choose from: auto, {', '.join(BACKENDS)}.")
@@ -274,7 +284,7 @@ def load(path, *, backend: str = "auto", threads: int = 1, xnnpack: bool = True)
     last = None
     for name in candidates:
         try:
-            return TFLiteRunner(path, threads, name, xnnpack)
+            return TFLiteRunner(path, threads, name, xnnpack, reference)
         except RuntimeNotAvailableError as e:
             last = e
     raise last or RuntimeNotAvailableError("No TFLite runtime installed: pip install ai-edge-litert")

@@ -5,14 +5,16 @@
 #    qemu-user-static (both Debian packages), second stage under emulation, python3 + venv inside.
 # 2. Downloads the aarch64 wheels of the light install on the host (pip download --platform),
 #    builds the edgecnn wheel, and installs both offline into a venv inside the root.
-# 3. Exports int8 QuickNet and MobileNetV2 structure E (fresh weights, BN statistics re-estimated
-#    on bundled training images so that outputs depend on the image: tools/int8_tflite.py). This
-#    checks that the same file gives the same answer on both architectures, not accuracy.
-# 4. Runs `edgecnn classify --json` on the bundled CIFAR-10 test images on x86 (host .venv:
-#    XNNPACK, and builtin kernels as a control) and on arm64 (under qemu, inside the root) and
-#    compares the top-1 predictions and the scores. The bar: arm64 differs from x86 XNNPACK by no
-#    more than x86's own builtin kernels do (int8 kernel sets round differently, and untrained
-#    weights amplify it); ARM_STRICT=1 demands identical top-1 (use it with trained exports).
+# 3. Takes each model's best trained int8 export under runs/ (else exports one from fresh weights
+#    with the BN statistics re-estimated on bundled training images: tools/int8_tflite.py).
+# 4. Runs `edgecnn classify --json` on the bundled CIFAR-10 test images on x86-64 (XNNPACK, builtin
+#    kernels, reference kernels) and on arm64 (under qemu, inside the root: builtin and reference
+#    kernels; XNNPACK does not engage under qemu-user) and asserts:
+#    - reference kernels (portable integer arithmetic): every score bit-identical, hence every top-1;
+#    - builtin ISA-optimized kernels (NEON vs x86 SIMD, whose requantization rounds differently by
+#      1 LSB): top-1 equal on every decisive image, i.e. whose x86 top-1 leads by more than twice
+#      the largest score difference between x86's own builtin and XNNPACK kernels; near-ties may
+#      flip, as they do between those two x86 kernel sets. ARM_STRICT=1: equal on every image.
 #
 # Timings under emulation are NOT device figures; this script reports none.
 # Needs root (debootstrap, chroot, binfmt_misc). Environment knobs:
@@ -121,7 +123,7 @@ EOF
 images=()
 while IFS= read -r f; do images+=("$f"); done < <(ls "$WORK/images"/*.png | head -n "$N_IMAGES")
 
-export_int8() {  # $1 model -> prints the export dir: the newest trained run's export, else a cached one
+export_int8() {  # $1 model -> prints the export dir: the best trained run's export, else a cached one
     local model=$1 dir="$WORK/$1/export" trained
     trained=$("$HOST_PY" - "$REPO/runs/$model" "$model" <<'PYEOF'
 import json, pathlib, sys
@@ -130,8 +132,9 @@ found = []
 for m in root.glob("*/export/manifest.json"):
     d = json.loads(m.read_text())
     if d.get("trained") and (m.parent / f"{model}_int8.tflite").is_file():
-        found.append((m.stat().st_mtime, str(m.parent)))
-print(max(found)[1] if found else "")
+        # The best-trained run (Keras top-1 in the manifest), the newest among equals.
+        found.append((float((d.get("keras") or {}).get("top1") or 0.0), m.stat().st_mtime, str(m.parent)))
+print(max(found)[2] if found else "")
 PYEOF
 )
     if [ -n "$trained" ]; then echo "$trained"; return; fi
@@ -146,25 +149,29 @@ PYEOF
     echo "$dir"
 }
 
-total=0; agree=0; control=0; equal=0; fails=""
+total=0; ref_total=0; opt_total=0; fails=""
 for model in $MODELS; do
     dir=$(export_int8 "$model")
     art="${model}_int8.tflite"
     rm -rf "$ROOT/tmp/check/$model" && mkdir -p "$ROOT/tmp/check/$model/images"
     cp "$dir/$art" "$dir/manifest.json" "$ROOT/tmp/check/$model/"
     cp "${images[@]}" "$ROOT/tmp/check/$model/images/"
-    say "$model: x86-64 runs (XNNPACK, and builtin kernels as the control)"
-    "$REPO/.venv/bin/edgecnn" classify "$dir" --artifact "$art" --runtime litert --json -k 10 "${images[@]}" \
-        > "$WORK/$model.x86.jsonl"
-    "$REPO/.venv/bin/edgecnn" classify "$dir" --artifact "$art" --runtime litert --no-xnnpack --json -k 10 \
-        "${images[@]}" > "$WORK/$model.x86-builtin.jsonl"
-    say "$model: arm64 run under emulation"
+    trained=$("$HOST_PY" -c "import json,sys; print(int(bool(json.load(open(sys.argv[1])).get('trained'))))" "$dir/manifest.json")
+    say "$model: x86-64 runs: XNNPACK, builtin kernels, reference kernels (source: $dir, trained=$trained)"
+    for k in xnnpack builtin reference; do
+        case $k in xnnpack) flag="";; builtin) flag="--no-xnnpack";; reference) flag="--reference-kernels";; esac
+        "$REPO/.venv/bin/edgecnn" classify "$dir" --artifact "$art" --runtime litert $flag --json -k 10 "${images[@]}" \
+            > "$WORK/$model.x86-$k.jsonl"
+    done
+    say "$model: arm64 runs under emulation: builtin kernels, reference kernels"
     # No /proc or /sys in the root: LiteRT's cpuinfo cannot read the (emulated) CPU, so XNNPACK does
     # not engage and the arm64 builtin (NEON) kernels run; with them mounted, qemu-user segfaults.
-    chroot "$ROOT" /bin/sh -c "cd /tmp/check/$model && $VENV_IN_ROOT/bin/edgecnn classify . --artifact $art --runtime litert --json -k 10 images/*.png" \
-        > "$WORK/$model.arm64.jsonl" 2> "$WORK/$model.arm64.stderr"
-    read -r n a c d_arm d_ctl same d_same < <("$HOST_PY" - "$WORK/$model.x86.jsonl" "$WORK/$model.x86-builtin.jsonl" \
-                                   "$WORK/$model.arm64.jsonl" <<'EOF'
+    for k in builtin reference; do
+        case $k in builtin) flag="";; reference) flag="--reference-kernels";; esac
+        chroot "$ROOT" /bin/sh -c "cd /tmp/check/$model && $VENV_IN_ROOT/bin/edgecnn classify . --artifact $art --runtime litert $flag --json -k 10 images/*.png" \
+            > "$WORK/$model.arm64-$k.jsonl" 2> "$WORK/$model.arm64-$k.stderr"
+    done
+    read -r n ref_same ref_ident opt_same d_opt x_ctl d_ctl n_dec n_flip < <("$HOST_PY" - "$WORK/$model" <<'EOF'
 import json, os, sys
 def rows(path):
     out = {}
@@ -173,33 +180,40 @@ def rows(path):
         if "image" in r:
             out[os.path.basename(r["image"])] = [t["score"] for t in sorted(r["top"], key=lambda t: t["index"])]
     return out
-x, b, a = (rows(p) for p in sys.argv[1:4])
-assert x.keys() == a.keys() == b.keys() and x, (sorted(x), sorted(a))
+base = sys.argv[1]
+xx, xb, xr, ab, ar = (rows(f"{base}.{tag}.jsonl") for tag in
+                      ("x86-xnnpack", "x86-builtin", "x86-reference", "arm64-builtin", "arm64-reference"))
+assert xx and xx.keys() == xb.keys() == xr.keys() == ab.keys() == ar.keys(), "image sets differ"
 top1 = lambda s: max(range(len(s)), key=lambda i: (s[i], -i))
-agree = sum(top1(x[k]) == top1(a[k]) for k in x)
-control = sum(top1(x[k]) == top1(b[k]) for k in x)
-diff = lambda u, v: max(abs(p - q) for k in x for p, q in zip(u[k], v[k]))
-same = sum(top1(b[k]) == top1(a[k]) for k in x)
-print(len(x), agree, control, f"{diff(x, a):.5f}", f"{diff(x, b):.5f}", same, f"{diff(b, a):.5f}")
+same = lambda u, v: sum(top1(u[k]) == top1(v[k]) for k in u)
+diff = lambda u, v: max(abs(p - q) for k in u for p, q in zip(u[k], v[k]))
+# A decisive image: its x86 top-1 leads the runner-up by more than twice the largest score difference
+# between x86's own two kernel sets (builtin vs XNNPACK), so kernel rounding alone cannot flip it.
+tol = diff(xb, xx)
+margin = lambda s: sorted(s)[-1] - sorted(s)[-2]
+decisive = [k for k in xb if margin(xb[k]) > 2 * tol]
+flipped = [k for k in decisive if top1(xb[k]) != top1(ab[k])]
+print(len(xx), same(xr, ar), sum(xr[k] == ar[k] for k in xr), same(xb, ab), f"{diff(xb, ab):.5f}",
+      same(xb, xx), f"{tol:.5f}", len(decisive), len(flipped))
 EOF
 )
     [ -n "${n:-}" ] || die "$model: could not compare the runs (see above)"
-    say "$model: top-1 arm64 vs x86-64 (XNNPACK) agrees on $a of $n images; control, x86-64 builtin kernels vs" \
-        "XNNPACK on the same machine: $c of $n; largest score difference arm64 $d_arm, control $d_ctl"
-    say "$model: like for like, arm64 builtin kernels vs x86-64 builtin kernels (same kernel code, other ISA):" \
-        "top-1 equal on $same of $n images, largest score difference $d_same (source: $dir)"
-    total=$((total + n)); agree=$((agree + a)); control=$((control + c)); equal=$((equal + same))
-    # The assertion: the same kernels give the same top-1 on arm64 as on x86-64, image for image.
-    if [ "$same" != "$n" ]; then fails="$fails $model(top-1)"; fi
-    if [ "$a" != "$n" ] && [ "${ARM_STRICT:-0}" = 1 ]; then fails="$fails $model"; fi
-    # Two correct int8 kernel sets round differently; an untrained net amplifies that. The bar:
-    # arm64 may differ from x86 XNNPACK by no more than x86's own builtin kernels do.
-    if "$HOST_PY" -c "import sys; sys.exit(0 if float('$d_arm') <= float('$d_ctl') + 1/256 + 1e-9 else 1)"; then :; else
-        fails="$fails $model"
-    fi
+    say "$model: reference kernels, arm64 vs x86-64: top-1 equal on $ref_same of $n images, scores bit-identical on $ref_ident of $n"
+    say "$model: builtin (ISA-optimized) kernels, arm64 vs x86-64: top-1 equal on $opt_same of $n, largest score difference $d_opt" \
+        "(x86-64 builtin vs XNNPACK on one machine: top-1 equal on $x_ctl of $n, largest difference $d_ctl);" \
+        "top-1 equal on $((n_dec - n_flip)) of the $n_dec decisive images (x86 margin > 2 x $d_ctl)"
+    total=$((total + n)); ref_total=$((ref_total + ref_same)); opt_total=$((opt_total + opt_same))
+    # The assertion. Reference kernels: the same integer arithmetic on both ISAs, so every score must be
+    # bit-identical (hence every top-1). Optimized kernels round requantization per ISA (the first
+    # difference is 1 LSB in the first CONV_2D, notes/issue6.md), and so do x86's own two kernel sets:
+    # top-1 must agree on every image whose x86 margin is beyond that rounding (decisive); near-ties
+    # may flip, as they do between XNNPACK and the builtin kernels on one x86 machine.
+    # ARM_STRICT=1: top-1 equal on every image with the optimized kernels too.
+    if [ "$ref_same" != "$n" ] || [ "$ref_ident" != "$n" ]; then fails="$fails $model(reference kernels)"; fi
+    if [ "$n_flip" != 0 ]; then fails="$fails $model(builtin kernels: a decisive top-1 differs)"; fi
+    if [ "${ARM_STRICT:-0}" = 1 ] && [ "$opt_same" != "$n" ]; then fails="$fails $model(ARM_STRICT: builtin kernels top-1)"; fi
 done
 elapsed=$(( $(date +%s) - START ))
-say "RESULT: arm64 top-1 equals the x86-64 run of the same (builtin) kernels on $equal of $total images"
-say "RESULT: top-1 predictions agree on $agree of $total images (arm64 vs x86-64 XNNPACK; the x86-64 builtin" \
-    "kernels agree with XNNPACK on $control of $total); wall time ${elapsed} s (emulated run; no device timings)"
+say "RESULT: top-1 arm64 = x86-64 on $ref_total of $total images with the reference kernels (scores bit-identical)," \
+    "on $opt_total of $total with the ISA-optimized builtin kernels; wall time ${elapsed} s (emulated run; no device timings)"
 [ -z "$fails" ] || die "arm64 results outside the bar for:$fails"
