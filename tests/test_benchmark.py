@@ -177,11 +177,14 @@ def test_op_profile_tflite_structure_and_onnx_measured(run_dir, tmp_path):
 
 
 def test_measure_overhead_reports_both_medians(run_dir):
-    from edgecnn.benchmark.harness import measure_overhead
+    from edgecnn.benchmark.harness import format_overhead, measure_overhead
 
-    r = measure_overhead(run_dir / "export" / "tiny_int8.tflite", runs=50)
-    assert r["bare_median_ms"] > 0 and r["harness_median_ms"] > 0 and r["runs"] == {"bare": 50, "harness": 50}
-    assert r["overhead_pct"] == pytest.approx((r["harness_median_ms"] / r["bare_median_ms"] - 1) * 100)
+    r = measure_overhead(run_dir / "export" / "tiny_int8.tflite", runs=60, rounds=6)
+    assert r["bare_median_ms"] > 0 and r["harness_median_ms"] > 0 and r["runs"] == {"bare": 60, "harness": 60}
+    lo, hi = r["overhead_pct_rounds"]
+    assert r["rounds"] == 6 and lo <= r["overhead_pct"] <= hi  # the median of the six paired rounds
+    line = format_overhead(r)
+    assert "6 paired rounds" in line and "60 + 60 runs" in line and f"{r['overhead_pct']:+.2f}%" in line
 
 
 def test_keras_reference_runtime_in_process(run_dir):

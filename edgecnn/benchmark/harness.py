@@ -549,31 +549,48 @@ def benchmark(paths: Sequence, *, runtimes=None, threads=None, warmup: int = 10,
             "rows": rows}
 
 
-def measure_overhead(path, runs: int = 200, runtime: str = "litert", threads: int = 1, rounds: int = 5) -> dict:
+def measure_overhead(path, runs: int = 2000, runtime: str = "litert", threads: int = 1, rounds: int = 20) -> dict:
     """Median of the harness's timed loop vs a bare ``invoke()`` loop on the same interpreter.
 
     Both loops alternate in ``rounds`` blocks of ``runs // rounds`` so that drift in machine load
-    falls on both alike. Returns both medians (ms), the overhead in percent, and the run counts."""
+    falls on both alike. The overhead is the median over rounds of the paired difference
+    (harness median - bare median) / bare median: a round that another process disturbed moves
+    both of its halves and drops out of the median. Returns both pooled medians (ms), the
+    overhead in percent with the range of the per-round figures, and the run counts."""
     runner = _load_runner(path, runtime, threads)
     runner.resize(1)
     batches, _ = _input_batches(runner, None, _raw_images(False), 1)
     runner.set_input(batches[0])
     bare_loop(runner, 20)  # warm-up
-    bare, harness = [], []
+    bare, harness, paired = [], [], []
     per = max(1, runs // rounds)
-    for _ in range(rounds):
-        harness += time_loop(runner, batches, per)
-        runner.set_input(batches[0])
-        bare += bare_loop(runner, per)
+    for r in range(rounds):
+        # Alternate which loop goes first, so that neither always runs on a just-warmed cache.
+        order = ("harness", "bare") if r % 2 == 0 else ("bare", "harness")
+        got = {}
+        for which in order:
+            if which == "harness":
+                got[which] = time_loop(runner, batches, per)
+            else:
+                runner.set_input(batches[0])
+                got[which] = bare_loop(runner, per)
+        harness += got["harness"]
+        bare += got["bare"]
+        hb, bb = float(np.median(got["harness"])), float(np.median(got["bare"]))
+        paired.append((hb - bb) / bb * 100.0)
     b, h = float(np.median(bare)), float(np.median(harness))
     return {"artifact": Path(path).name, "runtime": runtime, "threads": threads,
-            "bare_median_ms": b, "harness_median_ms": h, "overhead_pct": (h - b) / b * 100.0,
+            "bare_median_ms": b, "harness_median_ms": h, "overhead_pct": float(np.median(paired)),
+            "overhead_pct_rounds": [float(min(paired)), float(max(paired))], "rounds": rounds,
             "runs": {"bare": len(bare), "harness": len(harness)}}
 
 
 def format_overhead(r: dict) -> str:
     """One line for ``make bench``: both medians, the overhead, and the runs they rest on."""
     verdict = "within" if abs(r["overhead_pct"]) <= 3.0 else "OUTSIDE"
+    rng = r.get("overhead_pct_rounds")
+    spread = f"; per-round {rng[0]:+.2f}% to {rng[1]:+.2f}% over {r['rounds']} paired rounds" if rng else ""
     return (f"harness overhead on {r['artifact']} ({r['runtime']}, {r['threads']} thread): harness median "
-            f"{r['harness_median_ms'] * 1000:.2f} us vs bare invoke() median {r['bare_median_ms'] * 1000:.2f} us "
-            f"= {r['overhead_pct']:+.2f}% ({verdict} 3%), {r['runs']['harness']} + {r['runs']['bare']} runs")
+            f"{r['harness_median_ms'] * 1000:.2f} us vs bare invoke() median {r['bare_median_ms'] * 1000:.2f} us; "
+            f"overhead (median of paired rounds) {r['overhead_pct']:+.2f}% ({verdict} 3%){spread}; "
+            f"{r['runs']['harness']} + {r['runs']['bare']} runs")

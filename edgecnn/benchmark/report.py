@@ -207,6 +207,24 @@ def pareto_front(points: Sequence[tuple]) -> List[int]:
     return front
 
 
+def _label_offsets(pts: Sequence[tuple], near_decades: float = 0.35, near_points: float = 1.5) -> Dict[int, float]:
+    """Vertical label offsets (points) so that labels of neighbouring markers do not overlap: a
+    marker close to already-labelled ones (within ``near_decades`` of latency on the log axis and
+    ``near_points`` of accuracy) takes the next free level, alternating above and below."""
+    import math
+    levels = [6.0, -8.0, 18.0, -20.0, 30.0, -32.0, 42.0, -44.0]
+    taken: List[tuple] = []
+    out: Dict[int, float] = {}
+    for i in sorted(range(len(pts)), key=lambda j: (pts[j][0], -pts[j][1])):
+        x, y = pts[i]
+        used = {lv for (px, py, lv) in taken
+                if abs(math.log10(max(x, 1e-9)) - math.log10(max(px, 1e-9))) < near_decades and abs(y - py) < near_points}
+        level = next((k for k in range(len(levels)) if k not in used), len(taken) % len(levels))
+        taken.append((x, y, level))
+        out[i] = levels[level]
+    return out
+
+
 def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
     """Verified top-1 accuracy vs median latency, with the Pareto front; None without matplotlib
     or when no row has an accuracy."""
@@ -225,11 +243,18 @@ def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
         ax.scatter([pts[i][0] for i in idx], [pts[i][1] for i in idx], marker=markers[di % len(markers)],
                    label=dev, zorder=3)
     front = pareto_front(pts)
-    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="gray", label="Pareto front")
-    for r, (x, y) in zip(rows, pts):
-        ax.annotate(_row_label(r, with_dev).replace("\n", " "), (x, y), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--o", color="gray", mfc="none", ms=12,
+            label="Pareto front", zorder=2)
+    for i, dy in _label_offsets(pts).items():
+        ax.annotate(_row_label(rows[i], with_dev).replace("\n", " "), pts[i], fontsize=7, xytext=(5, dy),
+                    textcoords="offset points", va="center",
+                    arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5) if abs(dy) > 8 else None)
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.margins(x=0.25, y=0.1)
     ax.set_xlabel("median latency per batch (ms)")
     ax.set_ylabel("verified top-1 accuracy (%)")
