@@ -22,13 +22,17 @@ def breakdown(path) -> dict:
     model = fb.Model.GetRootAs(data, 0)
     const = Counter()
     q_scale = q_zero = q_channels = 0
-    seen = set()
+    seen, seen_buffers = set(), set()
     for si in range(model.SubgraphsLength()):
         sg = model.Subgraphs(si)
         for ti in range(sg.TensorsLength()):
             t = sg.Tensors(ti)
-            buf = model.Buffers(t.Buffer())
-            n = buf.DataLength() if buf is not None else 0
+            if t.Buffer() in seen_buffers:  # tensors may share a constant buffer: count it once
+                n, buf = 0, None
+            else:
+                seen_buffers.add(t.Buffer())
+                buf = model.Buffers(t.Buffer())
+                n = buf.DataLength() if buf is not None else 0
             if n == 0 and buf is not None and buf.Size():  # buffers stored after the flatbuffer (>2 GB models)
                 n = buf.Size()
             if n:
