@@ -12,27 +12,10 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import edgecnn  # noqa: F401
 import numpy as np
-
-
-def latency_ms(path, n=300, warmup=30, backend="auto"):
-    from edgecnn import runtime
-    r = runtime.load(path, threads=1, backend=backend)
-    r.resize(1)
-    x = np.random.default_rng(0).normal(size=(1,) + tuple(r.input.shape[1:])).astype(np.float32)
-    r.set_input(r.prepare(x))
-    for _ in range(warmup):
-        r.invoke()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        r.invoke()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts) * 1e3)
 
 
 def randomize(model, mode, seed=0):
