@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 
 from edgecnn.errors import BundleError, RuntimeNotAvailableError, did_you_mean
-from edgecnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from edgecnn.io import atomic_write_bytes
 
 ASSETS = Path("app") / "src" / "main" / "assets"
 SPEC_NAME = "edgecnn.json"  # android_app/.../core/Spec.java ASSET_NAME
@@ -39,26 +40,16 @@ DTYPES = ("float32", "int8", "uint8")
 OUTPUT_KINDS = ("probabilities", "logits")
 
 
-def find_manifest(run) -> Path:
-    """manifest.json of a run dir (``export/manifest.json``) or of an export dir."""
-    run = Path(run)
-    if not run.exists():
+def find_export(run):
+    """(export folder, validated manifest) of a run dir, an export dir or a model name."""
+    from edgecnn.runs import resolve
+
+    if not Path(str(run)).exists() and "/" in str(run):
         raise BundleError(f"{run} does not exist: give a run dir (runs/<model>/<run>) or its export/ folder")
-    for candidate in (run / "export" / "manifest.json", run / "manifest.json"):
-        if candidate.is_file():
-            return candidate
-    raise BundleError(f"No manifest.json in {run} or {run / 'export'}: run `edgecnn export` first")
-
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        m = read_json(path)
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{path} is not readable JSON ({type(e).__name__}: {e})") from None
-    missing = [k for k in ("labels", "preprocessing", "artifacts") if not isinstance(m, dict) or k not in m]
-    if missing:
-        raise BundleError(f"{path} is not an edgecnn export manifest (missing {', '.join(missing)})")
-    return m
+    r = resolve(run, error=BundleError)
+    if r.manifest is None:
+        raise BundleError(f"No manifest.json in {r.export_dir or r.run_dir or run}: run `edgecnn export` first")
+    return r.export_dir, r.manifest
 
 
 def select_artifact(manifest: dict, artifact: str, where: Path) -> str:
@@ -154,9 +145,7 @@ def bundle_android(run, app="android_app", artifact: str = "int8", images: int =
 
     Returns the bundle spec written to ``assets/edgecnn.json`` (with ``assets`` added: the folder).
     """
-    manifest_path = find_manifest(run)
-    export_dir = manifest_path.parent
-    manifest = _read_manifest(manifest_path)
+    export_dir, manifest = find_export(run)
     app = Path(app)
     if not (app / "app" / "build.gradle.kts").is_file():
         raise BundleError(f"{app} is not the edgecnn Android app (no app/build.gradle.kts): pass --app android_app")
@@ -169,16 +158,15 @@ def bundle_android(run, app="android_app", artifact: str = "int8", images: int =
         passed = (entry.get("verification") or {}).get("passed")
         raise BundleError(f"{name} is not verified (verification passed={passed}); only verified artifacts are "
                           f"bundled: run `edgecnn export` with verification and fix what it reports")
-    src = export_dir / name
-    if not src.is_file():
-        raise BundleError(f"{src} is listed in the manifest but missing")
+    from edgecnn.runs import artifact_path
+
+    src = artifact_path(export_dir, manifest, name)  # inside the export, size and sha256 checked
     data = src.read_bytes()
     if data[4:8] != b"TFL3":
         raise BundleError(f"{src} is not a TFLite flatbuffer")
     digest = hashlib.sha256(data).hexdigest()
-    if entry.get("sha256") and entry["sha256"] != digest:
-        raise BundleError(f"{src} does not match its manifest (sha256 {digest[:12]}..., manifest "
-                          f"{entry['sha256'][:12]}...): re-export instead of editing artifacts by hand")
+    if digest != entry["sha256"]:
+        raise BundleError(f"{src} changed while it was read; bundle again")
 
     labels = [str(s) for s in manifest["labels"]]
     if any("\n" in s or "\r" in s for s in labels):
@@ -202,33 +190,12 @@ def bundle_android(run, app="android_app", artifact: str = "int8", images: int =
 
     assets = app / ASSETS
     samples = _sample_images(images, labels)
-    placed = []
-
-    def place(rel: str, payload: bytes, what: str):
-        target = assets / rel
-        atomic_write_bytes(target, payload)
-        placed.append(target)
-        echo(f"{what} -> {target} ({len(payload)} bytes)")
-
-    place(MODEL_NAME, data, f"{src}")
-    atomic_write_text(assets / LABELS_NAME, "\n".join(labels) + "\n")
-    placed.append(assets / LABELS_NAME)
-    echo(f"{len(labels)} labels -> {assets / LABELS_NAME}")
-    for png, fname, label, _ in samples:
-        place(f"{IMAGES_DIR}/{fname}", png, f"sample test image ({label})")
-    keep = {f for _, f, _, _ in samples}
-    images_dir = assets / IMAGES_DIR
-    if images_dir.is_dir():  # images of an earlier bundle would otherwise linger with stale labels
-        for old in images_dir.glob("*.png"):
-            if old.name not in keep:
-                old.unlink()
-
     doc = {
         "schema": SCHEMA,
-        "model": manifest.get("model", ""),
-        "run": manifest.get("run", ""),
+        "model": manifest["model"],
+        "run": manifest.get("run") or "",
         "artifact": name,
-        "precision": entry.get("precision", ""),
+        "precision": entry["precision"],
         "sha256": digest,
         "model_file": MODEL_NAME,
         "labels_file": LABELS_NAME,
@@ -238,11 +205,54 @@ def bundle_android(run, app="android_app", artifact: str = "int8", images: int =
         "output_kind": kind,
         "images": [{"file": f"{IMAGES_DIR}/{f}", "label": label, "label_index": idx} for _, f, label, idx in samples],
     }
-    atomic_write_json(assets / SPEC_NAME, doc)
+    files = {MODEL_NAME: data, LABELS_NAME: ("\n".join(labels) + "\n").encode("utf-8")}
+    files.update({f"{IMAGES_DIR}/{fname}": png for png, fname, _, _ in samples})
+    files[SPEC_NAME] = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    _replace_bundle(assets, files)
+    echo(f"{src} -> {assets / MODEL_NAME} ({len(data)} bytes)")
+    echo(f"{len(labels)} labels -> {assets / LABELS_NAME}")
+    for _, fname, label, _ in samples:
+        echo(f"sample test image ({label}) -> {assets / IMAGES_DIR / fname}")
     echo(f"bundle spec -> {assets / SPEC_NAME}")
-    echo(f"Bundled {name} ({entry.get('precision', '?')}, input {doc['input']['dtype']}{doc['input']['shape']}, "
+    echo(f"Bundled {name} ({entry['precision']}, input {doc['input']['dtype']}{doc['input']['shape']}, "
          f"{len(labels)} classes) into {assets}; open {app} in Android Studio and run the app.")
     return dict(doc, assets=str(assets))
+
+
+def _replace_bundle(assets: Path, files: dict) -> None:
+    """Swap the whole bundle in, all or nothing: the old bundle's files are moved aside first (the
+    spec first, so no spec ever names another export's model), the new ones written (the spec
+    last), and on any failure the new files are removed and the old ones put back."""
+    import os
+    import shutil
+    import tempfile
+
+    try:
+        (assets / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        backup = Path(tempfile.mkdtemp(prefix=".bundle-old-", dir=assets))
+    except OSError as e:
+        raise BundleError(f"{assets}: cannot write the app's assets ({e.strerror or e})") from None
+    old = [SPEC_NAME, MODEL_NAME, LABELS_NAME] + [f"{IMAGES_DIR}/{p.name}" for p in (assets / IMAGES_DIR).glob("*.png")]
+    moved, written = [], []
+    try:
+        for rel in old:
+            if (assets / rel).is_file() or (assets / rel).is_symlink():
+                os.replace(assets / rel, backup / rel.replace("/", "__"))
+                moved.append(rel)
+        for rel, payload in files.items():  # dicts keep insertion order: the spec is last
+            written.append(rel)
+            atomic_write_bytes(assets / rel, payload)
+    except BaseException as e:
+        for rel in written:
+            (assets / rel).unlink(missing_ok=True)
+        for rel in moved:
+            os.replace(backup / rel.replace("/", "__"), assets / rel)
+        if isinstance(e, OSError):
+            raise BundleError(f"{assets}: cannot write the bundle ({e.strerror or e}); the previous bundle is "
+                              f"unchanged") from None
+        raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def _tensor(t: dict) -> dict:

@@ -21,7 +21,6 @@ import numpy as np
 from edgecnn import runtime
 from edgecnn.data.preprocess import PreprocessSpec, fit_image, normalize, softmax, top_k
 from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError
-from edgecnn.io import read_json, sha256_file
 
 # The export folder may hold several precisions; on a device the int8 one is the point.
 PREFERENCE = ("int8", "dynamic", "fp16", "fp32")
@@ -59,53 +58,48 @@ class RollingFPS:
 def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[str] = None):
     """(artifact path, manifest dict, manifest entry) for an export folder, run folder or model file.
 
-    A folder: the named ``artifact`` or the best TFLite in its manifest (int8 first). A file:
-    the manifest beside it, or ``manifest``. The file's sha256 is checked against the manifest,
-    so a truncated copy (a half-finished scp to the Pi) fails here, not with odd predictions.
+    A folder: the named ``artifact`` or the best TFLite in its manifest (verified first, then int8
+    first). A file: the manifest beside it, or ``manifest``. Everything goes through the artifact
+    contract (``edgecnn.runs``): the manifest is validated, the artifact must lie inside its export
+    folder and match its sha256, so a truncated copy (a half-finished scp to the Pi) or a swapped
+    file fails here, not with odd predictions.
     """
+    from edgecnn import runs
+
     target = Path(target)
     if not target.exists():
         raise ModelFileError(f"{target} does not exist: give an export folder (with manifest.json) or a .tflite file")
-    if target.is_dir() and not (target / "manifest.json").exists() and (target / "export" / "manifest.json").exists():
-        target = target / "export"  # a run directory: its export
-    folder = target if target.is_dir() else target.parent
-    mpath = Path(manifest) if manifest else folder / "manifest.json"
-    if not mpath.is_file():
-        raise ModelFileError(
-            f"No manifest at {mpath}: labels and preprocessing come from the manifest that `edgecnn export` writes; "
-            f"copy it beside the model or pass --manifest")
-    try:
-        man = read_json(mpath)
-        arts = man["artifacts"]
-        labels = man["labels"]
-        PreprocessSpec.from_dict(man["preprocessing"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{mpath} is not an edgecnn manifest ({type(e).__name__}: {e})") from None
-    if target.is_file():
-        name = target.name
-        if artifact and artifact != name:
-            raise ModelFileError(f"--artifact {artifact} contradicts the model file {target}")
-    elif artifact:
+    if manifest:
+        # A manifest from elsewhere describes the file beside ``target`` by name, size and sha256.
+        man = runs.read_manifest(Path(manifest))
+        folder = target.parent if target.is_file() else target
+        if target.is_file():
+            if artifact and artifact != target.name:
+                raise ModelFileError(f"--artifact {artifact} contradicts the model file {target}")
+            artifact = target.name
+    else:
+        r = runs.resolve(target, error=ModelFileError)
+        if r.manifest is None:
+            raise ModelFileError(
+                f"No manifest beside {target}: labels and preprocessing come from the manifest that `edgecnn export` "
+                f"writes; copy it beside the model or pass --manifest")
+        man, folder = r.manifest, r.export_dir
+        if r.artifact is not None:
+            if artifact and artifact != r.artifact.name:
+                raise ModelFileError(f"--artifact {artifact} contradicts the model file {target}")
+            artifact = r.artifact.name
+    arts = man["artifacts"]
+    if artifact:
         name = artifact
     else:
-        present = [n for n, a in arts.items() if a.get("format") == "tflite" and (folder / n).is_file()]
+        present = [n for n, a in arts.items() if a["format"] == "tflite" and (folder / n).is_file()]
         if not present:
             raise ModelFileError(f"{folder} has no .tflite artifact listed in its manifest: run `edgecnn export`")
-        present.sort(key=lambda n: (not arts[n].get("verified", False),
-                                    PREFERENCE.index(arts[n].get("precision")) if arts[n].get("precision") in PREFERENCE
+        present.sort(key=lambda n: (not arts[n]["verified"],
+                                    PREFERENCE.index(arts[n]["precision"]) if arts[n]["precision"] in PREFERENCE
                                     else len(PREFERENCE), n))
         name = present[0]
-    if name not in arts:
-        raise ModelFileError(f"{name} is not listed in {mpath} (it lists: {', '.join(sorted(arts)) or 'nothing'})")
-    path = folder / name
-    if not path.is_file():
-        raise ModelFileError(f"{path} is listed in the manifest but missing")
-    want = arts[name].get("sha256")
-    if want and sha256_file(path) != want:
-        raise ModelFileError(f"{path} does not match the sha256 in {mpath}: the copy is corrupt or from another export")
-    outs = arts[name].get("outputs") or []
-    if outs and len(labels) != int(np.prod(outs[0]["shape"][1:])):
-        raise ModelFileError(f"{mpath}: {len(labels)} labels but {name} has output shape {outs[0]['shape']}")
+    path = runs.artifact_path(folder, man, name)
     return path, man, arts[name]
 
 
@@ -119,6 +113,9 @@ class Classifier:
         self.spec = PreprocessSpec.from_dict(self.manifest["preprocessing"])
         self.runner = runtime.load(self.path, backend=backend, threads=threads, xnnpack=xnnpack,
                                      reference=reference)
+        from edgecnn.runs import check_loaded_tensors
+
+        check_loaded_tensors(self.runner.inputs, self.runner.outputs, self.entry, str(self.path))
         self.runner.resize(1)
         self._probabilities = self.entry.get("output_kind", "probabilities") == "probabilities"
 

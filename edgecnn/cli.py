@@ -74,6 +74,10 @@ _data_option = click.option(
     help="sample (bundled real CIFAR-10 sample, offline), cifar10, cifar100 (download), fashion_mnist (Debian "
          "files), or a PATH: CIFAR python batches folder/.tar.gz, class-per-subfolder images, Tiny ImageNet.")
 _runs_dir_option = click.option("--runs-dir", default=None, help="Runs root (default: $EDGECNN_RUNS or ./runs).")
+_unsafe_load_option = click.option(
+    "--unsafe-load", is_flag=True,
+    help="Load a Keras model that is not a .keras zip, or holds Lambda/custom code, WITHOUT safe mode. It can run "
+         "code from the file: only for a model you trust.")
 
 
 @cli.command("train")
@@ -139,12 +143,13 @@ def train_command(model, data, recipe, epochs, batch_size, lr, optimizer, moment
 @click.option("--max-images", type=int, default=None, help="Evaluate at most N images (seeded).")
 @_runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_command(run, data, split, max_images, runs_dir, as_json):
+@_unsafe_load_option
+def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
     """Top-1, top-5, macro-F1, per-class accuracy and a confusion-matrix PNG for RUN (a run dir or model name)."""
     from edgecnn.evaluate import evaluate_run, format_report
-    from edgecnn.train import resolve_run
+    from edgecnn.runs import resolve_run
 
-    m = evaluate_run(resolve_run(run, runs_dir), data, split, max_images=max_images)
+    m = evaluate_run(resolve_run(run, runs_dir), data, split, max_images=max_images, unsafe_load=unsafe_load)
     click.echo(json.dumps(m, indent=2) if as_json else format_report(m))
 
 
@@ -173,8 +178,9 @@ def eval_command(run, data, split, max_images, runs_dir, as_json):
 @click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (TFMOT).")
 @click.option("--compress-epochs", type=int, default=2, show_default=True, help="Fine-tuning epochs per compression step.")
 @click.option("--runs-dir", default=None, help="Runs root (default: $EDGECNN_RUNS or ./runs).")
+@_unsafe_load_option
 def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration, out_dir, int8_io, max_drop,
-                   no_rewrite, onnx_int8_route, prune, cluster, qat, compress_epochs, runs_dir):
+                   no_rewrite, onnx_int8_route, prune, cluster, qat, compress_epochs, runs_dir, unsafe_load):
     """Export MODEL_OR_RUN (a run directory, or a model name: its newest run, else fresh weights)
     to TFLite/ONNX and verify every artifact on its real runtime."""
     from edgecnn.export import export_model
@@ -182,9 +188,19 @@ def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration
     source = run_ref or model_or_run
     if not source:
         raise click.UsageError("give a model name or a run directory (or --run RUN)")
+    if run_ref and model_or_run:
+        from edgecnn.runs import load_run, resolve
+
+        run_model = load_run(resolve(run_ref, runs_dir, manifest=False).run_dir or run_ref).model_name
+        if model_or_run != run_model:
+            from edgecnn.errors import InvalidConfigError
+
+            raise InvalidConfigError(f"MODEL '{model_or_run}' disagrees with --run {run_ref}, a run of '{run_model}'; "
+                                     f"give one of them.")
     export_model(source, out_dir, int8=int8, fp16=fp16, dynamic=dynamic, onnx=onnx, calibration=calibration,
                  int8_io=int8_io, max_drop=max_drop, rewrite=not no_rewrite, int8_onnx_route=onnx_int8_route,
-                 prune=prune, cluster=cluster, qat=qat, compress_epochs=compress_epochs, runs_dir=runs_dir)
+                 prune=prune, cluster=cluster, qat=qat, compress_epochs=compress_epochs, runs_dir=runs_dir,
+                 unsafe_load=unsafe_load)
 
 
 @cli.command("verify")
@@ -192,21 +208,20 @@ def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
               help="Fail when a quantized top-1 is more than this many points below Keras.")
 @click.option("--json", "as_json", is_flag=True, help="Print the updated manifest as JSON.")
-def verify_command(run_or_export_dir, max_drop, as_json):
+@_unsafe_load_option
+def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
     """Re-run every artifact of an export (or a run's export/) on its real runtime and update
     manifest.json; exit code 10 when one fails."""
-    from edgecnn.export.verify import verify_export
+    from edgecnn.export.verify import raise_if_unverified, verify_export
+    from edgecnn.runs import resolve
 
-    m = verify_export(run_or_export_dir, max_drop=max_drop, echo=lambda s: click.echo(s, err=True),
-                      raise_on_failure=False)
+    target = resolve(run_or_export_dir)
+    target.require_manifest()
+    m = verify_export(target.export_dir, max_drop=max_drop, echo=lambda s: click.echo(s, err=True),
+                      raise_on_failure=False, unsafe_load=unsafe_load)
     if as_json:
         click.echo(json.dumps(m, indent=2))
-    failed = [n for n, a in m["artifacts"].items() if not a["verified"]]
-    if failed:
-        from edgecnn.errors import VerificationError
-
-        raise VerificationError(f"{len(failed)} artifact(s) failed verification: "
-                                + "; ".join(f"{n} ({m['artifacts'][n]['verification']['reason']})" for n in failed))
+    raise_if_unverified(m)
 
 
 # ---------------------------------------------------------------------------- benchmark / pipeline

@@ -122,20 +122,20 @@ def predict(model, x_u8: np.ndarray, spec, batch_size: int = 256) -> np.ndarray:
 
 
 def evaluate_run(run, data: Optional[str] = None, split: str = "test", *, batch_size: int = 256,
-                 max_images: Optional[int] = None, write: bool = True) -> Dict:
-    """Evaluate a run (path or ``edgecnn.train.Run``) on its own test split or another dataset."""
+                 max_images: Optional[int] = None, write: bool = True, unsafe_load: bool = False) -> Dict:
+    """Evaluate a run (path or ``edgecnn.runs.Run``) on its own test split or another dataset."""
     from edgecnn.data.datasets import load_dataset
     from edgecnn.errors import DataError
     from edgecnn.io import atomic_write_json
-    from edgecnn.train import dataset_kwargs, load_run
+    from edgecnn.runs import dataset_kwargs, load_run
 
     run = load_run(run) if not hasattr(run, "info") else run
     info = run.info
-    kw = dataset_kwargs(info)
-    source = data or kw.pop("source")
-    kw.pop("source", None)
     if data:
-        kw = {"seed": kw.get("seed", 0)}
+        source, kw = data, {"seed": info.get("seed", 0)}
+    else:
+        kw = dataset_kwargs(info, run.path)
+        source = kw.pop("source")
     if max_images:
         kw["max_test" if split == "test" else "max_train"] = max_images
     ds = load_dataset(source, tuple(info["input_shape"]), **kw)
@@ -145,7 +145,7 @@ def evaluate_run(run, data: Optional[str] = None, split: str = "test", *, batch_
     x, y = ds.split_arrays(split)
     if len(x) == 0:
         raise DataError(f"{source}: the {split} split is empty.")
-    model = run.load_model()
+    model = run.load_model(unsafe=unsafe_load)
     scores = predict(model, x, run.spec, batch_size)
     m = classification_metrics(y, scores, run.labels)
     m.update({"dataset": ds.info(), "split": split, "run": str(run.path)})

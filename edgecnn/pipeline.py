@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
 from edgecnn.errors import VerificationError
-from edgecnn.io import atomic_write_text, read_json
+from edgecnn.io import atomic_write_text
 
 
 def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick", run_name: Optional[str] = None,
@@ -71,10 +71,12 @@ def _pct(v) -> str:
 
 def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
     """report.md from run.json, export/manifest.json and bench/results.json (nothing recomputed)."""
+    from edgecnn.runs import BENCH_DIR, load_run, read_json_file, read_manifest
+
     run_dir = Path(run_dir)
-    info = read_json(run_dir / "run.json")
-    manifest = read_json(run_dir / "export" / "manifest.json")
-    bench = read_json(run_dir / "bench" / "results.json")
+    info = load_run(run_dir).info
+    manifest = read_manifest(run_dir)
+    bench = read_json_file(run_dir / BENCH_DIR / "results.json", "benchmark results")
     m = info.get("metrics") or {}
     lines = [f"# {info['model']}: {run_dir.name}", "",
              f"Data: {info['dataset'].get('name')} ({info['dataset'].get('num_train')} train / "
@@ -103,7 +105,7 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
               "full statistics in [bench/results.md](bench/results.md).", "",
               "![latency](bench/latency.png) ![accuracy vs latency](bench/pareto.png)", ""]
     if (run_dir / "eval.json").exists():
-        ev = read_json(run_dir / "eval.json")
+        ev = read_json_file(run_dir / "eval.json", "evaluation")
         per_class = ev.get("per_class_accuracy") or {}
         if isinstance(per_class, dict) and per_class:
             lines += ["## Per-class accuracy (Keras, test split)", "", "| class | top-1 |", "|---|---|"]

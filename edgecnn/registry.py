@@ -11,7 +11,7 @@ import importlib
 import inspect
 from typing import Callable, Dict, List, Optional, Sequence
 
-from edgecnn.errors import UnknownModelError, did_you_mean
+from edgecnn.errors import InvalidConfigError, UnknownModelError, did_you_mean
 
 # Figures a builder may claim. Measured by edgecnn.analysis on the built model:
 #   params      trainable + non-trainable parameters
@@ -104,6 +104,19 @@ def get_entry(name: str) -> ModelEntry:
         ) from None
 
 
+def check_kwargs(name: str, kwargs) -> None:
+    """Refuse keyword arguments the builder does not take, naming the ones it does."""
+    params = inspect.signature(get_entry(name).builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        hint = did_you_mean(unknown[0], params)
+        raise InvalidConfigError(f"{name} takes no argument(s) {', '.join(map(repr, unknown))}.{hint} "
+                                 f"It takes: {', '.join(params)}.")
+
+
 def create_model(name: str, **kwargs):
     """Build the registered model ``name`` with the builder's keyword arguments."""
+    check_kwargs(name, kwargs)
     return get_entry(name).builder(**kwargs)

@@ -1,19 +1,16 @@
-"""Training: declarative recipes, checkpoint/resume, tf.distribute, k-fold CV, the run directory.
+"""Training: checkpoint/resume, tf.distribute, k-fold CV, writing a run directory.
 
 ``train(model_name, data=..., recipe=..., **overrides)`` writes ``runs/<model>/<run-name>/``:
-run.json (see the artifact contract in DESIGN.md), model.keras, checkpoints/ (a
+run.json (the artifact contract, ``edgecnn.runs``), model.keras, checkpoints/ (a
 ``BackupAndRestore`` checkpoint of model + optimizer + epoch, rewritten after every epoch, and
 state.json with the epoch, optimizer step and seed), history.csv, training_curves.png,
-logs/ (TensorBoard), and for ``folds > 1`` folds.json.
+logs/ (TensorBoard), and for ``folds > 1`` folds.json. Recipes live in ``edgecnn.recipes``.
 
 Resume: ``train(resume=RUN)`` (``edgecnn train --resume RUN``), or the same command again with
 the same ``--name``, rebuilds everything from run.json and continues from the last finished
 epoch; a crash loses at most the epoch in progress. The data order and augmentation streams
 restart from the seed on resume, so a resumed run matches an uninterrupted one within noise,
-not bit for bit.
-
-``load_run`` / ``find_latest_run`` are what the later stages (export, benchmark, bundle) read.
-TensorFlow is imported inside the functions.
+not bit for bit. TensorFlow is imported inside the functions.
 """
 from __future__ import annotations
 
@@ -22,255 +19,24 @@ import datetime as _dt
 import inspect
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-import edgecnn
-from edgecnn.data.pipeline import Augment
-from edgecnn.data.preprocess import PreprocessSpec
-from edgecnn.errors import InvalidConfigError, RunError, TrainingError, did_you_mean
+from edgecnn.errors import InvalidConfigError, RunError, TrainingError
 from edgecnn.io import atomic_path, atomic_write_json, atomic_write_text, read_json
+from edgecnn.recipes import RECIPES, Recipe, get_recipe  # noqa: F401  (re-exported for callers of train)
+from edgecnn.runs import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_record, find_latest_run,  # noqa: F401
+                          load_run, read_json_file, resolve_run, run_dir_for, runs_root, save_model, versions,
+                          write_run)
 
-SCHEMA = 1
 STRATEGIES = ("default", "mirrored", "multiworker")
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-LR_SCHEDULES = ("constant", "cosine", "step")
 # Crash-test hook: "EPOCH:BATCH" makes training stop dead (sleep until killed) at that batch, after
 # writing checkpoints/.paused, so a test can SIGKILL a real run at a known point mid-epoch.
 _PAUSE_ENV = "EDGECNN_PAUSE_AT"
-
-
-# ---------------------------------------------------------------------------- recipes
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Every training knob. Learning-rate boundaries are fractions of the whole run, so a schedule
-    keeps its shape when ``epochs`` is overridden."""
-
-    name: str
-    description: str
-    epochs: int
-    batch_size: int
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0  # L2 penalty wd * sum(w^2) on conv/dense kernels
-    lr_schedule: str = "constant"
-    lr_boundaries: Tuple[float, ...] = ()  # "step": fractions of total steps
-    lr_factors: Tuple[float, ...] = ()  # "step": multipliers of lr, one more than boundaries
-    total_steps: Optional[int] = None  # a schedule given in steps (sepresnet): sets epochs
-    early_stopping: int = 0  # patience in epochs on val_loss (0: off); restores the best weights
-    label_smoothing: float = 0.0
-    crop_pad: int = 0
-    flip: bool = False
-    brightness: float = 0.0
-    contrast: Optional[Tuple[float, float]] = None
-    val_fraction: float = 0.1
-    folds: int = 1
-    # BatchNorm moving-average momentum during training (None: the model's own, 0.99 in Keras).
-    # A run of a few hundred steps with 0.99 leaves the moving variances near their initial 1.0
-    # (0.99^300 = 0.05 of it remains), and inference-mode accuracy collapses to chance although
-    # training accuracy is fine; 0.9 forgets the initial value within ~50 steps.
-    bn_momentum: Optional[float] = None
-
-    def augment(self) -> Augment:
-        return Augment(self.crop_pad, self.flip, self.brightness, self.contrast)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for k in ("lr_boundaries", "lr_factors", "contrast"):
-            if d[k] is not None:
-                d[k] = list(d[k])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Recipe":
-        known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        for k in ("lr_boundaries", "lr_factors"):
-            kw[k] = tuple(kw.get(k) or ())
-        if kw.get("contrast") is not None:
-            kw["contrast"] = tuple(kw["contrast"])
-        return cls(**kw)
-
-
-_CIFAR_AUG = dict(crop_pad=4, flip=True)
-RECIPES: Dict[str, Recipe] = {r.name: r for r in (
-    Recipe("quick", "Minutes on a laptop CPU: Adam, cosine LR, pad-4 crops + flips. For demos and smoke tests.",
-           epochs=12, batch_size=64, optimizer="adam", lr=2e-3, lr_schedule="cosine", bn_momentum=0.9, **_CIFAR_AUG),
-    Recipe("quicknet", "QuickNet (Ghosh 2017): BN + dropout 0.5 in the model, augmentation, early stopping.",
-           epochs=100, batch_size=64, optimizer="adam", lr=1e-3, early_stopping=10, **_CIFAR_AUG),
-    Recipe("structure_e", "Han & Kwon structures A-G: SGD, batch 128, 3 x 100 epochs at LR 0.1 / 0.01 / 0.001.",
-           epochs=300, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, lr_schedule="step",
-           lr_boundaries=(1 / 3, 2 / 3), lr_factors=(1.0, 0.1, 0.01), **_CIFAR_AUG),
-    Recipe("sepresnet", "Separable ResNet thesis: momentum 0.9, LR 0.1/0.01/0.001 at 40k/60k of 80k steps, "
-           "batch 128, L2 1e-3, random 24x24 crops, flips, brightness/contrast (TF CIFAR-10 tutorial).",
-           epochs=0, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-3,
-           lr_schedule="step", lr_boundaries=(0.5, 0.75), lr_factors=(1.0, 0.1, 0.01), total_steps=80000,
-           flip=True, brightness=63.0, contrast=(0.2, 1.8)),
-    Recipe("cmiv4", "CMIV4: Adam, 50 epochs, batch 32; macro-F1 reported; use --folds 3 for the paper's "
-           "stratified 3-fold cross-validation.", epochs=50, batch_size=32, optimizer="adam", lr=1e-3,
-           early_stopping=10, **_CIFAR_AUG),
-)}
-
-
-def get_recipe(name: str, **overrides) -> Recipe:
-    """The named recipe with the given knobs replaced (None means: keep the recipe's value)."""
-    if name not in RECIPES:
-        raise InvalidConfigError(f"Unknown recipe '{name}'.{did_you_mean(name, RECIPES)} "
-                                 f"Choose from: {', '.join(RECIPES)}.")
-    known = {f.name for f in dataclasses.fields(Recipe)}
-    bad = sorted(set(overrides) - known)
-    if bad:
-        raise InvalidConfigError(f"Unknown recipe knob(s) {bad}; knobs: {sorted(known - {'name', 'description'})}.")
-    kw = {k: v for k, v in overrides.items() if v is not None}
-    if "epochs" in kw and "total_steps" not in kw:
-        kw["total_steps"] = None  # an explicit epoch count wins over a schedule given in steps
-    if kw.get("contrast") == ():
-        kw["contrast"] = None
-    r = dataclasses.replace(RECIPES[name], **kw)
-    _validate_recipe(r)
-    return r
-
-
-def _validate_recipe(r: Recipe) -> None:
-    if r.optimizer not in OPTIMIZERS:
-        raise InvalidConfigError(f"Unknown optimizer '{r.optimizer}'.{did_you_mean(r.optimizer, OPTIMIZERS)} "
-                                 f"Choose from: {', '.join(OPTIMIZERS)}.")
-    if r.lr_schedule not in LR_SCHEDULES:
-        raise InvalidConfigError(f"Unknown LR schedule '{r.lr_schedule}'; choose from: {', '.join(LR_SCHEDULES)}.")
-    if r.lr_schedule == "step" and len(r.lr_factors) != len(r.lr_boundaries) + 1:
-        raise InvalidConfigError(f"Recipe '{r.name}': a step schedule needs one more factor than boundaries; "
-                                 f"received boundaries {r.lr_boundaries}, factors {r.lr_factors}.")
-    if r.batch_size < 1 or r.lr <= 0 or (r.epochs < 1 and not r.total_steps):
-        raise InvalidConfigError(f"Recipe '{r.name}': batch size, LR and epochs must be positive; received "
-                                 f"batch_size={r.batch_size}, lr={r.lr}, epochs={r.epochs}.")
-    if r.folds < 1:
-        raise InvalidConfigError(f"--folds must be >= 2 for cross-validation (1: none); received {r.folds}.")
-    if not 0 <= r.val_fraction < 1:
-        raise InvalidConfigError(f"val_fraction must be in [0, 1); received {r.val_fraction}.")
-    if r.bn_momentum is not None and not 0 <= r.bn_momentum < 1:
-        raise InvalidConfigError(f"bn_momentum must be in [0, 1); received `bn_momentum={r.bn_momentum}`.")
-
-
-# ---------------------------------------------------------------------------- runs
-@dataclasses.dataclass
-class Run:
-    """A run directory as the later stages see it."""
-
-    path: Path
-    info: dict
-    spec: PreprocessSpec
-    labels: List[str]
-    model_name: str
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.info["num_classes"])
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int]:
-        return tuple(int(v) for v in self.info["input_shape"])
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / "model.keras"
-
-    def load_model(self):
-        """The trained tf_keras model (softmax outputs)."""
-        if not self.model_path.is_file():
-            raise RunError(f"{self.path}: no model.keras; the run is not trained yet. Finish it with "
-                           f"'edgecnn train --resume {self.path}'.")
-        from edgecnn.registry import list_models
-
-        list_models()  # families register any custom layers before deserialisation
-        import tf_keras
-
-        try:
-            return tf_keras.models.load_model(self.model_path, compile=False)
-        except Exception as e:  # tf_keras raises ValueError/OSError/zipfile errors for bad files
-            raise RunError(f"{self.model_path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-                           f"retrain the run.") from None
-
-
-def runs_root(runs_dir=None) -> Path:
-    """--runs-dir, else $EDGECNN_RUNS, else ./runs."""
-    return Path(runs_dir or os.environ.get("EDGECNN_RUNS") or "runs")
-
-
-def load_run(path) -> Run:
-    """A run directory (or its run.json) -> Run. RunError when missing or inconsistent."""
-    p = Path(path)
-    if p.name == "run.json":
-        p = p.parent
-    f = p / "run.json"
-    if not f.is_file():
-        raise RunError(f"{p}: not a run directory (no run.json). Train one with 'edgecnn train MODEL'.")
-    try:
-        info = read_json(f)
-    except (ValueError, OSError) as e:
-        raise RunError(f"{f}: unreadable ({e}); the run is damaged, train it again.") from None
-    missing = [k for k in ("model", "input_shape", "num_classes", "labels", "preprocessing") if k not in info]
-    if missing:
-        raise RunError(f"{f}: missing keys {missing}; not an edgecnn run.json.")
-    return Run(p, info, PreprocessSpec.from_dict(info["preprocessing"]), list(info["labels"]), info["model"])
-
-
-def find_latest_run(model_name: str, runs_dir=None, *, trained_only: bool = True) -> Optional[Path]:
-    """The most recently created (trained) run of a model under the runs root, or None."""
-    base = runs_root(runs_dir) / model_name
-    best = None
-    for f in base.glob("*/run.json") if base.is_dir() else ():
-        try:
-            info = read_json(f)
-        except (ValueError, OSError):
-            continue
-        if trained_only and not info.get("trained"):
-            continue
-        key = (info.get("created", ""), f.stat().st_mtime)
-        if best is None or key > best[0]:
-            best = (key, f.parent)
-    return best[1] if best else None
-
-
-def resolve_run(ref, runs_dir=None) -> Path:
-    """A run path, or a model name meaning its latest trained run."""
-    p = Path(ref)
-    if (p / "run.json").is_file() or p.name == "run.json":
-        return p if p.name != "run.json" else p.parent
-    if not p.exists() and "/" not in str(ref):
-        latest = find_latest_run(str(ref), runs_dir)
-        if latest:
-            return latest
-        raise RunError(f"No trained run of '{ref}' under {runs_root(runs_dir)}/; train one with 'edgecnn train {ref}' "
-                       f"or pass a run directory.")
-    raise RunError(f"{p}: not a run directory (no run.json).")
-
-
-def dataset_kwargs(info: dict) -> dict:
-    """The load_dataset arguments that reproduce a run's data."""
-    d = info.get("dataset", {})
-    return {"source": d.get("data_arg") or d.get("source") or "sample",
-            "val_fraction": d.get("val_fraction", 0.1), "seed": info.get("seed", 0),
-            "max_train": d.get("max_train_images"), "max_test": d.get("max_test_images"),
-            "skip_bad": bool(d.get("skip_bad_images", False))}
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version(), "numpy": np.__version__, "edgecnn": edgecnn.__version__}
-    for key, dist in (("tensorflow", "tensorflow"), ("tf_keras", "tf_keras")):
-        try:
-            out[key] = version(dist)
-        except PackageNotFoundError:
-            out[key] = None
-    return out
 
 
 def default_input_shape(model_name: str) -> Tuple[int, int, int]:
@@ -278,6 +44,8 @@ def default_input_shape(model_name: str) -> Tuple[int, int, int]:
 
     p = inspect.signature(get_entry(model_name).builder).parameters.get("input_shape")
     return tuple(p.default) if p is not None and p.default is not inspect.Parameter.empty else (32, 32, 3)
+
+
 
 
 # ---------------------------------------------------------------------------- TF pieces
@@ -541,6 +309,19 @@ def _check_mixed_precision(enabled: bool) -> None:
                                  "down. Drop the flag.")
 
 
+def _resume_dir(ref, runs_dir) -> Path:
+    """The run folder to resume: a path to a run, or a model name's newest unfinished-or-finished run."""
+    p = Path(str(ref))
+    if (p / "run.json").exists() or p.name == "run.json":
+        return p.parent if p.name == "run.json" else p
+    return resolve_run(ref, runs_dir)
+
+
+def _read_run_info(run_dir: Path) -> dict:
+    """run.json of a run being (re)started, validated like any run a later stage reads."""
+    return load_run(run_dir).info
+
+
 def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str = "quick",
           run_name: Optional[str] = None, runs_dir=None, seed: int = 0, model_kwargs: Optional[dict] = None,
           input_shape: Optional[Sequence[int]] = None, strategy: str = "default", mixed_precision: bool = False,
@@ -555,8 +336,8 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     from edgecnn.evaluate import classification_metrics, predict
 
     if resume is not None:
-        run_dir = resolve_run(resume, runs_dir)
-        info = read_json(run_dir / "run.json")
+        run_dir = _resume_dir(resume, runs_dir)
+        info = _read_run_info(run_dir)
         if model_name and model_name != info["model"]:
             raise RunError(f"{run_dir} is a run of '{info['model']}', not '{model_name}'.")
     else:
@@ -566,8 +347,8 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
 
         get_entry(model_name)
         run_name = run_name or f"{recipe}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        run_dir = runs_root(runs_dir) / model_name / run_name
-        info = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else None
+        run_dir = run_dir_for(model_name, run_name, runs_dir)
+        info = _read_run_info(run_dir) if (run_dir / "run.json").exists() else None
         if info is not None and info.get("model") != model_name:
             raise RunError(f"{run_dir} is a run of '{info.get('model')}'; choose another --name.")
     if info is not None:
@@ -580,13 +361,20 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
         seed = int(info["seed"])
         model_kwargs = info.get("model_kwargs") or {}
         input_shape = tuple(info["input_shape"])
-        kw = dataset_kwargs(info)
+        kw = dataset_kwargs(info, run_dir)
         data = kw.pop("source")
         mixed_precision = bool(info.get("mixed_precision", False))
         strategy = info.get("strategy", strategy)
     else:
         rec = get_recipe(recipe, **overrides)
         model_kwargs = dict(model_kwargs or {})
+        from edgecnn.registry import check_kwargs
+
+        check_kwargs(model_name, model_kwargs)
+        if not isinstance(seed, int) or seed < 0:
+            raise InvalidConfigError(f"--seed must be an integer >= 0. Received `seed={seed}`.")
+        if input_shape is not None and (len(tuple(input_shape)) != 3 or min(int(v) for v in input_shape) < 1):
+            raise InvalidConfigError(f"--input-shape must be three positive integers H,W,C. Received {input_shape}.")
         input_shape = tuple(int(v) for v in (input_shape or default_input_shape(model_name)))
         kw = dict(val_fraction=rec.val_fraction, seed=seed, max_train=max_train_images, max_test=max_test_images,
                   skip_bad=skip_bad_images)
@@ -601,7 +389,7 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
         info = {
             "schema": SCHEMA, "model": model_name, "model_kwargs": model_kwargs, "run_name": run_dir.name,
             "created": _now(),
-            "dataset": dict(ds.info(), data_arg=str(data), val_fraction=kw["val_fraction"],
+            "dataset": dict(ds.info(), **dataset_record(data, run_dir), val_fraction=kw["val_fraction"],
                             max_train_images=kw["max_train"], max_test_images=kw["max_test"],
                             skip_bad_images=kw["skip_bad"]),
             "input_shape": list(input_shape), "num_classes": ds.num_classes, "labels": list(ds.labels),
@@ -614,7 +402,7 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
                        f"({info['dataset'].get('num_train')} -> {len(ds.x_train)} training images); resume needs "
                        f"the same data, or start a new run.")
     info["num_replicas"] = int(strat.num_replicas_in_sync)
-    atomic_write_json(run_dir / "run.json", info)
+    write_run(run_dir, info)
 
     def on_epoch(kind, epoch, row, fold=None):
         if kind == "begin" and epoch > 0:
@@ -622,7 +410,7 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
             echo(f"Resumed at epoch {epoch + 1} (epochs 1..{epoch} restored from {ckpt_dir}).")
         if kind == "end" and fold is None:
             info["epochs_completed"] = int(epoch) + 1
-        atomic_write_json(run_dir / "run.json", info)
+        write_run(run_dir, info)
 
     common = dict(model_name=model_name, model_kwargs=model_kwargs, input_shape=input_shape,
                   num_classes=ds.num_classes, spec=spec, seed=seed, strategy=strat,
@@ -631,7 +419,7 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     try:
         if rec.folds > 1:
             info["cross_validation"] = _cross_validate(ds, rec, run_dir, common, on_epoch, echo)
-            atomic_write_json(run_dir / "run.json", info)
+            write_run(run_dir, info)
         model, epochs = _fit(recipe=rec, x_tr=ds.x_train, y_tr=ds.y_train, x_va=ds.x_val, y_va=ds.y_val,
                              ckpt_dir=ckpt_dir, history_csv=run_dir / "history.csv", log_dir=run_dir / "logs",
                              on_epoch=on_epoch, **common)
@@ -639,8 +427,7 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
         raise TrainingError(f"Interrupted; {info['epochs_completed']} epoch(s) are checkpointed in {ckpt_dir}. "
                             f"Continue with 'edgecnn train --resume {run_dir}'.") from None
     train_seconds = time.perf_counter() - t0
-    with atomic_path(run_dir / "model.keras") as tmp:
-        model.save(tmp)
+    save_model(run_dir, info, model)
     scores = predict(model, ds.x_test, spec)
     m = classification_metrics(ds.y_test, scores, ds.labels)
     info["metrics"] = {k: m[k] for k in ("top1", "top5", "macro_f1")}
@@ -652,7 +439,7 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     info["trained"] = True
     info["finished"] = _now()
     plot_history(run_dir / "history.csv", run_dir / "training_curves.png", f"{model_name} ({rec.name})")
-    atomic_write_json(run_dir / "run.json", info)
+    write_run(run_dir, info)
     echo(f"{run_dir}: test top-1 {m['top1']:.4f}, top-5 {m['top5']:.4f}, macro-F1 {m['macro_f1']:.4f} "
          f"({len(ds.x_test)} images)")
     return load_run(run_dir)

@@ -3,8 +3,6 @@ and a manifest.json in the export contract's format. Tests may use TensorFlow; t
 test (classify, benchmark on the device) must not."""
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +36,10 @@ def build_tiny_export(out_dir, precisions=("int8", "fp32"), model_name: str = "t
     (xtr, _), _, _ = load_sample()
     calib = normalize(xtr[:32], spec)
 
-    artifacts = {}
+    from edgecnn.runs import artifact_entry, new_manifest, write_manifest
+
+    manifest = new_manifest(model_name, run=None, trained=False, labels=LABELS, preprocessing=spec.to_dict(),
+                            tools={}, dataset={"data_arg": "sample", "data_path": None})
     for precision in precisions:
         conv = tf.lite.TFLiteConverter.from_keras_model(model)
         if precision == "int8":
@@ -51,14 +52,11 @@ def build_tiny_export(out_dir, precisions=("int8", "fp32"), model_name: str = "t
         name = f"{model_name}_{precision}.tflite"
         (out_dir / name).write_bytes(data)
         interp = tf.lite.Interpreter(model_content=data)
-        artifacts[name] = {
-            "format": "tflite", "precision": precision, "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data), "inputs": [_tensor(d) for d in interp.get_input_details()],
-            "outputs": [_tensor(d) for d in interp.get_output_details()], "output_kind": "probabilities",
-            "verification": {"passed": True, "note": "test fixture"}, "verified": True}
-    manifest = {"schema": 1, "model": model_name, "run": "fixture", "trained": False, "labels": LABELS,
-                "preprocessing": spec.to_dict(), "artifacts": artifacts}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        entry = artifact_entry(out_dir / name, "tflite", precision, [_tensor(d) for d in interp.get_input_details()],
+                               [_tensor(d) for d in interp.get_output_details()])
+        entry.update(verification={"passed": True, "note": "test fixture"}, verified=True)
+        manifest["artifacts"][name] = entry
+    write_manifest(out_dir, manifest)
     return out_dir
 
 

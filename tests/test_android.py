@@ -136,25 +136,34 @@ def _convert(model, int8_io=None, calib=None):
     return conv.convert()
 
 
-def _add_artifact(export: Path, name: str, data: bytes, precision: str, verified: bool = True):
+def _entry(path: Path, precision: str, verified: bool = True) -> dict:
+    """A manifest entry for a TFLite file, as the export writer makes it (tensors read from the file)."""
     from _tiny_export import _tensor
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgecnn.runs import artifact_entry
+
+    it = Interpreter(model_path=str(path))
+    e = artifact_entry(path, "tflite", precision, [_tensor(d) for d in it.get_input_details()],
+                       [_tensor(d) for d in it.get_output_details()])
+    e.update(verification={"passed": verified}, verified=verified)
+    return e
+
+
+def _add_artifact(export: Path, name: str, data: bytes, precision: str, verified: bool = True):
+    from edgecnn.runs import read_manifest, write_manifest
+
     (export / name).write_bytes(data)
-    it = Interpreter(model_content=data)
-    m = json.loads((export / "manifest.json").read_text())
-    m["artifacts"][name] = {
-        "format": "tflite", "precision": precision, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-        "inputs": [_tensor(d) for d in it.get_input_details()],
-        "outputs": [_tensor(d) for d in it.get_output_details()], "output_kind": "probabilities",
-        "verification": {"passed": verified}, "verified": verified}
-    (export / "manifest.json").write_text(json.dumps(m, indent=2))
+    m = read_manifest(export)
+    m["artifacts"][name] = _entry(export / name, precision, verified)
+    write_manifest(export, m)
 
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
-    """A real run dir: int8 (int8 I/O) and fp32 from the shared fixture, plus an int8 model with
-    float I/O, a two-input model and an NCHW-shaped one, each listed as verified."""
+    """A real run dir: int8 (int8 I/O) and fp32 from the shared fixture; beside it, an export of an
+    int8 model with float I/O (floatio/), and the TFLite files of a two-input model and an
+    NCHW-shaped one (odd/), which no valid manifest can list."""
     from _tiny_export import build_tiny_export
     import tf_keras as keras
 
@@ -162,7 +171,8 @@ def export_dir(tmp_path_factory):
     from edgecnn.data.sample import load_sample
 
     run = tmp_path_factory.mktemp("runs") / "tiny" / "r1"
-    export = build_tiny_export(run / "export")
+    build_tiny_export(run / "export")
+    floatio = build_tiny_export(run.parent / "floatio", precisions=("fp32",))
     (xtr, _), _, _ = load_sample()
     calib = normalize(xtr[:16], spec_for((32, 32, 3)))
 
@@ -170,15 +180,16 @@ def export_dir(tmp_path_factory):
     inp = keras.Input((32, 32, 3), batch_size=1)
     x = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(inp)
     out = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    _add_artifact(export, "tiny_int8floatio.tflite", _convert(keras.Model(inp, out), False, calib), "int8-float-io")
+    _add_artifact(floatio, "tiny_int8floatio.tflite", _convert(keras.Model(inp, out), False, calib), "int8")
 
+    odd = run.parent / "odd"
+    odd.mkdir()
     a, b = keras.Input((32, 32, 3), batch_size=1), keras.Input((32, 32, 3), batch_size=1)
     y = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
-    _add_artifact(export, "tiny_twoin.tflite", _convert(keras.Model([a, b], keras.layers.Dense(10)(y))), "twoin")
-
+    (odd / "tiny_twoin.tflite").write_bytes(_convert(keras.Model([a, b], keras.layers.Dense(10)(y))))
     c = keras.Input((3, 32, 32), batch_size=1)
     z = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(c))
-    _add_artifact(export, "tiny_nchw.tflite", _convert(keras.Model(c, z)), "nchw")
+    (odd / "tiny_nchw.tflite").write_bytes(_convert(keras.Model(c, z)))
     return run
 
 
@@ -221,16 +232,19 @@ def _python_input_sha(png: Path, doc: dict) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("artifact, dtype", [("int8", "int8"), ("tiny_int8floatio.tflite", "float32")])
-def test_bundle_writes_what_the_app_loads(export_dir, app_copy, tmp_path, artifact, dtype):
+@pytest.mark.parametrize("where, artifact, dtype", [(".", "int8", "int8"),
+                                                    ("../floatio", "tiny_int8floatio.tflite", "float32")])
+def test_bundle_writes_what_the_app_loads(export_dir, app_copy, tmp_path, where, artifact, dtype):
     lines = []
-    doc = bundle.bundle_android(export_dir, app=app_copy, artifact=artifact, images=4, echo=lines.append)
+    target = export_dir / where
+    doc = bundle.bundle_android(target, app=app_copy, artifact=artifact, images=4, echo=lines.append)
+    export = target / "export" if where == "." else target
     assets = app_copy / bundle.ASSETS
     spec = json.loads((assets / bundle.SPEC_NAME).read_text())
     assert spec == {k: v for k, v in doc.items() if k != "assets"}
-    manifest = json.loads((export_dir / "export" / "manifest.json").read_text())
+    manifest = json.loads((export / "manifest.json").read_text())
     entry = manifest["artifacts"][spec["artifact"]]
-    assert (assets / spec["model_file"]).read_bytes() == (export_dir / "export" / spec["artifact"]).read_bytes()
+    assert (assets / spec["model_file"]).read_bytes() == (export / spec["artifact"]).read_bytes()
     assert spec["sha256"] == entry["sha256"]
     assert (assets / spec["labels_file"]).read_text().splitlines() == manifest["labels"]
     assert spec["preprocessing"] == manifest["preprocessing"]
@@ -257,23 +271,47 @@ def test_bundle_again_replaces_old_images(export_dir, app_copy):
     assert len(pngs) == 2
 
 
-def _one_line_error(args):
+def _one_line_error(args, code=BundleError.exit_code):
     r = CliRunner().invoke(cli, args)
-    assert r.exit_code == BundleError.exit_code, r.output
+    assert r.exit_code == code, r.output
     lines = [s for s in r.output.splitlines() if s.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), r.output
     return lines[0]
 
 
-@pytest.mark.parametrize("artifact, words", [
-    ("tiny_twoin.tflite", "has 2 inputs"),
-    ("tiny_nchw.tflite", "looks NCHW"),
-    ("int4", "No TFLite artifact 'int4'"),
-])
-def test_bundle_refuses_what_the_app_cannot_run(export_dir, app_copy, artifact, words):
-    msg = _one_line_error(["bundle", "android", str(export_dir), "--app", str(app_copy), "--artifact", artifact])
+@pytest.mark.parametrize("odd, words", [("tiny_twoin.tflite", "has 2 inputs"), ("tiny_nchw.tflite", "looks NCHW")])
+def test_bundle_checks_the_model_itself_not_only_its_manifest(export_dir, app_copy, tmp_path, odd, words):
+    """A good model's manifest entry whose file was swapped for one the app cannot run (and the
+    sha256 updated to match): the tensors the runtime reports are checked too."""
+    export = tmp_path / "export"
+    shutil.copytree(export_dir / "export", export)
+    m = json.loads((export / "manifest.json").read_text())
+    data = (export_dir.parent / "odd" / odd).read_bytes()
+    (export / "tiny_fp32.tflite").write_bytes(data)
+    m["artifacts"]["tiny_fp32.tflite"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    (export / "manifest.json").write_text(json.dumps(m))
+    msg = _one_line_error(["bundle", "android", str(export), "--app", str(app_copy), "--artifact", "fp32"])
     assert words in msg
     assert not (app_copy / bundle.ASSETS / bundle.SPEC_NAME).exists()
+
+
+@pytest.mark.parametrize("odd, words", [("tiny_twoin.tflite", "exactly one tensor"),
+                                        ("tiny_nchw.tflite", "disagrees with the preprocessing input_size")])
+def test_a_manifest_listing_a_model_the_app_cannot_run_is_refused(export_dir, app_copy, tmp_path, odd, words):
+    export = tmp_path / "export"
+    shutil.copytree(export_dir / "export", export)
+    shutil.copy(export_dir.parent / "odd" / odd, export / odd)
+    m = json.loads((export / "manifest.json").read_text())
+    m["artifacts"][odd] = _entry(export / odd, "fp32")
+    (export / "manifest.json").write_text(json.dumps(m))
+    msg = _one_line_error(["bundle", "android", str(export), "--app", str(app_copy), "--artifact", odd], code=11)
+    assert words in msg
+    assert not (app_copy / bundle.ASSETS / bundle.SPEC_NAME).exists()
+
+
+def test_bundle_refuses_an_unknown_precision(export_dir, app_copy):
+    msg = _one_line_error(["bundle", "android", str(export_dir), "--app", str(app_copy), "--artifact", "int4"])
+    assert "No TFLite artifact 'int4'" in msg
 
 
 def test_bundle_refuses_unverified_and_tampered_artifacts(export_dir, app_copy, tmp_path):
@@ -288,8 +326,8 @@ def test_bundle_refuses_unverified_and_tampered_artifacts(export_dir, app_copy, 
 
     with open(export / "tiny_fp32.tflite", "ab") as f:
         f.write(b"\0")
-    msg = _one_line_error(["bundle", "android", str(export), "--app", str(app_copy), "--artifact", "fp32"])
-    assert "does not match its manifest" in msg
+    msg = _one_line_error(["bundle", "android", str(export), "--app", str(app_copy), "--artifact", "fp32"], code=11)
+    assert "sha256" in msg
     assert not (app_copy / bundle.ASSETS).exists()
 
 

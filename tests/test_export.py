@@ -24,9 +24,8 @@ def tiny_run(tmp_path_factory):
 
     from edgecnn.data.preprocess import preprocess, spec_for
     from edgecnn.data.sample import load_sample
-    from edgecnn.io import atomic_write_json
     from edgecnn.registry import create_model
-    from edgecnn.train import load_run
+    from edgecnn.runs import load_run, save_model, write_run
 
     (xtr, ytr), _, labels = load_sample()
     spec = spec_for((32, 32, 3), source_size=32)
@@ -43,12 +42,13 @@ def tiny_run(tmp_path_factory):
     model(x[:1000], training=True)
     path = tmp_path_factory.mktemp("runs") / "alexnet_tiny_dw" / "t"
     path.mkdir(parents=True)
-    model.save(path / "model.keras")
-    atomic_write_json(path / "run.json", {
+    info = {
         "model": "alexnet_tiny_dw", "model_kwargs": {}, "input_shape": [32, 32, 3], "num_classes": 10,
         "labels": labels, "preprocessing": spec.to_dict(), "recipe": {"name": "test"}, "seed": 0, "versions": {},
         "trained": True, "metrics": {},
-        "dataset": {"name": "cifar10_sample", "data_arg": "sample", "val_fraction": 0.1, "max_test_images": 200}})
+        "dataset": {"name": "cifar10_sample", "data_arg": "sample", "val_fraction": 0.1, "max_test_images": 200}}
+    save_model(path, info, model)
+    write_run(path, info)
     return load_run(path)
 
 
@@ -62,7 +62,8 @@ def tiny_export(tiny_run):
 
 
 def test_export_every_format_and_manifest(tiny_run, tiny_export):
-    from edgecnn.export.manifest import read_manifest, sha256_file
+    from edgecnn.io import sha256_file
+    from edgecnn.runs import read_manifest
 
     out, m = tiny_export
     names = {f"alexnet_tiny_dw_{p}.tflite" for p in ("fp32", "fp16", "dynamic", "int8")} | \
@@ -71,7 +72,7 @@ def test_export_every_format_and_manifest(tiny_run, tiny_export):
     disk = read_manifest(tiny_run.path, check_files=True)  # run dir -> export/manifest.json, sha256 checked
     assert disk == json.loads(json.dumps(m))
     assert m["schema"] == 1 and m["model"] == "alexnet_tiny_dw" and m["trained"] is True
-    assert Path(m["run"]) == tiny_run.path
+    assert (tiny_run.path / "export" / m["run"]).resolve() == tiny_run.path.resolve()  # relative to the manifest
     assert m["labels"] == tiny_run.labels
     assert m["preprocessing"] == tiny_run.spec.to_dict()
     assert 0.0 <= m["keras"]["top1"] <= m["keras"]["top5"] <= 1.0
@@ -248,13 +249,14 @@ def test_verification_fails_an_artifact_whose_accuracy_dropped(tiny_run, tiny_ex
     from edgecnn.data.preprocess import preprocess
     from edgecnn.data.sample import load_sample
     from edgecnn.errors import VerificationError
-    from edgecnn.export.manifest import read_manifest, sha256_file, write_manifest
+    from edgecnn.io import sha256_file
+    from edgecnn.runs import read_manifest, write_manifest
     from edgecnn.export.tflite import export_tflite
     from edgecnn.export.verify import verify_export
 
     src, _ = tiny_export
-    out = tmp_path / "export"
-    shutil.copytree(src, out)
+    shutil.copytree(tiny_run.path, tmp_path / "run")  # the whole run: its export's model_file lies inside it
+    out = tmp_path / "run" / "export"
     # A model whose weights were damaged, converted to int8 and put in place of the good one.
     model = tiny_run.load_model()
     rng = np.random.default_rng(0)
@@ -306,7 +308,7 @@ def test_failed_conversion_leaves_nothing_and_names_the_layer(tmp_path):
 
 def test_read_manifest_rejects_damage(tiny_export, tmp_path):
     from edgecnn.errors import ModelFileError
-    from edgecnn.export.manifest import read_manifest
+    from edgecnn.runs import read_manifest
 
     src, _ = tiny_export
     out = tmp_path / "e"

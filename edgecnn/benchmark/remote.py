@@ -155,6 +155,7 @@ def explain_ssh_failure(dest: str, port: Optional[int], stderr: str, rc: int) ->
 # ----------------------------------------------------------------------------- the payload
 def _payload(paths: Sequence) -> Tuple[bytes, List[str], Dict[str, Path]]:
     """(tar bytes, remote-relative benchmark arguments, remote-relative file -> local file)."""
+    from edgecnn import runs
     from edgecnn.errors import ModelFileError, RunError
 
     buf = io.BytesIO()
@@ -170,46 +171,38 @@ def _payload(paths: Sequence) -> Tuple[bytes, List[str], Dict[str, Path]]:
                 tar.addfile(info, f)
             files[rel] = local
 
-        def add_export(export_dir: Path, rel: str, only: Optional[str] = None):
-            man = export_dir / "manifest.json"
-            if man.is_file():
-                add(man, f"{rel}/manifest.json")
-                try:
-                    listed = list(json.loads(man.read_text()).get("artifacts") or {})
-                except ValueError:
-                    listed = []
-            else:
-                listed = []
-            names = [only] if only else (listed or sorted(p.name for p in export_dir.iterdir()
-                                                          if p.suffix in (".tflite", ".onnx")))
-            for name in names:
-                if (export_dir / name).is_file():
-                    add(export_dir / name, f"{rel}/{name}")
+        def add_export(export_dir: Path, manifest: dict, rel: str, only: Optional[str] = None):
+            # Only the manifest and the artifacts it lists, each inside the export and matching its
+            # sha256: nothing else on this machine is ever read or sent.
+            add(export_dir / runs.MANIFEST, f"{rel}/{runs.MANIFEST}")
+            for name in [only] if only else list(manifest["artifacts"]):
+                add(runs.artifact_path(export_dir, manifest, name), f"{rel}/{name}")
 
         for i, arg in enumerate(paths):
             p = Path(arg)
             if not p.exists():
                 raise ModelFileError(f"Model file or run directory not found: {p}")
             base = f"r{i}"
-            if p.is_file():
-                add_export(p.parent, f"{base}/export", only=p.name)
-                if (p.parent.parent / "run.json").is_file():
-                    add(p.parent.parent / "run.json", f"{base}/run.json")
-                args.append(f"{base}/export/{p.name}")
-            elif (p / "export").is_dir() or (p / "run.json").is_file():
-                rel = f"{base}/{p.resolve().name}"
-                if (p / "run.json").is_file():
-                    add(p / "run.json", f"{rel}/run.json")
-                if (p / "export").is_dir():
-                    add_export(p / "export", f"{rel}/export")
+            t = runs.resolve(p)
+            if t.artifact is not None:
+                if t.manifest is not None:
+                    add_export(t.export_dir, t.manifest, f"{base}/export", only=t.artifact.name)
+                else:
+                    add(runs.regular_file(t.artifact, "model file"), f"{base}/export/{t.artifact.name}")
+                if t.run_dir is not None:
+                    add(t.run_dir / runs.RUN_FILE, f"{base}/{runs.RUN_FILE}")
+                args.append(f"{base}/export/{t.artifact.name}")
+            elif t.run_dir is not None and Path(arg).resolve() == t.run_dir.resolve():
+                rel = f"{base}/{runs.check_name(t.run_dir.resolve().name, 'run folder', RunError)}"
+                add(t.run_dir / runs.RUN_FILE, f"{rel}/{runs.RUN_FILE}")
+                if t.manifest is not None:
+                    add_export(t.export_dir, t.manifest, f"{rel}/{runs.EXPORT_DIR}")
                 args.append(rel)
-            elif (p / "manifest.json").is_file():
-                add_export(p, f"{base}/export")
-                if (p.parent / "run.json").is_file():
-                    add(p.parent / "run.json", f"{base}/run.json")
-                args.append(f"{base}/export")
             else:
-                raise RunError(f"{p} is neither a run directory, an export directory nor a model file")
+                add_export(t.export_dir, t.require_manifest(), f"{base}/export")
+                if t.run_dir is not None:
+                    add(t.run_dir / runs.RUN_FILE, f"{base}/{runs.RUN_FILE}")
+                args.append(f"{base}/export")
     if not any(k.endswith((".tflite", ".onnx")) for k in files):
         raise RemoteError("Nothing to send: no .tflite/.onnx artifacts in " + ", ".join(map(str, paths)))
     return buf.getvalue(), args, files

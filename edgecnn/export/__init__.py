@@ -8,7 +8,7 @@ it was. Verification runs at the end: an artifact that fails it is kept and mark
 and ``VerificationError`` is raised after the manifest is written.
 
 Modules: tflite.py (TFLiteConverter), onnx.py (tf2onnx, ONNX Runtime quantization),
-deploy.py (exact graph rewrites for fast int8 kernels), verify.py, manifest.py (TF-free),
+deploy.py (exact graph rewrites for fast int8 kernels), verify.py, manifest handling lives in edgecnn.runs (TF-free),
 compress.py (TFMOT pruning/clustering/QAT).
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edgecnn.errors import InvalidConfigError, RunError
+from edgecnn.errors import EdgecnnError, ExportError, InvalidConfigError, RunError
+from edgecnn.io import sha256_file
 
 UNTRAINED_WARNING = ("No trained run of '{name}' found: exporting FRESH (untrained) weights, calibrated on the "
                      "bundled real CIFAR-10 images. Fit for speed and deployability checks only, NOT for "
@@ -35,24 +36,27 @@ def _echo_default(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def _resolve(model_or_run, runs_dir=None):
-    """-> (model, model_name, run_dir or None, trained, labels, spec, dataset kwargs or None)."""
+def _resolve(model_or_run, runs_dir=None, unsafe_load: bool = False):
+    """-> (model, model_name, Run or None, trained, labels, spec, dataset kwargs or None)."""
     from edgecnn.data.preprocess import spec_for
-    from edgecnn.registry import get_entry, list_models
+    from edgecnn.registry import list_models
+    from edgecnn.runs import Run, check_name, dataset_kwargs, load_run, resolve
 
-    if hasattr(model_or_run, "load_model") and hasattr(model_or_run, "info"):  # a train.Run
+    if isinstance(model_or_run, Run):
         run = model_or_run
     elif isinstance(model_or_run, (str, os.PathLike)):
-        from edgecnn.train import find_latest_run, load_run
-
-        ref = Path(model_or_run)
-        if (ref / "run.json").is_file() or ref.name == "run.json":
-            run = load_run(ref)
-        elif ref.exists() or "/" in str(model_or_run):
-            raise RunError(f"{ref}: not a run directory (no run.json), and not a model name.")
+        ref = str(model_or_run)
+        if Path(ref).exists() or "/" in ref:
+            target = resolve(ref, runs_dir, manifest=False)
+            if target.run_dir is None:
+                raise RunError(f"{ref}: not a run directory (no run.json), and not a model name.")
+            run = load_run(target.run_dir)
         else:
-            get_entry(str(model_or_run))  # unknown names fail here, with did-you-mean
-            latest = find_latest_run(str(model_or_run), runs_dir)
+            from edgecnn.registry import get_entry
+            from edgecnn.runs import find_latest_run
+
+            get_entry(check_name(ref, "model name"))  # unknown names fail here, with did-you-mean
+            latest = find_latest_run(ref, runs_dir)
             if latest is not None:
                 run = load_run(latest)
             else:
@@ -62,10 +66,10 @@ def _resolve(model_or_run, runs_dir=None):
                 from edgecnn.registry import create_model
 
                 tf_keras.utils.set_random_seed(0)
-                model = create_model(str(model_or_run))
+                model = create_model(ref)
                 _, _, labels = load_sample()
                 spec = spec_for(model.inputs[0].shape[1:], source_size=32)
-                return model, str(model_or_run), None, False, labels, spec, None
+                return model, ref, None, False, labels, spec, None
     else:  # a tf_keras model
         model = model_or_run
         list_models()
@@ -76,10 +80,8 @@ def _resolve(model_or_run, runs_dir=None):
         if int(model.outputs[0].shape[-1]) != len(labels):
             labels = [str(i) for i in range(int(model.outputs[0].shape[-1]))]
         return model, model.name, None, False, labels, spec, None
-    from edgecnn.train import dataset_kwargs
-
-    model = run.load_model()
-    return model, run.model_name, run.path, bool(run.info.get("trained")), run.labels, run.spec, dataset_kwargs(run.info)
+    model = run.load_model(unsafe=unsafe_load)
+    return model, run.model_name, run, run.trained, run.labels, run.spec, dataset_kwargs(run.info, run.path)
 
 
 def _datasets(ds_kwargs, input_shape):
@@ -110,15 +112,22 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                  onnx: bool = True, calibration: int = 200, int8_io: bool = False, max_drop: float = 1.0,
                  rewrite: bool = True, int8_onnx_route: str = "ort_qdq", verify: bool = True,
                  prune: Optional[float] = None, cluster: Optional[int] = None, qat: bool = False,
-                 compress_epochs: int = 2, runs_dir=None, echo: Optional[Callable[[str], None]] = None) -> dict:
+                 compress_epochs: int = 2, runs_dir=None, unsafe_load: bool = False,
+                 echo: Optional[Callable[[str], None]] = None) -> dict:
     """Export ``model_or_run`` (a run dir, a ``train.Run``, a model name, or a tf_keras model).
 
     A model name means its newest trained run under ``runs_dir``, else fresh weights (with a
     loud warning, ``"trained": false``). fp32 TFLite is always written; ``int8``/``fp16``/
     ``dynamic`` add TFLite files, ``onnx`` adds fp32 ONNX (and int8 ONNX with ``int8``).
     Returns the manifest (also written to ``out_dir/manifest.json``).
+
+    The commit is all-or-nothing: everything is converted into a staging folder, verified there,
+    and moved into place manifest last (readers trust only files the manifest names with a
+    matching sha256). A new export that fails verification never replaces an existing one: it
+    is kept beside it in ``<out_dir>.rejected/`` for inspection.
     """
-    from edgecnn.export import deploy, manifest as mf
+    from edgecnn import runs as mf
+    from edgecnn.export import deploy
     from edgecnn.export.onnx import INT8_ROUTES, export_onnx, onnx_from_tflite, onnx_opset, quantize_onnx
     from edgecnn.export.tflite import export_tflite
     from edgecnn.export.verify import verify_export
@@ -129,15 +138,21 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
         raise InvalidConfigError(f"Unknown int8 ONNX route '{int8_onnx_route}'; one of {', '.join(INT8_ROUTES)}.")
     if int8_io and not int8:
         raise InvalidConfigError("--int8-io needs --int8.")
-    model, name, run_dir, trained, labels, spec, ds_kwargs = _resolve(model_or_run, runs_dir)
+    _check_options(calibration=calibration, max_drop=max_drop, prune=prune, cluster=cluster,
+                   compress_epochs=compress_epochs)
+    model, name, run, trained, labels, spec, ds_kwargs = _resolve(model_or_run, runs_dir, unsafe_load)
+    run_dir = run.path if run is not None else None
     if not trained:
         echo("WARNING: " + UNTRAINED_WARNING.format(name=name))
     if out_dir is None:
-        from edgecnn.train import runs_root
-
-        out_dir = Path(run_dir) / "export" if run_dir else runs_root(runs_dir) / name / "untrained" / "export"
+        out_dir = Path(run_dir) / mf.EXPORT_DIR if run_dir else mf.runs_root(runs_dir) / name / "untrained" / "export"
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"{out_dir}: cannot create the output folder ({e.strerror or e}).") from None
+    _remove_stale_stages(out_dir)
+    own_run = run_dir is not None and out_dir.resolve() == (Path(run_dir) / mf.EXPORT_DIR).resolve()
     x_train, y_train, test = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
     cal = calibration_images(x_train, spec, calibration)
 
@@ -159,20 +174,26 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
             qat_model, model = model, stages["before_qat"]
 
     tools = mf.tool_versions()
-    m = mf.new_manifest(name, run=run_dir, trained=trained, labels=labels, preprocessing=spec.to_dict(), tools=tools)
+    m = mf.new_manifest(name, run=".." if own_run else None, trained=trained, labels=labels,
+                        preprocessing=spec.to_dict(), tools=tools, dataset=_dataset_record(ds_kwargs, out_dir))
     m["calibration"] = {"images": int(len(cal)), "split": "train", "source": test[2].replace(" test", "")}
     if compression is not None:
         m["compression"] = compression
 
-    stage = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
-        # The reference Keras model for `edgecnn verify` later: the run's, or a copy of fresh weights.
-        if run_dir is not None and compression is None:
-            m["keras"]["model_file"] = os.path.relpath(Path(run_dir) / "model.keras", out_dir)
+        stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out_dir))
+    except OSError as e:
+        raise ExportError(f"{out_dir}: cannot write there ({e.strerror or e}).") from None
+    try:
+        # The reference Keras model for `edgecnn verify` later: the run's own (inside the run folder
+        # around this export), or a copy inside the export with its sha256.
+        if own_run and compression is None:
+            m["keras"]["model_file"] = "../" + mf.MODEL_FILE
         else:
             try:
                 model.save(stage / "reference.keras")
                 m["keras"]["model_file"] = "reference.keras"
+                m["keras"]["model_sha256"] = sha256_file(stage / "reference.keras")
             except Exception as e:  # noqa: BLE001 - e.g. QAT wrappers; verification then needs the model passed in
                 echo(f"note: reference Keras model not saved ({type(e).__name__}); 'edgecnn verify' needs the run")
 
@@ -245,17 +266,80 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                     raise
                 failure = e
                 m = mf.read_manifest(stage)
-        # Everything converted: move into place, manifest last.
-        for f in sorted(stage.iterdir()):
-            if f.name != mf.FILENAME:
-                os.replace(f, out_dir / f.name)
-        os.replace(stage / mf.FILENAME, out_dir / mf.FILENAME)
+        if failure is not None and (out_dir / mf.FILENAME).exists():
+            # Never replace a previous export with one that failed verification.
+            rejected = out_dir.parent / (out_dir.name + ".rejected")
+            shutil.rmtree(rejected, ignore_errors=True)
+            os.replace(stage, rejected)
+            raise type(failure)(f"{str(failure.message).replace(str(stage), str(rejected))} The previous export in "
+                                f"{out_dir} is unchanged; the rejected one is in {rejected}.")
+        _commit(stage, out_dir)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     if failure is not None:
         raise type(failure)(str(failure.message).replace(str(stage), str(out_dir)))
     echo(f"export: {out_dir / mf.FILENAME}")
     return m
+
+
+STAGE_PREFIX = ".export-"
+
+
+def _check_options(*, calibration, max_drop, prune, cluster, compress_epochs) -> None:
+    """Range checks before any work (the CLI checks them too; the API gets the same errors)."""
+    import math
+
+    if not isinstance(calibration, int) or calibration < 1:
+        raise InvalidConfigError(f"--calibration must be at least 1 image. Received `calibration={calibration}`.")
+    if not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
+        raise InvalidConfigError(f"--max-drop must be a finite number >= 0. Received `max_drop={max_drop}`.")
+    if prune is not None and not (isinstance(prune, (int, float)) and 0 < prune < 1):
+        raise InvalidConfigError(f"--prune must be a sparsity in (0, 1). Received `prune={prune}`.")
+    if cluster is not None and not (isinstance(cluster, int) and cluster >= 2):
+        raise InvalidConfigError(f"--cluster must be at least 2 centroids. Received `cluster={cluster}`.")
+    if not isinstance(compress_epochs, int) or compress_epochs < 1:
+        raise InvalidConfigError(f"--compress-epochs must be >= 1. Received `compress_epochs={compress_epochs}`.")
+
+
+def _dataset_record(ds_kwargs, out_dir: Path) -> dict:
+    """The held-out dataset, as the manifest records it (a path relative to the export folder)."""
+    from edgecnn.runs import NAMED_DATASETS
+
+    kw = dict(ds_kwargs or {"source": "sample"})
+    source = str(kw.pop("source"))
+    if source in NAMED_DATASETS:
+        rec = {"data_arg": source, "data_path": None}
+    else:
+        rec = {"data_arg": source, "data_path": os.path.relpath(Path(source).resolve(), Path(out_dir).resolve())}
+    rec.update({k: kw.get(k) for k in ("val_fraction", "seed", "max_train", "max_test", "skip_bad")}, split="test")
+    return rec
+
+
+def _remove_stale_stages(out_dir: Path) -> None:
+    """Staging folders left by an interrupted export (a crash, SIGKILL) go before a new one starts."""
+    for d in out_dir.glob(STAGE_PREFIX + "*"):
+        if d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _commit(stage: Path, out_dir: Path) -> None:
+    """Move the staged export into place, manifest last; drop artifacts only the old manifest named."""
+    from edgecnn import runs as mf
+
+    old = set()
+    try:
+        old = set(mf.read_manifest(out_dir / mf.FILENAME)["artifacts"]) if (out_dir / mf.FILENAME).exists() else set()
+    except EdgecnnError:
+        pass
+    new = set(mf.read_manifest(stage / mf.FILENAME)["artifacts"])
+    for f in sorted(stage.iterdir()):
+        if f.name != mf.FILENAME:
+            os.replace(f, out_dir / f.name)
+    os.replace(stage / mf.FILENAME, out_dir / mf.FILENAME)
+    for name in old - new:
+        stale = out_dir / name
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
 
 
 def __getattr__(name):  # keep `import edgecnn.export` free of TensorFlow

@@ -29,41 +29,40 @@ from typing import Optional, Tuple
 import numpy as np
 
 from edgecnn.errors import RunError, VerificationError
-from edgecnn.export.manifest import FILENAME, manifest_path, read_manifest, write_manifest
+from edgecnn.runs import FILENAME, artifact_path, manifest_file, read_manifest, write_manifest
 
 FP32_TOL = 1e-4
 UNTRAINED_TOL = 0.1
 
 
-def _keras_model(m: dict, export_dir: Path, model=None):
-    if model is not None:
-        return model
-    import edgecnn  # noqa: F401
-    from edgecnn.registry import list_models
+def held_out(m: dict, export_dir) -> Tuple[np.ndarray, np.ndarray, str]:
+    """(uint8 images, labels, description) of the held-out split the artifacts are checked on.
 
-    ref = (m.get("keras") or {}).get("model_file")
-    candidates = ([export_dir / ref] if ref else []) + ([Path(m["run"]) / "model.keras"] if m.get("run") else [])
-    path = next((c for c in candidates if c.is_file()), None)
-    if path is None:
-        raise RunError(f"{export_dir}: cannot find the Keras model the artifacts came from "
-                       f"({', '.join(map(str, candidates)) or 'no run and no model_file in the manifest'}); re-export.")
-    list_models()
-    import tf_keras
+    The run around the export names its dataset; an export elsewhere carries its own record
+    (paths relative to the manifest). A trained model is never checked on another dataset than
+    its own: when that data is not here, this fails instead of falling back to the bundled sample.
+    """
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.runs import dataset_kwargs, dataset_source, load_run, run_of_export
 
-    return tf_keras.models.load_model(path, compile=False)
-
-
-def held_out(m: dict) -> Tuple[np.ndarray, np.ndarray, str]:
-    """(uint8 images, labels, description) of the held-out split the artifacts are checked on."""
-    run = m.get("run")
-    if run and (Path(run) / "run.json").is_file():
-        from edgecnn.data.datasets import load_dataset
-        from edgecnn.train import dataset_kwargs, load_run
-
-        r = load_run(run)
-        kw = dataset_kwargs(r.info)
+    run_dir = run_of_export(export_dir)
+    if run_dir is not None:
+        r = load_run(run_dir)
+        kw = dataset_kwargs(r.info, run_dir)
         ds = load_dataset(kw.pop("source"), r.input_shape, **kw)
         return ds.x_test, ds.y_test, f"{ds.name} test"
+    rec = m.get("dataset")
+    if isinstance(rec, dict):
+        source = dataset_source(rec, export_dir, str(Path(export_dir) / FILENAME))
+        h, w = m["preprocessing"]["input_size"]
+        kw = {k: rec.get(k) for k in ("max_train", "max_test")}
+        ds = load_dataset(source, (h, w, m["preprocessing"].get("channels", 3)),
+                          val_fraction=float(rec.get("val_fraction") or 0.1), seed=int(rec.get("seed") or 0),
+                          skip_bad=bool(rec.get("skip_bad")), **kw)
+        return ds.x_test, ds.y_test, f"{ds.name} test"
+    if m["trained"]:
+        raise RunError(f"{export_dir}: a trained export without its run or a dataset record; cannot find its "
+                       f"held-out split. Re-export it from its run.")
     from edgecnn.data.sample import load_sample
 
     _, (x, y), _ = load_sample()
@@ -72,7 +71,7 @@ def held_out(m: dict) -> Tuple[np.ndarray, np.ndarray, str]:
 
 def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np.ndarray, str]] = None,
                   max_drop: float = 1.0, fp32_tol: float = FP32_TOL, threads: int = 1, write: bool = True,
-                  raise_on_failure: bool = True, echo=None) -> dict:
+                  raise_on_failure: bool = True, unsafe_load: bool = False, echo=None) -> dict:
     """Run every artifact of ``export_dir`` on its real runtime; update and return the manifest.
 
     ``model``: the Keras model (else loaded from the manifest's model_file or run);
@@ -82,11 +81,14 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     from edgecnn.data.preprocess import PreprocessSpec, preprocess
     from edgecnn.evaluate import top_k_accuracy
 
-    p = manifest_path(export_dir)
+    from edgecnn.runs import reference_model
+
+    p = manifest_file(export_dir)
     export_dir = p.parent
     m = read_manifest(p)
-    keras_model = _keras_model(m, export_dir, model)
-    x_u8, y, split = data if data is not None else held_out(m)
+    paths = {name: artifact_path(export_dir, m, name) for name in m["artifacts"]}  # every sha256, recomputed
+    keras_model = model if model is not None else reference_model(export_dir, m, unsafe=unsafe_load)
+    x_u8, y, split = data if data is not None else held_out(m, export_dir)
     spec = PreprocessSpec.from_dict(m["preprocessing"])
     x = preprocess(x_u8, spec)
     y = np.asarray(y).astype(np.int64).ravel()
@@ -97,8 +99,7 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     trained = bool(m["trained"])
     failures = []
     for name, a in m["artifacts"].items():
-        f = export_dir / name
-        runner = runtime.load(f, threads=threads)
+        runner = runtime.load(paths[name], threads=threads)
         batch = 100 if getattr(runner, "_dynamic_batch", False) else None  # TFLite: batch 1, as on a device
         out = runner.run(x, batch_size=batch)
         top1 = top_k_accuracy(y, out, 1)
@@ -140,3 +141,12 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
 
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def raise_if_unverified(m: dict) -> None:
+    """VerificationError (exit 10) naming every artifact of ``m`` that failed, with its reason."""
+    failed = [n for n, a in m["artifacts"].items() if not a["verified"]]
+    if failed:
+        raise VerificationError(f"{len(failed)} artifact(s) failed verification: "
+                                + "; ".join(f"{n} ({(m['artifacts'][n]['verification'] or {}).get('reason')})"
+                                            for n in failed))
