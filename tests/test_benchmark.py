@@ -177,7 +177,7 @@ def test_op_profile_tflite_structure_and_onnx_measured(run_dir, tmp_path):
 
 
 def test_measure_overhead_reports_both_medians(run_dir):
-    from edgecnn.benchmark.harness import format_overhead, measure_overhead
+    from edgecnn.benchmark.timing import format_overhead, measure_overhead
 
     r = measure_overhead(run_dir / "export" / "tiny_int8.tflite", runs=60, rounds=6)
     assert r["bare_median_ms"] > 0 and r["harness_median_ms"] > 0 and r["runs"] == {"bare": 60, "harness": 60}
@@ -237,7 +237,7 @@ import edgecnn.benchmark
 from edgecnn.cli import cli
 cli.main(["benchmark", {str(run_dir / 'export' / 'tiny_int8.tflite')!r}, "--in-process", "--runs", "3",
           "--warmup", "1", "--op-profile", "--out", {str(tmp_path / 'o')!r}], standalone_mode=False)
-from edgecnn.benchmark.harness import measure_overhead
+from edgecnn.benchmark.timing import measure_overhead
 measure_overhead({str(run_dir / 'export' / 'tiny_fp32.tflite')!r}, runs=10)
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
 print("TF_MODULES", bad)
