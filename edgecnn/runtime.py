@@ -289,12 +289,14 @@ class TFLiteRunner(Runner):
             kwargs["model_content"] = bytes(model)
         else:
             kwargs["model_path"] = str(model)
+        # tf.lite keeps the enum under tf.lite.experimental; the interpreter packages at top level.
+        resolvers = getattr(mod, "OpResolverType", None) or getattr(getattr(mod, "experimental", None), "OpResolverType", None)
         if kernels == "reference":
             # The portable C++ reference kernels: slow, but the same integer arithmetic on every ISA
             # (tools/arm_check.sh relies on it: arm64 and x86-64 outputs are bit-identical).
-            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_REF
+            kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_REF
         elif kernels == "builtin":
-            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         if preserve_all_tensors:
             kwargs["experimental_preserve_all_tensors"] = True
         try:
