@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -241,3 +242,37 @@ def classify_stream(clf: Classifier, frames: Iterable[np.ndarray], k: int = 3, m
         yield Prediction(f"frame {n}", clf.top(scores, k), (t1 - t0) * 1e3, fps.tick(t1))
         if max_frames and n >= max_frames:
             break
+
+
+# ---------------------------------------------------------------------------- the command's loop
+def classify(target, images: Sequence = (), *, artifact: Optional[str] = None, manifest: Optional[str] = None,
+             backend: str = "auto", threads: int = 1, xnnpack: bool = True, reference: bool = False, k: int = 3,
+             camera: bool = False, camera_index: int = 0, frames: int = 0, every: int = 1, as_json: bool = False,
+             echo: Callable[[str], None] = print, warn: Optional[Callable[[str], None]] = None) -> dict:
+    """``edgecnn classify``: one line per image (or every ``every``-th camera frame) to ``echo``,
+    plain or JSON, then a summary line; returns the summary. Ctrl-C ends a stream cleanly, with
+    the summary of what was classified. ``warn`` hears that the artifact is not verified."""
+    clf = Classifier(target, artifact=artifact, manifest=manifest, backend=backend, threads=threads,
+                     xnnpack=xnnpack, reference=reference)
+    if not clf.verified and warn is not None:
+        warn(f"warning: {clf.path.name} is not marked verified in its manifest")
+    if camera:
+        preds = classify_stream(clf, camera_frames(camera_index), k, max_frames=frames)
+    else:
+        preds = classify_files(clf, images, k)
+    n = 0
+    last = None
+    try:
+        for n, p in enumerate(preds, 1):
+            last = p
+            if camera and n % every:
+                continue
+            echo(json.dumps(p.to_dict()) if as_json else p.format())
+    except KeyboardInterrupt:
+        pass
+    summary = {"artifact": clf.path.name, "runtime": clf.runner.backend, "threads": threads, "images": n,
+               "fps": round(last.fps, 2) if last else 0.0}
+    echo(json.dumps({"summary": summary}) if as_json else
+         f"{n} {'frames' if camera else 'images'}, {clf.path.name} on {clf.runner.backend}, "
+         f"{summary['fps']:.1f} FPS (rolling, incl. decode and preprocessing)")
+    return summary

@@ -225,16 +225,21 @@ def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
 
 
 # ---------------------------------------------------------------------------- benchmark / pipeline
-# (issue 5: benchmark_command, pipeline_command)
+def _runtime_help(formats, auto=False):
+    from edgecnn.runtime import backend_help
+    return backend_help(formats, auto)
+
+
 @cli.command("benchmark")
 @click.argument("targets", nargs=-1, required=True, metavar="ARTIFACT_OR_RUN...")
 @click.option("--runtime", "runtimes", multiple=True,
-              help="litert, litert-noxnn, tflite-runtime, onnxruntime, keras; repeat or comma-separate. "
+              help=f"{_runtime_help(('tflite', 'onnx', 'keras'))}; repeat or comma-separate. "
                    "Default: litert for .tflite, onnxruntime for .onnx.")
 @click.option("--threads", "threads", multiple=True,
               help="Thread count(s), e.g. --threads 1,2,4. Default: the --device's cores, else 1.")
 @click.option("--warmup", default=10, show_default=True, type=int, help="Warm-up runs after the first inference.")
-@click.option("--runs", default=100, show_default=True, type=int, help="Timed runs per combination.")
+@click.option("--runs", default=100, show_default=True, type=int,
+              help="Timed runs per combination (with --interleave: per artifact per round).")
 @click.option("--seconds", default=None, type=float, help="Time each combination for this long instead of --runs.")
 @click.option("--batch", default=1, show_default=True, type=int, help="Images per inference.")
 @click.option("--device", default=None,
@@ -248,6 +253,11 @@ def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
                    "XNNPACK delegation (LiteRT's Python API exposes no per-op timing).")
 @click.option("--in-process", is_flag=True,
               help="Measure in this process instead of a fresh subprocess per combination (peak RSS less clean).")
+@click.option("--interleave", is_flag=True,
+              help="A/B timing: load every artifact in one process and let them take turns for --rounds rounds; "
+                   "reports each one's round medians and the ratio of the lowest ones (B/A).")
+@click.option("--rounds", default=None, type=click.IntRange(1),
+              help="With --interleave: rounds (default 9).")
 @click.option("--merge", "merge_files", multiple=True, type=click.Path(dir_okay=False),
               help="results.json from elsewhere (e.g. a Pi) to merge into this table; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results document as JSON instead of the table.")
@@ -260,57 +270,53 @@ def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
 @click.option("--identity", default=None, type=click.Path(dir_okay=False), help="With --remote: SSH key (ssh -i).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="With --remote: SSH port.")
 def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, device, out_dir, random_inputs,
-                      op_profile, in_process, merge_files, as_json, remote, remote_python, ssh_options, identity, port):
+                      op_profile, in_process, interleave, rounds, merge_files, as_json, remote, remote_python,
+                      ssh_options, identity, port):
     """Benchmark artifacts or run directories: latency statistics, FPS, init time, peak RSS and the
     verified accuracy side by side; writes results.json/csv/md, report.md and plots."""
     import shlex
     import sys
-    from pathlib import Path
 
-    from edgecnn.benchmark import benchmark, format_table, merge_results, write_results
+    from edgecnn.benchmark.outputs import run_benchmark, run_interleaved
+    from edgecnn.benchmark.report import format_table
 
-    if remote:
-        from edgecnn.benchmark.remote import run_remote_benchmark
-        if op_profile:
-            raise click.UsageError("--op-profile runs here, not on the remote host: leave it out with --remote")
-        doc = run_remote_benchmark(list(targets), remote, remote_python=remote_python, port=port, identity=identity,
-                                   ssh_options=ssh_options, runtimes=list(runtimes) or None,
-                                   threads=list(threads) or None, warmup=warmup, runs=runs, seconds=seconds,
-                                   batch=batch, device=device, random_inputs=random_inputs, in_process=in_process,
-                                   progress=lambda s: click.echo(s, err=True))
-    else:
-        doc = benchmark(list(targets), runtimes=list(runtimes) or None, threads=list(threads) or None, warmup=warmup,
-                        runs=runs, seconds=seconds, batch=batch, device=device, random_inputs=random_inputs,
-                        isolate=not in_process, progress=lambda s: click.echo(s, err=True),
-                        command="edgecnn " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    if merge_files:
-        doc = merge_results(list(merge_files) + [doc])
-    if out_dir is None:
-        first = Path(targets[0])
-        run_dir = first if first.is_dir() else (first.parent.parent if first.parent.name == "export" else None)
-        out_dir = (run_dir / "bench") if run_dir is not None and (run_dir / "export").is_dir() else Path("bench")
-    if remote and (Path(out_dir) / "results.json").is_file():  # the device's rows join the table already there
-        doc = merge_results([Path(out_dir) / "results.json", doc])
-    paths = write_results(doc, out_dir)
-    if op_profile:
-        from edgecnn.benchmark.opprofile import format_op_profile, op_profile as profile_ops
-        from edgecnn.io import atomic_write_json
-        done = set()
-        for r in doc["rows"]:
-            if r["format"] == "keras" or (r["path"], r["runtime"]) in done or not Path(r["path"]).exists():
-                continue
-            done.add((r["path"], r["runtime"]))
-            prof = profile_ops(r["path"], r["runtime"], r["threads"], runs=max(10, min(runs, 200)))
-            target = Path(out_dir) / f"op_profile_{Path(r['path']).stem}_{r['runtime']}.json"
-            atomic_write_json(target, prof)
+    command = "edgecnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    progress = lambda s: click.echo(s, err=True)  # noqa: E731
+    if remote and op_profile:
+        raise click.UsageError("--op-profile runs here, not on the remote host: leave it out with --remote")
+    if rounds is not None and not interleave:
+        raise click.UsageError("--rounds applies to --interleave only")
+    if interleave:
+        clash = [f for f, on in (("--remote", remote), ("--merge", merge_files), ("--op-profile", op_profile),
+                                 ("--seconds", seconds)) if on]
+        if clash:
+            raise click.UsageError(f"--interleave times in this process for --rounds x --runs: leave out {', '.join(clash)}")
+        res = run_interleaved(list(targets), runtimes=list(runtimes) or None, threads=list(threads) or None,
+                              rounds=9 if rounds is None else rounds, warmup=warmup, runs=runs, batch=batch,
+                              device=device, out_dir=out_dir, random_inputs=random_inputs, progress=progress,
+                              command=command)
+        from edgecnn.benchmark.timing import format_interleave
+        click.echo(json.dumps(res.doc, indent=2) if as_json else format_interleave(res.doc["interleaved"]))
+        if not as_json:
+            click.echo(f"Written: {res.paths['json']}")
+        return
+    res = run_benchmark(list(targets), runtimes=runtimes, threads=threads, warmup=warmup, runs=runs, seconds=seconds,
+                        batch=batch, device=device, out_dir=out_dir, random_inputs=random_inputs, op_profile=op_profile,
+                        in_process=in_process, merge_files=merge_files, remote=remote,
+                        remote_options=dict(remote_python=remote_python, port=port, identity=identity,
+                                            ssh_options=ssh_options),
+                        progress=progress, command=command)
+    if res.op_profiles:
+        from edgecnn.benchmark.opprofile import format_op_profile
+        for prof, target in res.op_profiles:
             click.echo(format_op_profile(prof) + f"\n(written to {target})\n", err=as_json)
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(res.doc, indent=2))
     else:
-        click.echo(format_table(doc["rows"]))
-        click.echo("Written: " + ", ".join(str(p) for p in paths.values() if p))
+        click.echo(format_table(res.doc["rows"]))
+        click.echo("Written: " + ", ".join(str(p) for p in res.paths.values() if p))
         for key, what in (("latency_plot", "latency plot"), ("pareto_plot", "accuracy-vs-latency plot")):
-            if paths.get(key) is None:
+            if res.paths.get(key) is None:
                 click.echo(f"Note: no {what} (matplotlib missing, or no verified accuracy in a manifest).")
 
 
@@ -336,14 +342,18 @@ def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibratio
 
 
 # ---------------------------------------------------------------------------- classify / bundle
-# (issue 6: classify_command; issue 7: bundle group with `android`)
+def _classify_runtime(ctx, param, value):
+    from edgecnn.runtime import resolve_backend
+    return resolve_backend(value, ("tflite", "onnx"), auto=True)
+
+
 @cli.command("classify")
 @click.argument("target", type=click.Path())
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--artifact", default=None, help="Artifact file name in the export folder (default: the int8 TFLite).")
 @click.option("--manifest", default=None, type=click.Path(), help="manifest.json, when it is not beside the model.")
-@click.option("--runtime", "backend", default="auto", show_default=True,
-              help="auto, litert, tflite_runtime, tf_lite or onnxruntime.")
+@click.option("--runtime", "backend", default="auto", show_default=True, callback=_classify_runtime,
+              help=f"{_runtime_help(('tflite', 'onnx'), auto=True)}.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
 @click.option("--no-xnnpack", is_flag=True, help="TFLite builtin kernels instead of the XNNPACK delegate.")
 @click.option("--reference-kernels", is_flag=True,
@@ -361,33 +371,13 @@ def classify_command(target, images, artifact, manifest, backend, threads, no_xn
 
     Prints the top-k labels and a rolling FPS. Needs only the light install (no TensorFlow).
     """
-    from edgecnn.classify import Classifier, camera_frames, classify_files, classify_stream
+    from edgecnn.classify import classify
 
     if camera == bool(images):
         raise click.UsageError("give image files, or --camera, not both" if camera else "give image files or --camera")
-    clf = Classifier(target, artifact=artifact, manifest=manifest, backend=backend, threads=threads,
-                     xnnpack=not no_xnnpack, reference=reference_kernels)
-    if not clf.verified:
-        click.echo(f"warning: {clf.path.name} is not marked verified in its manifest", err=True)
-    if camera:
-        preds = classify_stream(clf, camera_frames(camera_index), k, max_frames=frames)
-    else:
-        preds = classify_files(clf, images, k)
-    n = 0
-    last = None
-    try:
-        for n, p in enumerate(preds, 1):
-            last = p
-            if camera and n % every:
-                continue
-            click.echo(json.dumps(p.to_dict()) if as_json else p.format())
-    except KeyboardInterrupt:
-        pass
-    summary = {"artifact": clf.path.name, "runtime": clf.runner.backend, "threads": threads, "images": n,
-               "fps": round(last.fps, 2) if last else 0.0}
-    click.echo(json.dumps({"summary": summary}) if as_json else
-               f"{n} {'frames' if camera else 'images'}, {clf.path.name} on {clf.runner.backend}, "
-               f"{summary['fps']:.1f} FPS (rolling, incl. decode and preprocessing)")
+    classify(target, images, artifact=artifact, manifest=manifest, backend=backend, threads=threads,
+             xnnpack=not no_xnnpack, reference=reference_kernels, k=k, camera=camera, camera_index=camera_index,
+             frames=frames, every=every, as_json=as_json, echo=click.echo, warn=lambda s: click.echo(s, err=True))
 
 
 @cli.group("bundle")

@@ -177,7 +177,7 @@ def test_op_profile_tflite_structure_and_onnx_measured(run_dir, tmp_path):
 
 
 def test_measure_overhead_reports_both_medians(run_dir):
-    from edgecnn.benchmark.harness import format_overhead, measure_overhead
+    from edgecnn.benchmark.timing import format_overhead, measure_overhead
 
     r = measure_overhead(run_dir / "export" / "tiny_int8.tflite", runs=60, rounds=6)
     assert r["bare_median_ms"] > 0 and r["harness_median_ms"] > 0 and r["runs"] == {"bare": 60, "harness": 60}
@@ -194,6 +194,83 @@ def test_keras_reference_runtime_in_process(run_dir):
                  "warmup": 1, "runs": 3, "spec": None})
     assert m["timing"]["latency"]["count"] == 3 and m["input"]["shape"] == [2, 32, 32, 3]
     assert m["runtime_version"].startswith("tensorflow")
+
+
+# ----------------------------------------------------------------------------- interleaved A/B
+def test_interleave_takes_turns_and_ratios_the_lowest_round_medians(run_dir, monkeypatch):
+    from edgecnn.benchmark import timing
+
+    exp = run_dir / "export"
+    # Scripted round medians: the figure must be each artifact's lowest round median (not the
+    # median of rounds, not the last round), and the rounds must alternate A B, B A, A B.
+    script = {"tiny_fp32.tflite": [2.0, 1.0, 3.0], "tiny_int8.tflite": [1.5, 0.9, 2.0]}
+    calls = []
+
+    def fake_loop(runner, batches, runs, seconds=None, min_runs=5):
+        calls.append(runner.path.name)
+        return [script[runner.path.name][sum(c == runner.path.name for c in calls) - 1]] * runs
+
+    monkeypatch.setattr(timing, "time_loop", fake_loop)
+    r = timing.interleave([exp / "tiny_fp32.tflite", exp / "tiny_int8.tflite"], rounds=3, runs=4, warmup=0)
+    assert calls == ["tiny_fp32.tflite", "tiny_int8.tflite", "tiny_int8.tflite", "tiny_fp32.tflite",
+                     "tiny_fp32.tflite", "tiny_int8.tflite"]
+    a, b = r["artifacts"]
+    assert (a["artifact"], b["artifact"]) == ("tiny_fp32.tflite", "tiny_int8.tflite") and r["baseline"] == a["artifact"]
+    assert a["round_medians_ms"] == [2.0, 1.0, 3.0] and b["round_medians_ms"] == [1.5, 0.9, 2.0]
+    assert (a["best_ms"], b["best_ms"]) == (1.0, 0.9) and a["median_of_rounds_ms"] == 2.0
+    assert r["ratio"] == pytest.approx(0.9) and b["ratio_to_first"] == pytest.approx(0.9)
+    with pytest.raises(InvalidConfigError, match="two or more"):
+        timing.interleave([exp / "tiny_fp32.tflite"], rounds=1, runs=1)
+
+
+def test_cli_interleave_writes_round_medians_and_the_ratio(run_dir, tmp_path):
+    exp = run_dir / "export"
+    out = tmp_path / "ab"
+    r = _cli("benchmark", exp / "tiny_fp32.tflite", exp / "tiny_int8.tflite", "--interleave", "--rounds", 3,
+             "--runs", 5, "--warmup", 1, "--out", out)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "results.json").read_text())
+    res = doc["interleaved"]
+    assert doc["schema"] == 1 and doc["rows"] == [] and res["rounds"] == 3 and res["runs_per_round"] == 5
+    a, b = res["artifacts"]
+    assert (a["artifact"], b["artifact"]) == ("tiny_fp32.tflite", "tiny_int8.tflite")
+    assert all(len(x["round_medians_ms"]) == 3 and x["runtime"] == "litert" for x in (a, b))
+    assert a["best_ms"] == min(a["round_medians_ms"]) and b["best_ms"] == min(b["round_medians_ms"])
+    assert res["ratio"] == pytest.approx(min(b["round_medians_ms"]) / min(a["round_medians_ms"]))
+    assert f"ratio tiny_int8.tflite / tiny_fp32.tflite: {res['ratio']:.3f}" in r.stdout
+    bad = _cli("benchmark", exp / "tiny_fp32.tflite", "--rounds", 3, "--out", out)
+    assert bad.returncode == 2 and "--rounds applies to --interleave" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- runtime names
+def test_one_set_of_runtime_names_with_the_old_spellings_as_aliases():
+    from edgecnn import runtime
+    from edgecnn.errors import RuntimeNotAvailableError
+
+    assert runtime.parse_backends(["litert_noxnn,ort", "tflite_runtime", "litert"]) == \
+        ["litert-noxnn", "onnxruntime", "tflite-runtime", "litert"]
+    assert runtime.resolve_backend("tf_lite", auto=True) == "tf-lite"
+    assert runtime.resolve_backend("auto", ("tflite", "onnx"), auto=True) == "auto"
+    with pytest.raises(RuntimeNotAvailableError, match="Did you mean: litert"):
+        runtime.resolve_backend("litrt")
+    with pytest.raises(RuntimeNotAvailableError, match="Choose from: auto, litert"):
+        runtime.resolve_backend("keras", ("tflite", "onnx"), auto=True)  # classify runs artifacts only
+    classify_help = _cli("classify", "--help").stdout
+    bench_help = _cli("benchmark", "--help").stdout
+    assert "litert-noxnn" in " ".join(classify_help.split()) and "tf-lite" in " ".join(bench_help.split())
+
+
+def test_keras_and_litert_kernels_load_through_the_runtime(run_dir):
+    from edgecnn import runtime
+
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    k = runtime.load(run_dir / "model.keras", backend="keras")
+    assert (k.backend, k.format) == ("keras", "keras") and k.run(x).shape == (2, 10)
+    f = run_dir / "export" / "tiny_fp32.tflite"
+    ref = runtime.load(f, backend="litert-ref")
+    assert (ref.backend, ref.kernels) == ("litert", "reference")
+    np.testing.assert_allclose(ref.run(x), k.run(x), atol=1e-4)
+    assert runtime.tflite_ops(f)[0] == "CONV_2D" and runtime.tflite_ops(f.read_bytes()) == runtime.tflite_ops(f)
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -237,7 +314,7 @@ import edgecnn.benchmark
 from edgecnn.cli import cli
 cli.main(["benchmark", {str(run_dir / 'export' / 'tiny_int8.tflite')!r}, "--in-process", "--runs", "3",
           "--warmup", "1", "--op-profile", "--out", {str(tmp_path / 'o')!r}], standalone_mode=False)
-from edgecnn.benchmark.harness import measure_overhead
+from edgecnn.benchmark.timing import measure_overhead
 measure_overhead({str(run_dir / 'export' / 'tiny_fp32.tflite')!r}, runs=10)
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
 print("TF_MODULES", bad)

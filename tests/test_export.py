@@ -97,8 +97,7 @@ def test_export_every_format_and_manifest(tiny_run, tiny_export):
 
 
 def test_compaction_shares_zero_points_and_changes_nothing_else(tiny_run, tmp_path):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
+    from edgecnn import runtime
     from edgecnn.data.preprocess import preprocess
     from edgecnn.data.sample import load_sample
     from edgecnn.export.compact import buffers_aligned, compact_tflite
@@ -112,14 +111,8 @@ def test_compaction_shares_zero_points_and_changes_nothing_else(tiny_run, tmp_pa
     assert buffers_aligned(small)
 
     def every_tensor(data, x):
-        it = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        it.allocate_tensors()
-        it.set_tensor(it.get_input_details()[0]["index"], x)
-        it.invoke()
-        return [(d["name"], d["dtype"], tuple(d["shape"]), d["quantization_parameters"]["scales"].tolist(),
-                 d["quantization_parameters"]["zero_points"].tolist(), it.get_tensor(d["index"]).tolist())
-                for d in it.get_tensor_details() if d["name"]]
+        return [(d["name"], d["dtype"], d["shape"], d["scales"], d["zero_points"], d["value"].tolist())
+                for d in runtime.tensor_dump(data, x)]
 
     # Unseen test images: every named tensor (weights, activations, scales, zero points) identical.
     for i in range(3):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,14 +34,9 @@ RECIPES = {
 
 
 def _int8(model, calib, val):
-    from edgecnn.export import compress
+    from edgecnn.export.compress_report import int8_measure
 
-    blob = compress.int8_tflite_bytes(model, calib)
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "m.tflite"
-        p.write_bytes(blob)
-        return {"bytes": len(blob), "zipped_bytes": compress.zipped_size(p),
-                "accuracy": compress.tflite_accuracy(blob, val)}
+    return int8_measure(model, calib, val)
 
 
 def main():

@@ -85,11 +85,10 @@ def main():
             res["onnx_" + tag] = {"bytes": p.stat().st_size, "agreement": float((o.argmax(1) == ref.argmax(1)).mean()),
                                   "top1": float((o.argmax(1) == yte).mean()), "max_abs_diff": float(abs(o - ref).max())}
     # interleaved timing of everything (the figures reported)
-    import importlib.util
-    spec_t = importlib.util.spec_from_file_location("t", Path(__file__).with_name("time_tflite.py"))
-    t = importlib.util.module_from_spec(spec_t); spec_t.loader.exec_module(t)
+    from edgecnn.benchmark.timing import interleave
     files = sorted(out.glob("*.tflite")) + sorted(p for p in out.glob("*.onnx") if p.name != "dep_fp32.onnx")
-    ms = t.interleaved_ms([str(p) for p in files], rounds=5, n=args.n)
+    timed = interleave(files, rounds=5, runs=args.n, warmup=20)
+    ms = {a["path"]: round(a["best_ms"], 3) for a in timed["artifacts"]}
     for p in files:
         key = p.stem if p.suffix == ".tflite" else "onnx_" + p.stem
         res.setdefault(key, {})["ms"] = ms[str(p)]

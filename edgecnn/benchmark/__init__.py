@@ -4,9 +4,12 @@ Runs on a Raspberry Pi without TensorFlow: this package imports numpy, click, th
 library, the runtime that is asked for (ai_edge_litert / tflite_runtime / onnxruntime) and
 matplotlib for plots where installed; TensorFlow only for the ``keras`` reference runtime.
 
-Modules: ``harness`` (timing, memory, the loop; ``worker`` runs one measurement in a fresh
-process), ``stats``, ``platform``, ``profiles`` (devices), ``report`` (tables, plots, merging),
-``opprofile`` (``--op-profile``).
+Modules: ``targets`` (files and run directories -> what to benchmark), ``timing`` (the timed
+loops, their inputs, harness overhead, interleaved A/B timing), ``memory`` (RSS and its peak),
+``harness`` (one measurement and the loop over combinations; ``worker`` runs one measurement in a
+fresh process), ``outputs`` (the command's flow: output folder, merging, op profiles), ``stats``,
+``platform``, ``profiles`` (devices), ``report`` (tables, plots, merging), ``remote`` (ssh),
+``opprofile`` (``--op-profile``). Runtime names and loading: ``edgecnn.runtime``.
 
 Results document, ``bench/results.json`` (schema 1; stable: add keys, never rename)::
 
@@ -14,7 +17,8 @@ Results document, ``bench/results.json`` (schema 1; stable: add keys, never rena
       "schema": 1, "tool": "edgecnn 0.1.0", "created": ISO-8601, "command": str | null,
       "notes": [str],                       # e.g. artifacts skipped for want of a runtime
       "merged_from": [str],                 # only in merge_results() output
-      "rows": [ROW, ...]
+      "rows": [ROW, ...],
+      "interleaved": {...}                  # only from --interleave (rows empty): timing.interleave()
     }
 
 Each ROW is self-describing, so rows from a Pi and from here merge into one table::
@@ -24,7 +28,8 @@ Each ROW is self-describing, so rows from a Pi and from here merge into one tabl
     format          "tflite" | "onnx" | "keras";  precision: "fp32"|"fp16"|"dynamic"|"int8"|null
     model, run      from manifest.json / run.json, else null
     size_bytes      file size
-    runtime         "litert" | "litert-noxnn" | "tflite-runtime" | "onnxruntime" | "keras"
+    runtime         a canonical name of edgecnn.runtime.BACKENDS: "litert" | "litert-noxnn" | "litert-ref" |
+                    "tflite-runtime" | "tf-lite" | "onnxruntime" | "keras"
     runtime_title, runtime_version, xnnpack (bool | null)
     threads, batch, warmup_runs
     device          {"label": "x86 baseline of Raspberry Pi 4" | "measured on <board or CPU> (<arch>)",
@@ -45,5 +50,6 @@ Each ROW is self-describing, so rows from a Pi and from here merge into one tabl
 
 Statistics conventions are in ``edgecnn.benchmark.stats``.
 """
-from edgecnn.benchmark.harness import SCHEMA, benchmark, measure_overhead  # noqa: F401
+from edgecnn.benchmark.harness import SCHEMA, benchmark  # noqa: F401
+from edgecnn.benchmark.timing import interleave, measure_overhead  # noqa: F401
 from edgecnn.benchmark.report import format_table, merge_results, write_results  # noqa: F401

@@ -13,9 +13,6 @@
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -55,12 +52,9 @@ def _tflite_macs(op: str, in_shapes: List[tuple], out_shape: tuple) -> int:
 def profile_tflite(path, threads: int = 1, xnnpack: bool = True) -> dict:
     """The op list of a .tflite with MACs and delegation (no timing: see TFLITE_GAP)."""
     from edgecnn.runtime import load
-    runner = load(path, backend="litert", threads=threads, xnnpack=xnnpack)
-    it = runner.interpreter
-    ops = it._get_ops_details()  # the wrapper's own public-in-all-but-name accessor; no other lists nodes
-
-    def shape(t):
-        return tuple(int(d) for d in it._get_tensor_details(int(t), 0)["shape"])
+    runner = load(path, backend="litert" if xnnpack else "litert-noxnn", threads=threads)
+    ops = runner.ops()
+    shape = runner.tensor_shape
 
     producer: Dict[int, int] = {}
     for op in ops:
@@ -100,24 +94,15 @@ def profile_tflite(path, threads: int = 1, xnnpack: bool = True) -> dict:
 
 def profile_onnx(path, threads: int = 1, runs: int = 50, warmup: int = 5) -> dict:
     """Measured per-node times from ONNX Runtime's profiler, mean over ``runs`` runs."""
-    import onnxruntime as ort
     from edgecnn.runtime import load
 
-    runner = load(path, backend="onnxruntime", threads=threads)  # validates the file and its shape
+    # Loading validates the file and its shape; the profiler records every run of this session.
+    runner = load(path, backend="onnxruntime", threads=threads, profile=True)
     x = np.random.default_rng(0).standard_normal(runner.input.shape).astype(np.float32)
-    feed = {runner.input.name: runner.prepare(x)}
-    with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.enable_profiling = True
-        opts.profile_file_prefix = os.path.join(tmp, "ort_profile")
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        for _ in range(warmup + runs):
-            sess.run(None, feed)
-        with open(sess.end_profiling(), "r", encoding="utf-8") as f:
-            events = json.load(f)
+    runner.set_input(runner.prepare(x))
+    for _ in range(warmup + runs):
+        runner.invoke()
+    events = runner.end_profiling()
     node_events = [e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")]
     run_events = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
     # The profiler records warm-up runs too: keep the last ``runs`` model_run spans and their nodes.

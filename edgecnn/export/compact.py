@@ -79,28 +79,24 @@ def buffers_aligned(data: bytes, align: int = _BUFFER_ALIGN) -> bool:
 
 
 def _outputs(data: bytes, inputs: Sequence[np.ndarray]):
-    from edgecnn.runtime import _import_backend
+    """Raw outputs of ``data`` on each input, with XNNPACK and with the builtin kernels (the two
+    kernel sets a device may run); None when no TFLite runtime with both is installed."""
+    from edgecnn import runtime
+    from edgecnn.errors import RuntimeNotAvailableError
 
-    mod = None
-    for name in ("litert", "tf_lite"):
+    for package in ("litert", "tf-lite"):
         try:
-            mod = _import_backend(name)
-            break
-        except Exception:  # noqa: BLE001 - try the next runtime
+            runners = [runtime.load(data, backend=package, threads=1, xnnpack=xnnpack) for xnnpack in (True, False)]
+        except RuntimeNotAvailableError:  # not installed here: try the next runtime
             continue
-    if mod is None:
-        return None
-    outs = []
-    for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-        it = mod.Interpreter(model_content=data, num_threads=1,
-                             experimental_op_resolver_type=getattr(mod.OpResolverType, resolver))
-        it.allocate_tensors()
-        d, o = it.get_input_details()[0], it.get_output_details()[0]
-        for x in inputs:
-            it.set_tensor(d["index"], np.asarray(x, d["dtype"]).reshape(d["shape"]))
-            it.invoke()
-            outs.append(it.get_tensor(o["index"]).copy())
-    return outs
+        outs = []
+        for r in runners:
+            for x in inputs:
+                r.set_input(np.asarray(x, r.input.dtype).reshape(r.input.shape))
+                r.invoke()
+                outs.append(np.array(r.get_output(), copy=True))
+        return outs
+    return None
 
 
 def compact_tflite(data: bytes, check_inputs: Optional[Sequence[np.ndarray]] = None) -> Tuple[bytes, dict]:

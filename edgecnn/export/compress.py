@@ -23,21 +23,19 @@ What the TFLite int8 converter does with the result (measured with TF 2.21 / TFM
   ``relu(x) - alpha * relu(-x)``, the converter fuses that into PRELU, and the negated fake-quant
   alpha is no longer a quantized operand, so PRELU stays float.
 
-Sizes are those TFMOT's guides report: the bytes of a ZIP_DEFLATED archive of the model's
-weights file (``model.save_weights(*.h5)``), or of a file given by path (e.g. a .tflite).
+The measurements in the report (sizes, top-1, sparsity, the int8 TFLite of a result) are
+``edgecnn.export.compress_report``'s.
 """
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-import zipfile
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from edgecnn.errors import ExportError, InvalidConfigError
+from edgecnn.export.compress_report import (accuracy, int8_measure, kernel_sparsity, unique_weights,  # noqa: F401
+                                            weights_of, zipped_size)
 
 CENTROID_INITS = ("KMEANS_PLUS_PLUS", "LINEAR")
 _PRUNE_END_FRACTION = 0.7  # reach the target sparsity at 70% of the steps, fine-tune the rest
@@ -64,60 +62,9 @@ def check_centroid_init(init: str) -> str:
     return name
 
 
-# ----------------------------------------------------------------------------- measurements
-
-def zipped_size(model_or_path) -> int:
-    """Bytes of a ZIP_DEFLATED archive of a file, or of a tf_keras model's weights (.h5).
-
-    This is how TFMOT's guides measure what pruning and clustering buy: the zeros and the few
-    shared values compress, the raw file does not shrink.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        if isinstance(model_or_path, (str, os.PathLike)):
-            src = Path(model_or_path)
-            if not src.is_file():
-                raise ExportError(f"cannot measure the zipped size of '{src}': no such file.")
-        else:
-            src = Path(tmp) / "weights.h5"
-            model_or_path.save_weights(str(src))
-        archive = Path(tmp) / "model.zip"
-        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            z.write(src, arcname=src.name)
-        return archive.stat().st_size
-
-
-def accuracy(model, data, batch_size: int = 256) -> float:
-    """Top-1 accuracy of a model with softmax (or logit) outputs on (x_float, y_int)."""
-    x, y = data
-    pred = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y).reshape(-1)))
-
+# ----------------------------------------------------------------------------- helpers
 
 _WEIGHT_ATTRS = ("kernel", "pointwise_kernel", "depthwise_kernel", "embeddings", "alpha")
-
-
-def kernel_sparsity(model, weights: Dict[str, List[str]]) -> Dict[str, float]:
-    """Fraction of exact zeros per layer, over the named weights ({layer: [attribute, ...]})."""
-    out = {}
-    for name, attrs in weights.items():
-        ws = _weights(model.get_layer(name), attrs)
-        if ws:
-            out[name] = float(sum(int(np.sum(w == 0)) for w in ws)) / sum(w.size for w in ws)
-    return out
-
-
-def unique_weights(model, weights: Dict[str, List[str]]) -> Dict[str, int]:
-    """Most distinct values in any one of the named weights, per layer ({layer: [attribute, ...]})."""
-    out = {}
-    for name, attrs in weights.items():
-        ws = _weights(model.get_layer(name), attrs)
-        if ws:
-            out[name] = int(max(np.unique(w).size for w in ws))
-    return out
-
-
-def _weights(layer, attrs) -> List[np.ndarray]:
-    return [getattr(layer, a).numpy() for a in attrs if getattr(layer, a, None) is not None]
 
 
 def _attr_names(layer, variables) -> List[str]:
@@ -125,8 +72,6 @@ def _attr_names(layer, variables) -> List[str]:
     ids = {id(v) for v in variables}
     return [a for a in _WEIGHT_ATTRS if id(getattr(layer, a, None)) in ids]
 
-
-# ----------------------------------------------------------------------------- helpers
 
 def _copy_model(model):
     """A deep copy with fresh layers: TFMOT's wrappers share the layer objects they wrap, and
@@ -272,7 +217,7 @@ def prune_model(model, sparsity: float, *, train_data, epochs: int = 2, batch_si
          callbacks=[sk.UpdatePruningStep()])
     stripped = sk.strip_pruning(pruned)
     per_layer = kernel_sparsity(stripped, targets)
-    sizes = {n: sum(w.size for w in _weights(stripped.get_layer(n), a)) for n, a in targets.items()}
+    sizes = {n: sum(w.size for w in weights_of(stripped.get_layer(n), a)) for n, a in targets.items()}
     n_zero = sum(per_layer[n] * sizes[n] for n in per_layer)
     n_all = sum(sizes.values())
     step = {
@@ -414,59 +359,6 @@ def _unsupported_layer_name(message: str) -> Optional[str]:
     return None
 
 
-# ----------------------------------------------------------------------------- int8 TFLite of a result
-
-def int8_tflite_bytes(model, calibration_x, *, samples: int = 200) -> bytes:
-    """The converter call that gives a fully int8 graph for a QAT or float model: Optimize.DEFAULT
-    plus a representative dataset (float input/output kept). Used for measurements here; the
-    export stage owns the artifacts."""
-    import tensorflow as tf
-
-    x = np.asarray(calibration_x, np.float32)[:samples]
-
-    def rep():
-        for i in range(len(x)):
-            yield [x[i:i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    try:
-        return conv.convert()
-    except Exception as e:  # the converter raises many types; one line for the user
-        raise ExportError(f"int8 TFLite conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-
-
-def _int8_measure(model, calibration_x, val_data) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model_int8.tflite"
-        data = int8_tflite_bytes(model, calibration_x)
-        path.write_bytes(data)
-        return {"bytes": len(data), "zipped_bytes": zipped_size(path), "accuracy": tflite_accuracy(data, val_data)}
-
-
-def tflite_accuracy(tflite_bytes: bytes, data) -> float:
-    """Top-1 of a TFLite model (float or int8 input) run in ai_edge_litert, one image at a time."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgecnn.data.preprocess import quantize
-
-    it = Interpreter(model_content=tflite_bytes)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    x, y = data
-    correct = 0
-    for i in range(len(x)):
-        xi = x[i:i + 1].astype(np.float32)
-        if inp["dtype"] != np.float32:
-            scale, zp = inp["quantization"]
-            xi = quantize(xi, scale, zp, inp["dtype"])
-        it.set_tensor(inp["index"], xi)
-        it.invoke()
-        correct += int(np.argmax(it.get_tensor(out["index"])[0]) == int(np.asarray(y).reshape(-1)[i]))
-    return correct / len(x)
-
-
 # ----------------------------------------------------------------------------- the public entry
 
 def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[int] = None, qat: bool = False,
@@ -532,6 +424,6 @@ def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[in
         step["size_measure"] = ("ZIP_DEFLATED archive of the weights file; after QAT it holds float weights plus "
                                 "quantizer ranges, so compare int8 TFLite sizes (measure_int8) instead")
         if measure_int8:
-            step["int8_tflite"] = {"ptq_before": _int8_measure(model_before_qat, train_data[0], val_data),
-                                   "qat_after": _int8_measure(current, train_data[0], val_data)}
+            step["int8_tflite"] = {"ptq_before": int8_measure(model_before_qat, train_data[0], val_data),
+                                   "qat_after": int8_measure(current, train_data[0], val_data)}
     return current, {"steps": steps}

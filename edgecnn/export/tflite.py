@@ -158,13 +158,9 @@ def _layer_from_location(loc: str) -> str:
 
 
 def tflite_ops(path_or_bytes) -> List[str]:
-    """The builtin op names of a TFLite model, in execution order (``CONV_2D``, ``PRELU``, ...)."""
-    from ai_edge_litert import interpreter as litert
+    """The builtin op names of a TFLite model, in execution order (``CONV_2D``, ``PRELU``, ...):
+    what an export is checked by (no PRELU left after the rewrite, no QUANTIZE at an int8 input).
+    The interpreter is edgecnn.runtime's, like every other."""
+    from edgecnn.runtime import tflite_ops as ops
 
-    if isinstance(path_or_bytes, (bytes, bytearray)):
-        interp = litert.Interpreter(model_content=bytes(path_or_bytes),
-                                    experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    else:
-        interp = litert.Interpreter(model_path=str(path_or_bytes),
-                                    experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    return [d["op_name"] for d in interp._get_ops_details()]
+    return ops(path_or_bytes)
