@@ -444,7 +444,7 @@ class KerasRunner(Runner):
 
     def __init__(self, path, threads: int = 1):
         super().__init__(path, threads)
-        tf_keras = _import_backend("keras")
+        _import_backend("keras")  # a clear error when tf_keras is not installed
         import tensorflow as tf
 
         self._tf = tf
@@ -454,17 +454,9 @@ class KerasRunner(Runner):
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:
                 pass
-        try:
-            from edgecnn.registry import list_models
-            list_models()  # registers the custom layers of every family
-        except Exception:
-            pass
-        if not Path(path).is_file():
-            raise ModelFileError(f"Model file not found: {path}")
-        try:
-            self._model = tf_keras.models.load_model(str(path), compile=False)
-        except Exception as e:
-            raise ModelFileError(f"{path}: tf_keras cannot load it ({str(e).splitlines()[0][:200]})") from None
+        from edgecnn.runs import load_keras
+
+        self._model = load_keras(path)  # a .keras zip, checked, in safe mode: never code from the file
         shape = tuple(int(d) if d is not None else 1 for d in self._model.input_shape)
         oshape = tuple(int(d) if d is not None else 1 for d in self._model.output_shape)
         self.inputs = [TensorInfo("input", shape, "float32")]

@@ -58,23 +58,30 @@ def run_dir(tmp_path_factory):
     x = K.layers.DepthwiseConv2D(3)(x)
     o = K.layers.Dense(10)(K.layers.GlobalAveragePooling2D()(x))
     model = K.Model(i, o, name="tiny")
-    model.save(root / "model.keras")
+    from edgecnn import runs
+    from edgecnn.runtime import load
+
+    labels = load_sample()[2]
     spec = spec_for((32, 32, 3), source_size=32)
+    info = {"model": "tiny", "input_shape": [32, 32, 3], "num_classes": 10, "labels": labels,
+            "preprocessing": spec.to_dict(), "dataset": {"data_arg": "sample", "data_path": None}, "trained": True}
+    runs.save_model(root, info, model)
+    runs.write_run(root, info)
     cal = preprocess(load_sample()[0][0][:16], spec)
     export_tflite(model, root / "export" / "tiny_fp32.tflite", "fp32")
     export_tflite(model, root / "export" / "tiny_int8.tflite", "int8", calibration=cal)
     _onnx_model(root / "export" / "tiny_fp32.onnx")
-    arts = {}
+    m = runs.new_manifest("tiny", run="..", trained=True, labels=labels, preprocessing=spec.to_dict(), tools={})
+    m["keras"].update(top1=0.31, top5=0.8, model_file="../model.keras")
     for name, fmt, prec, top1 in (("tiny_fp32.tflite", "tflite", "fp32", 0.31), ("tiny_int8.tflite", "tflite", "int8", 0.30),
                                   ("tiny_fp32.onnx", "onnx", "fp32", 0.29)):
-        arts[name] = {"format": fmt, "precision": prec, "verified": True,
-                      "verification": {"runtime": "litert", "split": "test", "n": 500, "top1": top1,
-                                       "agreement_with_keras": 0.99, "max_abs_diff_vs_keras": 0.01,
-                                       "passed": True, "reason": ""}}
-    (root / "run.json").write_text(json.dumps({"model": "tiny", "preprocessing": spec.to_dict(), "dataset": "sample"}))
-    (root / "export" / "manifest.json").write_text(json.dumps(
-        {"schema": 1, "model": "tiny", "run": "r1", "trained": True, "labels": [], "preprocessing": spec.to_dict(),
-         "keras": {"top1": 0.31, "top5": 0.8}, "artifacts": arts}))
+        r = load(root / "export" / name)
+        m["artifacts"][name] = dict(runs.artifact_entry(root / "export" / name, fmt, prec, r.inputs, r.outputs),
+                                    verified=True,
+                                    verification={"runtime": "litert", "split": "test", "n": 500, "top1": top1,
+                                                  "agreement_with_keras": 0.99, "max_abs_diff_vs_keras": 0.01,
+                                                  "passed": True, "reason": ""})
+    runs.write_manifest(root / "export", m)
     return root
 
 

@@ -7,7 +7,6 @@ accuracy that verification wrote into the manifest.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -78,73 +77,65 @@ class Target:
                 "reason": v.get("reason"), "source": "manifest verification"}
 
 
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _run_context(export_dir: Path):
-    """(manifest, run.json, run_dir) around an export directory, where they exist."""
-    manifest = _read_json(export_dir / "manifest.json")
-    run_dir = export_dir.parent if (export_dir.parent / "run.json").is_file() else None
-    run_json = _read_json(run_dir / "run.json") if run_dir else None
-    return manifest, run_json, run_dir
-
-
 _PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3}
 
 
 def resolve_targets(paths: Sequence, want_keras: bool = False) -> List[Target]:
     """Files and run directories -> the artifacts to benchmark (a run: its export/ artifacts,
-    and its model.keras where the keras runtime is asked for)."""
+    and its model.keras where the keras runtime is asked for).
+
+    Everything goes through the artifact contract (``edgecnn.runs.resolve``): manifests are
+    validated, every artifact lies inside its export folder and matches its sha256, and a
+    run's model.keras matches the sha256 its run.json records.
+    """
+    from edgecnn import runs
+
     targets: List[Target] = []
     for arg in paths:
         p = Path(arg)
         if not p.exists():
             raise ModelFileError(f"Model file or run directory not found: {p}")
-        if p.is_dir():
-            targets.extend(_targets_of_dir(p, want_keras))
+        if p.is_file() and p.suffix == ".keras":
+            run_dir = p.parent if (p.parent / runs.RUN_FILE).exists() else None
+            r = runs.resolve(run_dir) if run_dir is not None else None
+            if r is not None and p.name == runs.MODEL_FILE:
+                runs.check_file_sha256(p, r.run.info.get("model_sha256"), "model.keras recorded in run.json", RunError)
+            targets.append(Target(p, "keras", True, r.manifest if r else None, None,
+                                  r.run.info if r else None, run_dir))
             continue
-        if p.suffix == ".keras":
-            manifest, run_json, run_dir = _run_context(p.parent / "export")
-            if run_dir is None and (p.parent / "run.json").is_file():
-                run_dir, run_json = p.parent, _read_json(p.parent / "run.json")
-            targets.append(Target(p, "keras", True, manifest, None, run_json, run_dir))
+        r = runs.resolve(p, error=ModelFileError if p.is_file() else RunError)
+        run_json = r.run.info if r.run_dir is not None else None
+        if r.artifact is not None:
+            from edgecnn.runtime import model_format
+
+            entry = None
+            if r.manifest is not None:
+                runs.artifact_path(r.export_dir, r.manifest, r.artifact.name)
+                entry = r.manifest["artifacts"][r.artifact.name]
+            fmt = model_format(p)  # ModelFileError for empty / truncated-header / non-model files
+            targets.append(Target(p, fmt, True, r.manifest, entry, run_json, r.run_dir))
             continue
-        from edgecnn.runtime import model_format
-        fmt = model_format(p)  # ModelFileError for empty / truncated-header / non-model files
-        manifest, run_json, run_dir = _run_context(p.parent)
-        entry = ((manifest or {}).get("artifacts") or {}).get(p.name)
-        targets.append(Target(p, fmt, True, manifest, entry, run_json, run_dir))
+        targets.extend(_targets_of(r, want_keras))
     return targets
 
 
-def _targets_of_dir(d: Path, want_keras: bool) -> List[Target]:
-    if (d / "export").is_dir() or (d / "run.json").is_file():
-        run_dir, export_dir = d, d / "export"
-    elif (d / "manifest.json").is_file():
-        run_dir, export_dir = (d.parent if (d.parent / "run.json").is_file() else None), d
-    else:
-        raise RunError(f"{d} is neither a run directory (run.json, export/) nor an export directory "
-                       f"(manifest.json); give a run directory or model files.")
-    manifest = _read_json(export_dir / "manifest.json") if export_dir.is_dir() else None
-    run_json = _read_json(run_dir / "run.json") if run_dir else None
-    files = []
-    if manifest and manifest.get("artifacts"):
-        files = [export_dir / name for name in manifest["artifacts"] if (export_dir / name).is_file()]
-    elif export_dir.is_dir():
-        files = sorted(list(export_dir.glob("*.tflite")) + list(export_dir.glob("*.onnx")))
+def _targets_of(r, want_keras: bool) -> List[Target]:
+    from edgecnn import runs
     from edgecnn.runtime import model_format
+
     out = []
-    for f in files:
-        entry = ((manifest or {}).get("artifacts") or {}).get(f.name)
-        out.append(Target(f, model_format(f), False, manifest, entry, run_json, run_dir))
+    if r.manifest is not None:
+        for name, entry in r.manifest["artifacts"].items():
+            f = runs.artifact_path(r.export_dir, r.manifest, name)
+            out.append(Target(f, model_format(f), False, r.manifest, entry, None, r.run_dir))
+    run_json = r.run.info if r.run_dir is not None else None
+    for t in out:
+        t.run_json = run_json
     out.sort(key=lambda t: (t.format != "tflite", _PRECISION_ORDER.get(t.precision or "", 9), t.name))
-    if want_keras and run_dir and (run_dir / "model.keras").is_file():
-        out.insert(0, Target(run_dir / "model.keras", "keras", False, manifest, None, run_json, run_dir))
+    if want_keras and r.run_dir is not None and (r.run_dir / runs.MODEL_FILE).is_file():
+        m = r.run_dir / runs.MODEL_FILE
+        runs.check_file_sha256(m, run_json.get("model_sha256"), "model.keras recorded in run.json", RunError)
+        out.insert(0, Target(m, "keras", False, r.manifest, None, run_json, r.run_dir))
     if not out:
-        raise RunError(f"{d} has no exported artifacts (export/*.tflite, *.onnx): run 'edgecnn export' first.")
+        raise RunError(f"{r.target} has no exported artifacts (no export/manifest.json): run 'edgecnn export' first.")
     return out
