@@ -128,8 +128,9 @@ def _depth_ok(obj, limit: int) -> bool:
     return True
 
 
-def read_json_file(path, what: str = "JSON file", error=ModelFileError, max_bytes: int = MAX_JSON_BYTES):
+def read_json_file(path, what: str = "JSON file", error=ModelFileError, max_bytes: Optional[int] = None):
     """Parse a JSON object from a regular file of bounded size and depth; one-line errors."""
+    max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
     p = regular_file(path, what, error)
     size = p.stat().st_size
     if size > max_bytes:
