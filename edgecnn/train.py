@@ -40,9 +40,6 @@ SCHEMA = 1
 STRATEGIES = ("default", "mirrored", "multiworker")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "step")
-# Crash-test hook: "EPOCH:BATCH" makes training stop dead (sleep until killed) at that batch, after
-# writing checkpoints/.paused, so a test can SIGKILL a real run at a known point mid-epoch.
-_PAUSE_ENV = "EDGECNN_PAUSE_AT"
 
 
 # ---------------------------------------------------------------------------- recipes
@@ -352,21 +349,13 @@ class _Progress:
                 super().__init__()
                 self.rows = _read_history(history_csv)
                 self.first_epoch = None
-                self.pause = os.environ.get(_PAUSE_ENV)
 
             def on_epoch_begin(self, epoch, logs=None):
-                self._epoch = epoch
                 if self.first_epoch is None:
                     self.first_epoch = epoch
                     if on_epoch:
                         on_epoch("begin", epoch, None)
                 self.t0 = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                if self.pause and self.pause == f"{self._epoch}:{batch}":
-                    (ckpt_dir / ".paused").write_text(str(os.getpid()))
-                    while True:  # a crash test SIGKILLs us here, mid-epoch
-                        time.sleep(0.2)
 
             def on_epoch_end(self, epoch, logs=None):
                 row = {"epoch": epoch}
