@@ -399,6 +399,27 @@ def bundle_android_command(run, app, artifact, images):
     bundle_android(run, app=app, artifact=artifact, images=images, echo=click.echo)
 
 
+# ---------------------------------------------------------------------------- inspect
+@cli.command("inspect")
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per artifact (with every op in order).")
+def inspect_command(artifacts, as_json):
+    """Where the bytes of a .tflite file go, and the ops it runs.
+
+    For each ARTIFACT: constant tensors by type, quantization scales and zero points (a vector
+    shared by several tensors counted once), named metadata, and the rest (graph, names,
+    padding), each with its share of the file; then the op counts. Needs no TensorFlow.
+    """
+    from edgecnn.errors import ModelFileError
+    from edgecnn.inspect import format_breakdown, tflite_breakdown
+
+    for path in artifacts:
+        if not path.endswith(".tflite"):
+            raise ModelFileError(f"edgecnn inspect reads .tflite files; got '{path}'")
+        b = tflite_breakdown(path)
+        click.echo(json.dumps(b) if as_json else format_breakdown(b))
+
+
 def main():
     cli(prog_name="edgecnn")
 
