@@ -43,7 +43,6 @@ def models_command(names, paper, as_json, family):
 
 
 # ---------------------------------------------------------------------------- train / eval
-# (issue 3: train_command, eval_command)
 def _parse_shape(ctx, param, value):
     if value is None:
         return None
@@ -149,7 +148,6 @@ def eval_command(run, data, split, max_images, runs_dir, as_json):
 
 
 # ---------------------------------------------------------------------------- export / verify
-# (issue 4: export_command, verify_command)
 @cli.command("export")
 @click.argument("model_or_run", required=False)
 @click.option("--run", "run_ref", default=None, help="Export this run directory (instead of MODEL_OR_RUN).")
@@ -210,7 +208,6 @@ def verify_command(run_or_export_dir, max_drop, as_json):
 
 
 # ---------------------------------------------------------------------------- benchmark / pipeline
-# (issue 5: benchmark_command, pipeline_command)
 @cli.command("benchmark")
 @click.argument("targets", nargs=-1, required=True, metavar="ARTIFACT_OR_RUN...")
 @click.option("--runtime", "runtimes", multiple=True,
@@ -321,7 +318,6 @@ def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibratio
 
 
 # ---------------------------------------------------------------------------- classify / bundle
-# (issue 6: classify_command; issue 7: bundle group with `android`)
 @cli.command("classify")
 @click.argument("target", type=click.Path())
 @click.argument("images", nargs=-1, type=click.Path())
