@@ -43,7 +43,6 @@ def models_command(names, paper, as_json, family):
 
 
 # ---------------------------------------------------------------------------- train / eval
-# (issue 3: train_command, eval_command)
 def _parse_shape(ctx, param, value):
     if value is None:
         return None
@@ -154,7 +153,6 @@ def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
 
 
 # ---------------------------------------------------------------------------- export / verify
-# (issue 4: export_command, verify_command)
 @cli.command("export")
 @click.argument("model_or_run", required=False)
 @click.option("--run", "run_ref", default=None, help="Export this run directory (instead of MODEL_OR_RUN).")
@@ -402,6 +400,27 @@ def bundle_android_command(run, app, artifact, images):
     from edgecnn.bundle import bundle_android
 
     bundle_android(run, app=app, artifact=artifact, images=images, echo=click.echo)
+
+
+# ---------------------------------------------------------------------------- inspect
+@cli.command("inspect")
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per artifact (with every op in order).")
+def inspect_command(artifacts, as_json):
+    """Where the bytes of a .tflite file go, and the ops it runs.
+
+    For each ARTIFACT: constant tensors by type, quantization scales and zero points (a vector
+    shared by several tensors counted once), named metadata, and the rest (graph, names,
+    padding), each with its share of the file; then the op counts. Needs no TensorFlow.
+    """
+    from edgecnn.errors import ModelFileError
+    from edgecnn.inspect import format_breakdown, tflite_breakdown
+
+    for path in artifacts:
+        if not path.endswith(".tflite"):
+            raise ModelFileError(f"edgecnn inspect reads .tflite files; got '{path}'")
+        b = tflite_breakdown(path)
+        click.echo(json.dumps(b) if as_json else format_breakdown(b))
 
 
 def main():

@@ -34,9 +34,6 @@ from edgecnn.runs import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_rec
                           write_run)
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-# Crash-test hook: "EPOCH:BATCH" makes training stop dead (sleep until killed) at that batch, after
-# writing checkpoints/.paused, so a test can SIGKILL a real run at a known point mid-epoch.
-_PAUSE_ENV = "EDGECNN_PAUSE_AT"
 
 
 def default_input_shape(model_name: str) -> Tuple[int, int, int]:
@@ -120,21 +117,13 @@ class _Progress:
                 super().__init__()
                 self.rows = _read_history(history_csv)
                 self.first_epoch = None
-                self.pause = os.environ.get(_PAUSE_ENV)
 
             def on_epoch_begin(self, epoch, logs=None):
-                self._epoch = epoch
                 if self.first_epoch is None:
                     self.first_epoch = epoch
                     if on_epoch:
                         on_epoch("begin", epoch, None)
                 self.t0 = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                if self.pause and self.pause == f"{self._epoch}:{batch}":
-                    (ckpt_dir / ".paused").write_text(str(os.getpid()))
-                    while True:  # a crash test SIGKILLs us here, mid-epoch
-                        time.sleep(0.2)
 
             def on_epoch_end(self, epoch, logs=None):
                 row = {"epoch": epoch}

@@ -183,15 +183,42 @@ def test_op_profile_tflite_structure_and_onnx_measured(run_dir, tmp_path):
     assert sum(a["time_share"] for a in o["ops"]) == pytest.approx(1.0)
 
 
-def test_measure_overhead_reports_both_medians(run_dir):
+def test_measure_overhead_reports_both_medians(run_dir, monkeypatch):
+    """The overhead is the median over rounds of the paired (harness - bare) / bare difference of
+    round medians, the loops alternate which goes first, and the pooled medians cover every run.
+    Both loops are replaced by scripted timings (one outlier per round, one disturbed round) whose
+    paired median (+4.0%) differs from the pooled medians' ratio (+5.0%) and from any mean."""
+    import sys
+
     from edgecnn.benchmark.timing import format_overhead, measure_overhead
 
+    timing = sys.modules[measure_overhead.__module__]  # where measure_overhead looks up its loops
+    bare_ms = [1.00, 1.00, 2.00, 1.00, 1.00, 1.00]
+    harness_ms = [1.10, 1.02, 2.50, 0.99, 1.05, 1.03]  # paired: +10, +2, +25, -1, +5, +3 %
+    calls = []
+
+    def round_times(which, table, runs):
+        value = table[calls.count(which)]
+        calls.append(which)
+        return [value] * (runs - 1) + [value * 50.0]  # one outlier per round: medians ignore it
+
+    def bare_loop(runner, runs):
+        if runs == 20 and not calls:  # the warm-up before the first round
+            return [0.0] * runs
+        return round_times("bare", bare_ms, runs)
+
+    monkeypatch.setattr(timing, "bare_loop", bare_loop)
+    monkeypatch.setattr(timing, "time_loop", lambda runner, batches, runs: round_times("harness", harness_ms, runs))
     r = measure_overhead(run_dir / "export" / "tiny_int8.tflite", runs=60, rounds=6)
-    assert r["bare_median_ms"] > 0 and r["harness_median_ms"] > 0 and r["runs"] == {"bare": 60, "harness": 60}
-    lo, hi = r["overhead_pct_rounds"]
-    assert r["rounds"] == 6 and lo <= r["overhead_pct"] <= hi  # the median of the six paired rounds
+
+    assert calls == ["harness", "bare", "bare", "harness"] * 3  # the order alternates round by round
+    assert r["rounds"] == 6 and r["runs"] == {"bare": 60, "harness": 60}
+    assert r["overhead_pct"] == pytest.approx(4.0)  # median of +10, +2, +25, -1, +5, +3
+    assert r["overhead_pct_rounds"] == pytest.approx([-1.0, 25.0])
+    assert r["bare_median_ms"] == pytest.approx(1.0) and r["harness_median_ms"] == pytest.approx(1.05)
     line = format_overhead(r)
-    assert "6 paired rounds" in line and "60 + 60 runs" in line and f"{r['overhead_pct']:+.2f}%" in line
+    assert "6 paired rounds" in line and "60 + 60 runs" in line and "+4.00% (OUTSIDE 3%)" in line
+    assert "harness median 1050.00 us vs bare invoke() median 1000.00 us" in line
 
 
 def test_keras_reference_runtime_in_process(run_dir):

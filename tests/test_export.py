@@ -1,4 +1,4 @@
-"""Export and verification (issue 4): real converters, real runtimes, real CIFAR-10 images."""
+"""Export and verification: real converters, real runtimes, real CIFAR-10 images."""
 from __future__ import annotations
 
 import json

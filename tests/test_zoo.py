@@ -1,6 +1,15 @@
-"""Every registered model: builds, has the right output shape, runs a batch, and matches the
-paper figures its builder claims (within the tolerance stated next to the builder)."""
+"""Every registered model: builds, has the right output shape, runs a batch, matches the paper
+figures its builder claims (within the tolerance stated next to the builder), and its layer summary
+matches the snapshot in tests/snapshots/<model>.txt.
+
+After an intended change to a builder, rewrite the snapshots and review their diff:
+
+    EDGECNN_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_zoo.py -k builds
+"""
+import difflib
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +26,38 @@ EXPECTED = {
     "sepresnet34", "cmiv4", "cmiv4_1", "cmiv4_2", "cmiv4_3", "miv4", "rel1", "rel2", "rel3", "rel",
     "alexnet_tiny", "alexnet_tiny_dw", "alexnet_tiny_dw_res",
 }
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+UPDATE_SNAPSHOTS = os.environ.get("EDGECNN_UPDATE_SNAPSHOTS") == "1"
+
+
+def layer_summary(model) -> str:
+    """One line per layer: name, class, output shape, parameter count; then the model's totals."""
+    lines = [f"# {model.name}: input {tuple(model.input_shape)}",
+             f"# {'layer':<40} {'class':<28} {'output shape':<24} params"]
+    for layer in model.layers:
+        try:
+            shape = layer.output_shape
+        except AttributeError:  # a layer applied more than once has no single output shape
+            shape = "multiple"
+        lines.append(f"{layer.name:<42} {type(layer).__name__:<28} {str(shape):<24} {layer.count_params()}")
+    lines.append(f"# total params {model.count_params()}, layers {len(model.layers)}")
+    return "\n".join(lines) + "\n"
+
+
+def check_snapshot(name: str, summary: str):
+    """Compare with tests/snapshots/<name>.txt (EDGECNN_UPDATE_SNAPSHOTS=1 writes it instead)."""
+    path = SNAPSHOTS / f"{name}.txt"
+    if UPDATE_SNAPSHOTS:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(summary)
+        return
+    assert path.is_file(), f"no snapshot {path}: run with EDGECNN_UPDATE_SNAPSHOTS=1 and review it"
+    saved = path.read_text()
+    if summary != saved:
+        diff = "".join(difflib.unified_diff(saved.splitlines(True), summary.splitlines(True),
+                                            f"snapshots/{name}.txt", f"{name} as built now"))
+        pytest.fail(f"{name}: layer summary differs from its snapshot (EDGECNN_UPDATE_SNAPSHOTS=1 rewrites "
+                    f"it, if the change is intended):\n{diff}", pytrace=False)
 
 
 def test_every_variant_is_registered():
@@ -31,7 +72,7 @@ def test_model_builds_runs_and_matches_paper(name):
     n_classes = model.output_shape[-1]
     assert model.output_shape == (None, n_classes)
     assert get_entry(name).builder.__doc__ and "Reference" in get_entry(name).builder.__doc__
-    assert len({layer.name for layer in model.layers}) == len(model.layers)
+    check_snapshot(name, layer_summary(model))
     x = np.random.default_rng(0).normal(size=(1,) + tuple(model.input_shape[1:])).astype(np.float32)
     y = model(x, training=False).numpy()
     assert y.shape == (1, n_classes)

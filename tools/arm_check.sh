@@ -205,7 +205,7 @@ EOF
     total=$((total + n)); ref_total=$((ref_total + ref_same)); opt_total=$((opt_total + opt_same))
     # The assertion. Reference kernels: the same integer arithmetic on both ISAs, so every score must be
     # bit-identical (hence every top-1). Optimized kernels round requantization per ISA (the first
-    # difference is 1 LSB in the first CONV_2D, notes/issue6.md), and so do x86's own two kernel sets:
+    # difference is 1 LSB in the first CONV_2D, docs/arm-check.md), and so do x86's own two kernel sets:
     # top-1 must agree on every image whose x86 margin is beyond that rounding (decisive); near-ties
     # may flip, as they do between XNNPACK and the builtin kernels on one x86 machine.
     # ARM_STRICT=1: top-1 equal on every image with the optimized kernels too.

@@ -3,7 +3,7 @@
 The converter writes, for every per-channel quantized tensor, its own ``zero_point`` vector of
 int64 values, one per channel. For int8 weights and int32 biases those are all zeros (symmetric
 quantization), so a MobileNetV2 int8 file carries ~115 KB of zeros: 10% of the file
-(tools/tflite_size_breakdown.py). FlatBuffers lets several tables point at one vector (that is
+(`edgecnn inspect FILE.tflite`). FlatBuffers lets several tables point at one vector (that is
 how shared strings work), and the TFLite schema reader does not care, so we re-serialize the
 model with each distinct zero-point vector written once. Nothing else changes: the same tensors,
 values, ops, buffers (still 16-byte aligned, as the converter writes them), signatures and metadata.

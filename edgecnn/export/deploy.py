@@ -17,7 +17,7 @@ per-channel PReLU replaced by an exact equivalent made of XNNPACK int8 ops:
   kernel scaled per input channel, zero padding unchanged as PReLU(0) = 0);
 * anything else -> ``(1 - a) * relu(x) + a * x`` with 1x1 depthwise convs and an Add.
 
-Measured on QuickNet (notes/issue4.md): int8 with PReLU 0.9x fp32 latency; "fold" 0.52x;
+Measured on QuickNet (docs/int8-export.md): int8 with PReLU 0.9x fp32 latency; "fold" 0.52x;
 "inplace" 0.39x.
 
 Every rewrite is exact in real arithmetic; in float32 the outputs agree to ~1e-6.

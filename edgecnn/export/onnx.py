@@ -3,7 +3,7 @@
 fp32: ``tf2onnx.convert.from_keras`` with an explicit ``input_signature`` (dynamic batch, fixed
 H, W, C: the runtime facade takes a dynamic batch only), opset ``DEFAULT_OPSET``.
 
-int8, two routes (``INT8_ROUTES``), measured in notes/issue4.md:
+int8, two routes (``INT8_ROUTES``), measured in docs/int8-export.md:
 
 * ``ort_qdq`` (default): ONNX Runtime ``quantize_static`` on the fp32 ONNX of the deploy model,
   QDQ format, per-channel int8 weights, uint8 activations (ORT's recommended U8S8 on x86-64),
