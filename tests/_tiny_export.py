@@ -44,7 +44,7 @@ def build_tiny_export(out_dir, precisions=("int8", "fp32"), model_name: str = "t
 
     from edgecnn.runs import artifact_entry, new_manifest, write_manifest
 
-    manifest = new_manifest(model_name, run=None, trained=False, labels=LABELS, preprocessing=spec.to_dict(),
+    manifest = new_manifest(model_name, run=None, trained=bool(train_epochs), labels=LABELS, preprocessing=spec.to_dict(),
                             tools={}, dataset={"data_arg": "sample", "data_path": None})
     for precision in precisions:
         conv = tf.lite.TFLiteConverter.from_keras_model(model)
