@@ -31,8 +31,8 @@ demo: install
 	@echo "report: runs/$(DEMO_MODEL)/demo/report.md"
 
 # make bench: (1) the papers' speed and size claims beside this machine's figures, one run
-# (edgecnn.benchmark.paper_claims: bench/paper_claims.md/.json/*.png; converted models cached in
-# bench/.cache/, so re-runs only time); (2) with an exported run (BENCH_RUN=runs/<model>/<run>,
+# (edgecnn bench paper: bench/paper_claims.md/.json/*.png; one export folder per model cached in
+# bench/.cache/<model>/, so re-runs only time); (2) with an exported run (BENCH_RUN=runs/<model>/<run>,
 # default the first under runs/): its x86 figures and the x86 baseline of a Raspberry Pi 4;
 # (3) the harness's own overhead, on that run's int8 model, else on the cached structure-E int8 model.
 BENCH_RUN ?= $(patsubst %/export/manifest.json,%,$(firstword $(wildcard runs/*/*/export/manifest.json)))
@@ -40,7 +40,7 @@ BENCH_ART = $(firstword $(wildcard $(BENCH_RUN)/export/*_int8.tflite) $(wildcard
 PAPER_CLAIMS_ARGS ?=
 
 bench: install
-	$(PY) -m edgecnn.benchmark.paper_claims --out bench $(PAPER_CLAIMS_ARGS)
+	$(EDGECNN) bench paper --out bench $(PAPER_CLAIMS_ARGS)
 	@if [ -n "$(BENCH_RUN)" ]; then \
 		set -x; \
 		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,litert-noxnn,onnxruntime,keras --threads 1,2 --runs 300 && \
@@ -48,7 +48,7 @@ bench: install
 	else \
 		echo "make bench: no exported run under runs/, run benchmark skipped ('make demo' or 'edgecnn export' makes one; or BENCH_RUN=runs/<model>/<run>)"; \
 	fi
-	@art="$(BENCH_ART)"; art="$${art:-$$(ls bench/.cache/mobilenetv2_e_int8_*.tflite 2>/dev/null | head -n 1)}"; \
+	@art="$(BENCH_ART)"; art="$${art:-$$(ls bench/.cache/mobilenetv2_e/*_int8.tflite 2>/dev/null | head -n 1)}"; \
 	test -n "$$art" || { echo "make bench: no TFLite model for the harness-overhead check"; exit 1; }; \
 	$(PY) -c 'import sys; from edgecnn.benchmark.timing import format_overhead, measure_overhead; print(format_overhead(measure_overhead(sys.argv[1], 4000, rounds=40)))' "$$art"
 

@@ -423,6 +423,64 @@ def inspect_command(artifacts, as_json):
         click.echo(json.dumps(b) if as_json else format_breakdown(b))
 
 
+# ---------------------------------------------------------------------------- bench suites
+@cli.group("bench")
+def bench_group():
+    """Benchmark suites: many models exported with 'edgecnn export', timed with the benchmark harness."""
+
+
+def _split_names(ctx, param, values):
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+@bench_group.command("paper")
+@click.option("--out", "out_dir", default="bench", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder: paper_claims.md, paper_claims.json, paper_claims_*.png.")
+@click.option("--models", "models", multiple=True, callback=_split_names, metavar="NAMES",
+              help="Measure only these models (comma-separated or repeated; any registered model). "
+                   "Default: every model a paper claim names, and Han & Kwon's other structures.")
+@click.option("--precisions", "precisions", multiple=True, callback=_split_names, metavar="LIST",
+              help="Only these precisions, fp32 and/or int8 (comma-separated). Default: those the claims need.")
+@click.option("--runs", type=click.IntRange(1), default=None,
+              help="Timed runs per artifact in all, split over the rounds.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds of timed runs per artifact per round instead of --runs (default 1).")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True,
+              help="Interleaved rounds over all artifacts (drift in machine load falls on all alike).")
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True,
+              help="Warm-up runs before each round's timed runs.")
+@click.option("--calibration", type=click.IntRange(1), default=64, show_default=True,
+              help="Training images to calibrate int8 on.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Export folders, one per model, reused while their manifest and sha256 hold (default: OUT/.cache).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--in-process", is_flag=True,
+              help="Time in this process instead of a fresh subprocess per artifact and round (faster, less clean).")
+def bench_paper_command(out_dir, models, precisions, runs, seconds, rounds, warmup, calibration, cache_dir, no_plots,
+                        in_process):
+    """The papers' speed and size claims (declared beside each builder) against this machine.
+
+    Exports every model with fresh seeded weights (cached), times each TFLite artifact with the
+    benchmark harness (LiteRT + XNNPACK, 1 thread, batch 1) and writes the claims table, with
+    targets passed or failed. Latencies, FPS and their ratios use the mean of the timed runs.
+    """
+    from pathlib import Path
+
+    from edgecnn.paper import PRECISIONS, markdown, run_paper_claims
+
+    if runs is not None and seconds is not None:
+        raise click.UsageError("give --runs or --seconds, not both")
+    doc = run_paper_claims(models or None, out_dir=out_dir, cache_dir=cache_dir, runs=runs, seconds=seconds,
+                           rounds=rounds, warmup=warmup, calibration=calibration,
+                           precisions=tuple(precisions) or PRECISIONS, make_plots=not no_plots,
+                           isolate=not in_process, say=lambda s: click.echo(s, err=True))
+    click.echo(markdown(doc))
+    click.echo("Written: " + ", ".join([str(Path(out_dir) / "paper_claims.md"), str(Path(out_dir) / "paper_claims.json")]
+                                       + doc["plots"]))
+    click.echo(f"paper claims: {doc['wall_s']['total']:.0f} s ({doc['wall_s']['export_or_cache']:.0f} s exporting "
+               f"or checking the cache)")
+
+
 def main():
     cli(prog_name="edgecnn")
 

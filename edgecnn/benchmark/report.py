@@ -164,7 +164,8 @@ def _title(kind: str, rows) -> str:
     return t
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display), or None without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -174,9 +175,18 @@ def _pyplot():
         return None
 
 
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically (a reader never sees half a file) and close it."""
+    plt = pyplot()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_latency(rows: Sequence[dict], path) -> Optional[Path]:
     """Box plot of each row's latency distribution (ms); None without matplotlib."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     with_dev = len(_labels(rows)) > 1
@@ -190,10 +200,7 @@ def plot_latency(rows: Sequence[dict], path) -> Optional[Path]:
     ax.set_title(_title("Latency distribution (whiskers p1-p99)", rows), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def pareto_front(points: Sequence[tuple]) -> List[int]:
@@ -229,7 +236,7 @@ def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
     """Verified top-1 accuracy vs median latency, with the Pareto front; None without matplotlib
     or when no row has an accuracy."""
     rows = [r for r in rows if (r.get("accuracy") or {}).get("top1") is not None]
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not rows:
         return None
     with_dev = len(_labels(rows)) > 1
@@ -262,10 +269,7 @@ def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- files
@@ -319,7 +323,7 @@ def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
         p = paths.get(key)
         if p:
             lines.append(f"![{title}]({Path(p).name})")
-        elif key == "pareto_plot" and _pyplot() is not None:
+        elif key == "pareto_plot" and pyplot() is not None:
             lines.append(f"- {title}: no artifact has a verified accuracy (no manifest.json), so no Pareto chart.")
         else:
             lines.append(f"- {title}: skipped, matplotlib is not installed (pip install matplotlib).")

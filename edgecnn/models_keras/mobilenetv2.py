@@ -34,7 +34,7 @@ from typing import Sequence
 
 from edgecnn.errors import InvalidConfigError
 from edgecnn.models_keras import blocks
-from edgecnn.registry import PaperFigure, register_model
+from edgecnn.registry import PaperClaim, PaperFigure, register_model
 
 _STEM_FILTERS = 32
 _HEAD_FILTERS = 1280
@@ -116,6 +116,22 @@ def _figure(structure: str, kb: float) -> list:
                         source=f"Han & Kwon, Table 3, structure {label}: {kb:g} kB")]
 
 
+# Structure E against [1]: Table 3's sizes, and the inference times the paper reports for them.
+_HK = "Han & Kwon"
+_E_VS_REF = [
+    PaperClaim("latency_ratio", "mobilenetv2_e", "int8", relative_to="mobilenetv2_ref", paper=13 / 26,
+               paper_note="13 / 26 ms", target=("<=", 0.60), source=_HK + ", inference time of E vs [1]"),
+    PaperClaim("latency_ratio", "mobilenetv2_e", "fp32", relative_to="mobilenetv2_ref", paper=13 / 26,
+               paper_note="13 / 26 ms", source=_HK + ", inference time of E vs [1]"),
+    PaperClaim("size_ratio", "mobilenetv2_e", "fp32", relative_to="mobilenetv2_ref", paper=3691 / 9179,
+               paper_note="3691 / 9179 kB", source=_HK + ", Table 3"),
+    PaperClaim("size_ratio", "mobilenetv2_e", "int8", relative_to="mobilenetv2_ref", paper=3691 / 9179,
+               paper_note="3691 / 9179 kB (fp32 in the paper)", source=_HK + ", Table 3"),
+    PaperClaim("latency_ms", "mobilenetv2_e", "fp32", paper=13.0, paper_note="13 ms, the paper's device",
+               source=_HK + ", inference time of E"),
+]
+
+
 _ARGS_DOC = """
     Args:
         input_shape: (height, width, channels), height and width at least 8; the paper uses 32x32x3.
@@ -129,7 +145,9 @@ _ARGS_DOC = """
 """
 
 
-@register_model(paper=_figure("ref", 9179))
+@register_model(paper=_figure("ref", 9179), claims=[
+    PaperClaim("latency_ms", "mobilenetv2_ref", "fp32", paper=26.0, paper_note="26 ms, the paper's device",
+               source=_HK + ", inference time of [1]")])
 def mobilenetv2_ref(*, input_shape=(32, 32, 3), num_classes=10, classifier_activation="softmax", alpha=1.0):
     """MobileNetV2 on CIFAR, the paper's baseline [1]: t = 6,6,6,6,6,6 (9179 kB)."""
     return _gen_mobilenetv2("mobilenetv2_ref", _STRUCTURES["ref"], input_shape=input_shape,
@@ -164,7 +182,7 @@ def mobilenetv2_d(*, input_shape=(32, 32, 3), num_classes=10, classifier_activat
                             num_classes=num_classes, classifier_activation=classifier_activation, alpha=alpha)
 
 
-@register_model(paper=_figure("e", 3691))
+@register_model(paper=_figure("e", 3691), claims=_E_VS_REF)
 def mobilenetv2_e(*, input_shape=(32, 32, 3), num_classes=10, classifier_activation="softmax", alpha=1.0):
     """MobileNetV2 on CIFAR, structure E: t = 3,3,2,2,1,1 (3691 kB), the paper's pick."""
     return _gen_mobilenetv2("mobilenetv2_e", _STRUCTURES["e"], input_shape=input_shape,

@@ -39,12 +39,13 @@ separable layer folds into one int8 depthwise + pointwise pair at export.
 from __future__ import annotations
 
 from edgecnn.models_keras import blocks
-from edgecnn.registry import PaperFigure, register_model
+from edgecnn.registry import PaperClaim, PaperFigure, register_model
 
 _STEM_FILTERS = 64
 _GROUP_FILTERS = (128, 256, 512, 1024)
 _LAYERS_PER_GROUP = 3
 _DROPOUT = 0.5
+_GHOSH = "Ghosh 2017 (arXiv 1701.02291), speed on a low-power CPU"
 
 
 def _sep_bn_prelu(x, filters: int, name: str):
@@ -80,6 +81,11 @@ def _gen_quicknet(variant: str, *, input_shape, num_classes, classifier_activati
 @register_model(paper=[
     PaperFigure("params", 3.56e6, 0.05, source="Ghosh 2017 (arXiv 1701.02291), CIFAR-10 model size"),
     PaperFigure("fp32_bytes", 14.24e6, 0.05, source="Ghosh 2017 (arXiv 1701.02291), 14.24 MB at 32 bits"),
+], claims=[
+    PaperClaim("fps", "quicknet", "fp32", paper=15, paper_note="15 FPS, low-power CPU", source=_GHOSH),
+    PaperClaim("fps", "quicknet", "int8", paper=60, paper_note="60 FPS hoped for in 8 bits", source=_GHOSH),
+    PaperClaim("fps_ratio", "quicknet", "int8", relative_to="quicknet", relative_precision="fp32", paper=60 / 15,
+               paper_note="60 / 15 FPS", target=(">=", 2.5), source=_GHOSH),
 ])
 def quicknet(*, input_shape=(32, 32, 3), num_classes=10, classifier_activation="softmax", width_multiplier=1.0):
     """QuickNet: Darknet-style separable convolutions with PReLU, 3.56 M params on CIFAR-10.
