@@ -240,8 +240,8 @@ def _replace_bundle(assets: Path, files: dict) -> None:
                 os.replace(assets / rel, backup / rel.replace("/", "__"))
                 moved.append(rel)
         for rel, payload in files.items():  # dicts keep insertion order: the spec is last
-            written.append(rel)
             atomic_write_bytes(assets / rel, payload)
+            written.append(rel)
     except BaseException as e:
         for rel in written:
             (assets / rel).unlink(missing_ok=True)

@@ -372,7 +372,10 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     spec = ds.spec(input_shape)
     strat = make_strategy(strategy)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"{run_dir}: cannot create the run folder ({e.strerror or e}).") from None
     ckpt_dir = run_dir / "checkpoints"
     if info is None:
         info = {

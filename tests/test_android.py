@@ -332,6 +332,6 @@ def test_bundle_refuses_unverified_and_tampered_artifacts(export_dir, app_copy, 
 
 
 def test_bundle_refuses_a_wrong_run_or_app(export_dir, tmp_path):
-    assert "No manifest.json" in _one_line_error(["bundle", "android", str(tmp_path), "--app", str(APP)])
+    assert "no manifest.json" in _one_line_error(["bundle", "android", str(tmp_path), "--app", str(APP)])
     assert "not the edgecnn Android app" in _one_line_error(
         ["bundle", "android", str(export_dir), "--app", str(tmp_path)])

@@ -440,7 +440,9 @@ def test_a_fifo_in_place_of_a_json_file_is_refused_not_waited_on(world, tmp_path
 def test_an_oversized_manifest_is_refused_unread(world, monkeypatch):
     import edgecnn.runs as runs
 
-    monkeypatch.setattr(runs, "MAX_JSON_BYTES", 512)
+    run_json = (run_of(world) / "run.json").stat().st_size
+    assert (run_of(world) / "export" / "manifest.json").stat().st_size > run_json + 1
+    monkeypatch.setattr(runs, "MAX_JSON_BYTES", run_json + 1)
     assert_refused(invoke("verify", run_of(world)), MODEL_ERR, "allowed")
 
 
@@ -503,10 +505,14 @@ def test_bundle_is_all_or_nothing(world, tmp_path):
     assert ok.exit_code == 0, ok.output
     assets = app / "app" / "src" / "main" / "assets"
     before = digest_tree(assets)
-    (assets / "images" / "02_ship.png").mkdir(parents=True)  # the next bundle cannot write this image
+    from edgecnn.bundle import _sample_images
+    from edgecnn.data.sample import load_sample
+
+    third = assets / "images" / _sample_images(3, load_sample()[2])[2][1]
+    third.mkdir(parents=True)  # the next bundle cannot write its third image
     res = invoke("bundle", "android", export, "--app", app, "--artifact", "int8", "--images", 3)
     assert res.exit_code == 15 and "Traceback" not in res.output, res.output
-    (assets / "images" / "02_ship.png").rmdir()
+    third.rmdir()
     assert digest_tree(assets) == before  # the fp32 bundle, whole: no int8 model beside the fp32 spec
 
 
@@ -523,6 +529,7 @@ def test_verify_from_another_directory_uses_the_runs_own_data(world, tmp_path):
 
 
 def test_verify_never_falls_back_to_the_sample_when_the_runs_data_is_gone(world):
+    edit_run(world, lambda i: i["dataset"].update(data_arg="data/cifar-10-batches-py"))  # as typed, relative
     shutil.move(world / "data", world / "moved")
     before = digest_tree(world)
     assert_refused(invoke("verify", run_of(world)), RUN_ERR, "not here")

@@ -70,7 +70,7 @@ def held_out(m: dict, export_dir) -> Tuple[np.ndarray, np.ndarray, str]:
 
 
 def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np.ndarray, str]] = None,
-                  max_drop: float = 1.0, fp32_tol: float = FP32_TOL, threads: int = 1, write: bool = True,
+                  max_drop: float = 1.0, fp32_tol: Optional[float] = None, threads: int = 1, write: bool = True,
                   raise_on_failure: bool = True, unsafe_load: bool = False, echo=None) -> dict:
     """Run every artifact of ``export_dir`` on its real runtime; update and return the manifest.
 
@@ -82,6 +82,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     from edgecnn.evaluate import top_k_accuracy
 
     from edgecnn.runs import reference_model
+
+    fp32_tol = FP32_TOL if fp32_tol is None else fp32_tol
 
     p = manifest_file(export_dir)
     export_dir = p.parent
