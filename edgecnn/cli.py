@@ -83,7 +83,7 @@ _unsafe_load_option = click.option(
 @click.argument("model", required=False)
 @_data_option
 @click.option("--recipe", default="quick", show_default=True,
-              help="quick, quicknet, structure_e, sepresnet, cmiv4 (see edgecnn.train.RECIPES).")
+              help="quick, quicknet, structure_e, sepresnet, cmiv4 (see edgecnn.recipes.RECIPES).")
 @click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
 @click.option("--batch-size", type=int, default=None, help="Override the recipe's global batch size.")
 @click.option("--lr", type=float, default=None, help="Override the recipe's (initial) learning rate.")

@@ -81,12 +81,9 @@ def classification_metrics(y_true, scores, labels: Optional[Sequence[str]] = Non
 
 
 def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path, title: str = "") -> Path:
-    import matplotlib
+    from edgecnn.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from edgecnn.io import atomic_path
+    plt = pyplot()
 
     cm = np.asarray(cm)
     n = len(cm)
@@ -107,10 +104,7 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path, title: st
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def predict(model, x_u8: np.ndarray, spec, batch_size: int = 256) -> np.ndarray:

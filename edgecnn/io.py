@@ -77,3 +77,33 @@ def sha256_file(path) -> str:
 def read_json(path) -> dict:
     with open(path, "r", encoding="utf-8") as f:
         return json.load(f)
+
+
+def dist_version(dist: str):
+    """The installed version of a distribution (``ai-edge-litert``, ``tensorflow``, ...), or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except (PackageNotFoundError, ValueError):
+        return None
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display), or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically (a reader never sees half a file) and close it."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)

@@ -124,9 +124,9 @@ def build_model(name: str, kwargs: Optional[dict] = None):
 
 def _reusable(export_dir: Path, keras_name: str, precisions: Sequence[str], calibration: int) -> Optional[dict]:
     """The cached export's manifest if it can stand for a fresh export (module doc), else None."""
-    from edgecnn.export.manifest import read_manifest
+    from edgecnn.runs import MANIFEST, read_manifest
 
-    if not (export_dir / "manifest.json").is_file():
+    if not (export_dir / MANIFEST).is_file():
         return None
     try:
         m = read_manifest(export_dir, check_files=True)
@@ -151,7 +151,7 @@ def ensure_export(p: Planned, cache_dir, calibration: int = CALIBRATION_IMAGES,
     from edgecnn.analysis import analyze
     from edgecnn.errors import VerificationError
     from edgecnn.export import export_model
-    from edgecnn.export.manifest import read_manifest
+    from edgecnn.runs import read_manifest
 
     export_dir = Path(cache_dir) / p.name
     model = build_model(p.name, p.kwargs)
@@ -392,7 +392,7 @@ def markdown(doc: dict) -> str:
 
 def plot_structures(models: Sequence[dict], path) -> Optional[Path]:
     """TFLite size vs mean latency of the measured MobileNetV2 structures, fp32 and int8."""
-    from edgecnn.benchmark.report import pyplot, save_figure
+    from edgecnn.io import pyplot, save_figure
 
     hk = [r for r in models if r["family"] == "mobilenetv2" and (r["fp32_mean_ms"] or r["int8_mean_ms"])]
     plt = pyplot()

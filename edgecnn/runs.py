@@ -454,33 +454,24 @@ def dataset_kwargs(info: dict, run_dir=None) -> dict:
 
 
 def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
+    """Python, numpy, edgecnn, TensorFlow and tf_keras versions, as run.json records them."""
     import numpy as np
 
     import edgecnn
+    from edgecnn.io import dist_version
 
-    out = {"python": platform.python_version(), "numpy": np.__version__, "edgecnn": edgecnn.__version__}
-    for key, dist in (("tensorflow", "tensorflow"), ("tf_keras", "tf_keras")):
-        try:
-            out[key] = version(dist)
-        except PackageNotFoundError:
-            out[key] = None
-    return out
+    return {"python": platform.python_version(), "numpy": np.__version__, "edgecnn": edgecnn.__version__,
+            "tensorflow": dist_version("tensorflow"), "tf_keras": dist_version("tf_keras")}
 
 
 def tool_versions(*names: str) -> Dict[str, str]:
     """Installed versions of the named distributions (those not installed are left out)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from edgecnn.io import dist_version
 
-    out = {}
-    for n in names or ("edgecnn", "tensorflow", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
-                       "tensorflow-model-optimization", "numpy"):
-        try:
-            out[n] = version(n)
-        except PackageNotFoundError:
-            pass
-    return out
+    found = {n: dist_version(n) for n in names or ("edgecnn", "tensorflow", "tf_keras", "tf2onnx", "onnx",
+                                                   "onnxruntime", "ai-edge-litert", "tensorflow-model-optimization",
+                                                   "numpy")}
+    return {n: v for n, v in found.items() if v is not None}
 
 
 # ---------------------------------------------------------------------------- Keras model files

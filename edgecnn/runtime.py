@@ -201,8 +201,8 @@ def runtime_version(backend: str) -> str:
     package = BACKENDS[resolve_backend(backend)].package
     mod = _import_backend(package)
     if package in ("litert", "tflite-runtime"):
-        from importlib.metadata import version
-        return version("ai-edge-litert" if package == "litert" else "tflite-runtime")
+        from edgecnn.io import dist_version
+        return dist_version("ai-edge-litert" if package == "litert" else "tflite-runtime") or "unknown"
     if package in ("tf-lite", "keras"):
         import tensorflow as tf
         return tf.__version__ if package == "tf-lite" else f"tensorflow {tf.__version__}"

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as _dt
 import inspect
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,11 +26,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgecnn.errors import InvalidConfigError, RunError, TrainingError
-from edgecnn.io import atomic_path, atomic_write_json, atomic_write_text, read_json
-from edgecnn.recipes import RECIPES, Recipe, get_recipe  # noqa: F401  (re-exported for callers of train)
-from edgecnn.runs import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_record, find_latest_run,  # noqa: F401
-                          load_run, read_json_file, resolve_run, run_dir_for, runs_root, save_model, versions,
-                          write_run)
+from edgecnn.io import atomic_write_json, atomic_write_text, read_json
+from edgecnn.recipes import Recipe, get_recipe
+from edgecnn.runs import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_record, load_run, resolve_run,
+                          run_dir_for, save_model, versions, write_run)
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -170,10 +168,11 @@ def plot_history(history_csv: Path, out_png: Path, title: str = "") -> Optional[
     rows = _read_history(history_csv)
     if not rows:
         return None
-    import matplotlib
+    from edgecnn.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    if plt is None:
+        return None
 
     ep = [int(r["epoch"]) + 1 for r in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -188,10 +187,7 @@ def plot_history(history_csv: Path, out_png: Path, title: str = "") -> Optional[
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=90)
 
 
 def _now() -> str:

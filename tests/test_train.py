@@ -16,7 +16,9 @@ import edgecnn  # noqa: F401
 from edgecnn.cli import cli
 from edgecnn.errors import InvalidConfigError, RunError
 from edgecnn.evaluate import confusion_matrix, macro_f1, per_class_accuracy, top_k_accuracy
-from edgecnn.train import find_latest_run, get_recipe, load_run, stratified_kfold, train
+from edgecnn.recipes import get_recipe
+from edgecnn.runs import find_latest_run, load_run
+from edgecnn.train import stratified_kfold, train
 
 TINY = dict(input_shape=(32, 32, 3), max_train_images=160, max_test_images=60, batch_size=32, verbose=0,
             echo=lambda *a: None)

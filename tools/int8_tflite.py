@@ -1,7 +1,6 @@
-"""Stand-in for `edgecnn export RUN --int8` used by tools/arm_check.sh while that command is
-not available: a trained run's model.keras (or, with a model name, fresh weights) -> int8 TFLite
-(edgecnn.export.tflite, calibrated on the bundled training sample) + manifest.json in the export
-contract's format.
+"""The int8 export tools/arm_check.sh uses: a trained run's model.keras (or, with a model name,
+fresh weights with re-estimated BatchNorm statistics) -> int8 TFLite (edgecnn.export.tflite,
+calibrated on the bundled training sample) + manifest.json written by the contract's own writer.
 
     .venv/bin/python tools/int8_tflite.py RUN_DIR_OR_MODEL OUT_DIR
 
@@ -13,7 +12,6 @@ So for fresh weights the BN moving statistics are first re-estimated from 256 bu
 images (one forward pass in training mode with momentum 0; no labels, no weight changes), which
 gives image-dependent outputs. No accuracy is claimed ("verified": false).
 """
-import hashlib
 import sys
 from pathlib import Path
 
@@ -35,18 +33,15 @@ def recalibrate_bn(model, x) -> int:
 
 
 def main(source: str, out_dir: str) -> Path:
-    from edgecnn import runtime
+    from edgecnn import runs, runtime
     from edgecnn.data.preprocess import preprocess, spec_for
     from edgecnn.data.sample import load_sample
     from edgecnn.export.tflite import export_tflite
-    from edgecnn.io import atomic_write_json
     from edgecnn.registry import create_model
 
     (xtr, _), _, labels = load_sample()
     if Path(source).is_dir():
-        from edgecnn.train import load_run
-
-        run = load_run(source)
+        run = runs.load_run(source)
         model, model_name, spec, labels = run.load_model(), run.model_name, run.spec, run.labels
         run_name = run.path.name
     else:
@@ -59,17 +54,14 @@ def main(source: str, out_dir: str) -> Path:
     path = export_tflite(model, out / name, "int8", calibration=calib)
     r = runtime.load(path)
     data = path.read_bytes()
-    manifest = {
-        "schema": 1, "model": model_name, "run": run_name, "trained": Path(source).is_dir(), "labels": labels,
-        "preprocessing": spec.to_dict(),
-        "artifacts": {name: {
-            "format": "tflite", "precision": "int8", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-            "inputs": [t.to_dict() for t in r.inputs], "outputs": [t.to_dict() for t in r.outputs],
-            "output_kind": "probabilities",
-            "verification": {"passed": False, "reason": "tools/int8_tflite.py stand-in export: no accuracy claimed"},
-            "verified": False}},
-    }
-    atomic_write_json(out / "manifest.json", manifest)
+    manifest = runs.new_manifest(model_name, run=None, trained=Path(source).is_dir(), labels=labels,
+                                 preprocessing=spec.to_dict(), tools=runs.tool_versions(),
+                                 dataset={"data_arg": "sample", "data_path": None})
+    manifest["source"] = run_name
+    entry = runs.artifact_entry(path, "tflite", "int8", r.inputs, r.outputs)
+    entry["verification"] = {"passed": False, "reason": "arm-check export: no accuracy claimed"}
+    manifest["artifacts"][name] = entry
+    runs.write_manifest(out, manifest)
     print(f"wrote {path} ({len(data)} bytes) and {out / 'manifest.json'}")
     return path
 

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from edgecnn.io import dist_version
+
 # The flags that decide which int8/fp32 kernels XNNPACK and ONNX Runtime can use.
 X86_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
              "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
@@ -92,7 +94,7 @@ def platform_info() -> dict:
         "os": _os_name(),
         "kernel": _platform.release(),
         "python": sys.version.split()[0],
-        "numpy": _version("numpy"),
+        "numpy": dist_version("numpy"),
     }
 
 
@@ -108,9 +110,3 @@ def short(info: dict) -> str:
     return f"{info.get('board') or info.get('cpu_model')} ({info.get('machine')})"
 
 
-def _version(dist: str) -> Optional[str]:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from edgecnn.errors import BenchmarkError
-from edgecnn.io import atomic_path, atomic_write_json, atomic_write_text
+from edgecnn.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 
 CSV_COLUMNS = (
     "artifact", "precision", "format", "runtime", "runtime_version", "threads", "batch",
@@ -164,26 +164,6 @@ def _title(kind: str, rows) -> str:
     return t
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no display), or None without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None
-
-
-def save_figure(fig, path) -> Path:
-    """Write ``fig`` to ``path`` as PNG atomically (a reader never sees half a file) and close it."""
-    plt = pyplot()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
 def plot_latency(rows: Sequence[dict], path) -> Optional[Path]:
     """Box plot of each row's latency distribution (ms); None without matplotlib."""
     plt = pyplot()
@@ -274,21 +254,92 @@ def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
 
 # ----------------------------------------------------------------------------- files
 def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
-    """results.json, results.csv, results.md, report.md and the plots into ``out_dir`` (atomically)."""
+    """results.json, results.csv, results.md, report.md and the plots into ``out_dir``, as one set.
+
+    The rows are validated and every file is rendered into a staging folder first; only then are
+    they moved into place, results.json last, so a failure leaves the previous set untouched and a
+    reader of results.json never finds it beside another run's table.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    validate_doc(doc, "benchmark results")
     out = Path(out_dir)
     rows = doc["rows"]
-    paths: Dict[str, Optional[Path]] = {}
-    paths["json"] = atomic_write_json(out / "results.json", doc)
-    paths["csv"] = atomic_write_text(out / "results.csv", csv_text(rows))
-    paths["latency_plot"] = plot_latency(rows, out / "latency.png") if rows else None
-    paths["pareto_plot"] = plot_pareto(rows, out / "pareto.png") if rows else None
-    md = [f"# Benchmark results", "", headline(rows), "", markdown_table(rows), "",
-          "Latency per batch in ms over the 'runs' timed runs after warm-up; FPS = 1000 / mean ms x batch; "
-          "peak RSS in MiB of the benchmark process (+ its rise over the runtime before the model loaded); "
-          "top-1 as verified at export (manifest.json)."]
-    paths["md"] = atomic_write_text(out / "results.md", "\n".join(md) + "\n")
-    paths["report"] = atomic_write_text(out / "report.md", report_markdown(doc, paths))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".results-", dir=out))
+    except OSError as e:
+        raise BenchmarkError(f"{out}: cannot write the results there ({e.strerror or e}).") from None
+    try:
+        staged: Dict[str, Optional[Path]] = {}
+        staged["csv"] = atomic_write_text(stage / "results.csv", csv_text(rows))
+        staged["latency_plot"] = plot_latency(rows, stage / "latency.png") if rows else None
+        staged["pareto_plot"] = plot_pareto(rows, stage / "pareto.png") if rows else None
+        md = ["# Benchmark results", "", headline(rows), "", markdown_table(rows), "",
+              "Latency per batch in ms over the 'runs' timed runs after warm-up; FPS = 1000 / mean ms x batch; "
+              "peak RSS in MiB of the benchmark process (+ its rise over the runtime before the model loaded); "
+              "top-1 as verified at export (manifest.json)."]
+        staged["md"] = atomic_write_text(stage / "results.md", "\n".join(md) + "\n")
+        staged["report"] = atomic_write_text(stage / "report.md", report_markdown(doc, staged))
+        staged["json"] = atomic_write_json(stage / "results.json", doc)
+        paths: Dict[str, Optional[Path]] = {}
+        for key in ("csv", "latency_plot", "pareto_plot", "md", "report", "json"):
+            src = staged[key]
+            paths[key] = None if src is None else out / src.name
+            if src is not None:
+                os.replace(src, paths[key])
+    except OSError as e:
+        raise BenchmarkError(f"{out}: cannot write the results there ({e.strerror or e}).") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return paths
+
+
+def validate_doc(doc, where: str) -> None:
+    """A results document whose every row has what the table, the plots and a merge read."""
+    def bad(msg):
+        raise BenchmarkError(f"{where}: {msg}; not a valid edgecnn benchmark results document.")
+
+    def num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not isinstance(doc, dict) or doc.get("schema") != 1 or not isinstance(doc.get("rows"), list):
+        bad("not a schema-1 object with a list of rows")
+    for i, r in enumerate(doc["rows"]):
+        if not isinstance(r, dict):
+            bad(f"row {i} is not an object")
+        for k in ("artifact", "runtime"):
+            if not isinstance(r.get(k), str):
+                bad(f"row {i}: '{k}' must be a string")
+        for k in ("threads", "batch"):
+            if not (isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 1):
+                bad(f"row {i}: '{k}' must be an integer >= 1")
+        t, mem = r.get("timing"), r.get("memory")
+        lat = t.get("latency") if isinstance(t, dict) else None
+        if not isinstance(lat, dict) or not isinstance(mem, dict):
+            bad(f"row {i}: 'timing.latency' and 'memory' must be objects")
+        for k in ("mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms"):
+            if not num(lat.get(k)):
+                bad(f"row {i}: latency '{k}' must be a finite number")
+        if not (isinstance(lat.get("count"), int) and lat["count"] >= 1):
+            bad(f"row {i}: latency 'count' must be an integer >= 1")
+        for k in ("init_ms", "first_inference_ms", "fps"):
+            if not num(t.get(k)):
+                bad(f"row {i}: timing '{k}' must be a finite number")
+        for k in ("peak_rss_mb", "peak_increase_mb"):
+            if not num(mem.get(k)):
+                bad(f"row {i}: memory '{k}' must be a finite number")
+        lats = r.get("latencies_ms")
+        if lats is not None and not (isinstance(lats, list) and all(num(v) for v in lats)):
+            bad(f"row {i}: 'latencies_ms' must be a list of finite numbers")
+        for k in ("device", "platform", "accuracy"):
+            if r.get(k) is not None and not isinstance(r[k], dict):
+                bad(f"row {i}: '{k}' must be an object")
+        acc = r.get("accuracy") or {}
+        if acc.get("top1") is not None and not num(acc["top1"]):
+            bad(f"row {i}: accuracy 'top1' must be a finite number")
 
 
 def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
@@ -339,17 +390,14 @@ def merge_results(results: Iterable[Union[dict, str, Path]]) -> dict:
     sources = []
     for res in results:
         if not isinstance(res, dict):
-            try:
-                with open(res, "r", encoding="utf-8") as f:
-                    res_doc = json.load(f)
-            except (OSError, ValueError) as e:
-                raise BenchmarkError(f"Cannot read benchmark results {res}: {e}") from None
+            from edgecnn.runs import read_json_file
+
+            res_doc = read_json_file(res, "benchmark results", BenchmarkError)
             sources.append(str(res))
             res = res_doc
         else:
-            sources.append(res.get("created") or "dict")
-        if res.get("schema") != 1 or not isinstance(res.get("rows"), list):
-            raise BenchmarkError(f"Not an edgecnn benchmark results document (schema 1): {sources[-1]}")
+            sources.append(str(res.get("created") or "dict"))
+        validate_doc(res, sources[-1])
         for r in res["rows"]:
             key = (r.get("sha256"), r.get("runtime"), r.get("threads"), r.get("batch"),
                    (r.get("platform") or {}).get("hostname"), (r.get("device") or {}).get("label"))

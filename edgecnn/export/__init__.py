@@ -67,21 +67,23 @@ def _resolve(model_or_run, runs_dir=None, unsafe_load: bool = False):
 
                 tf_keras.utils.set_random_seed(0)
                 model = create_model(ref)
-                _, _, labels = load_sample()
                 spec = spec_for(model.inputs[0].shape[1:], source_size=32)
-                return model, ref, None, False, labels, spec, None
+                return model, ref, None, False, _labels_for(model, load_sample()[2]), spec, None
     else:  # a tf_keras model
         model = model_or_run
         list_models()
         spec = spec_for(model.inputs[0].shape[1:], source_size=32)
         from edgecnn.data.sample import load_sample
 
-        labels = load_sample()[2]
-        if int(model.outputs[0].shape[-1]) != len(labels):
-            labels = [str(i) for i in range(int(model.outputs[0].shape[-1]))]
-        return model, model.name, None, False, labels, spec, None
+        return model, model.name, None, False, _labels_for(model, load_sample()[2]), spec, None
     model = run.load_model(unsafe=unsafe_load)
     return model, run.model_name, run, run.trained, run.labels, run.spec, dataset_kwargs(run.info, run.path)
+
+
+def _labels_for(model, sample_labels):
+    """The bundled sample's class names when the model has that many outputs, else class indices."""
+    n = int(model.outputs[0].shape[-1])
+    return list(sample_labels) if n == len(sample_labels) else [str(i) for i in range(n)]
 
 
 def _datasets(ds_kwargs, input_shape):

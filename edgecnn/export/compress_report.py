@@ -74,24 +74,11 @@ def unique_weights(model, weights: Dict[str, List[str]]) -> Dict[str, int]:
 
 
 def int8_tflite_bytes(model, calibration_x, *, samples: int = 200) -> bytes:
-    """The converter call that gives a fully int8 graph for a QAT or float model: Optimize.DEFAULT
-    plus a representative dataset (float input/output kept). Used for measurements here; the
-    export stage owns the artifacts."""
-    import tensorflow as tf
+    """The int8 TFLite of a QAT or float model (float input/output kept), through the export
+    stage's own converter call, so a measurement here is of exactly what ``edgecnn export`` writes."""
+    from edgecnn.export.tflite import convert_tflite
 
-    x = np.asarray(calibration_x, np.float32)[:samples]
-
-    def rep():
-        for i in range(len(x)):
-            yield [x[i:i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    try:
-        return conv.convert()
-    except Exception as e:  # the converter raises many types; one line for the user
-        raise ExportError(f"int8 TFLite conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return convert_tflite(model, "int8", calibration=np.asarray(calibration_x, np.float32)[:samples])
 
 
 def int8_measure(model, calibration_x, val_data) -> dict:
