@@ -117,6 +117,10 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
         if not path.exists():
             raise DataError(f"--data '{name}': no such file or folder, and not a dataset name "
                             f"({', '.join(NAMED)}).{did_you_mean(name, NAMED)}")
+        if not path.is_dir():
+            from edgecnn.data import limits
+
+            limits.check_regular(path, "dataset archive")  # a FIFO or device is refused, not opened
         if path.is_file() or any((path / f).exists() for f in ("data_batch_1", "test_batch", "meta", *cifar.FOLDERS.values())):
             (x_tr, y_tr), (x_te, y_te), labels, root = cifar.load_cifar(path)
             variant = "cifar100" if len(labels) == 100 else "cifar10"
