@@ -25,6 +25,7 @@ import lzma
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -70,8 +71,16 @@ _NUMPY_GLOBALS = {
 
 def _latin1_bytes(text, encoding="latin1", errors="strict"):
     if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
-        raise DataError(f"unexpected _codecs.encode({type(text).__name__}, {encoding!r}) in a pickle; not a CIFAR batch.")
+        raise pickle.UnpicklingError(f"unexpected _codecs.encode({type(text).__name__}, {encoding!r})")
     return text.encode("latin1", "strict")
+
+
+def _empty_bytes(*args):
+    # Python 3 writes b"" at protocol 2 as a call of bytes() with no argument; bytes(n) would
+    # allocate n bytes, so nothing else is admitted.
+    if args:
+        raise pickle.UnpicklingError(f"unexpected bytes({', '.join(type(a).__name__ for a in args)})")
+    return b""
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -86,6 +95,8 @@ class SafeUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if (module, name) == ("_codecs", "encode"):
             return _latin1_bytes  # how Python 3 writes bytes at protocol 2
+        if (module, name) in (("__builtin__", "bytes"), ("builtins", "bytes")):
+            return _empty_bytes
         raise DataError(
             f"{self._source}: refusing to load a pickle that references {module}.{name}; a CIFAR batch holds "
             f"only dicts, lists, bytes and numbers. The file is corrupt or hostile: replace it with the original.")
@@ -144,6 +155,8 @@ def _int_array(value, what: str, path) -> np.ndarray:
         raise DataError(f"{path}: '{what}' is nested too deeply; not a CIFAR batch.") from None
     except (ValueError, TypeError, OverflowError, MemoryError) as e:
         raise DataError(f"{path}: '{what}' is not a regular array ({type(e).__name__}); not a CIFAR batch.") from None
+    if arr.size == 0 and arr.dtype.kind == "f":  # np.asarray([]) is float64: an empty list holds no floats
+        arr = arr.astype(np.int64)
     if arr.dtype.kind not in "ui":
         raise DataError(f"{path}: '{what}' holds {_KINDS.get(arr.dtype.kind, str(arr.dtype))} values, expected "
                         f"integers; not a CIFAR batch.")
@@ -175,7 +188,6 @@ def read_batch(path, label_key: str = "labels", num_classes: Optional[int] = Non
     if not isinstance(d, dict):
         raise DataError(f"{path}: expected a dict, found {type(d).__name__}; not a CIFAR batch file.")
     data = _int_array(_key(d, "data", path), "data", path)
-    labels = _int_array(_key(d, label_key, path), label_key, path)
     if data.ndim != 2 or data.shape[1] != 3072 or not len(data):
         raise DataError(f"{path}: 'data' has shape {tuple(data.shape)}, expected (N, 3072) rows of 32x32x3 "
                         f"images; the file is not CIFAR or is truncated.")
@@ -183,6 +195,7 @@ def read_batch(path, label_key: str = "labels", num_classes: Optional[int] = Non
         if data.min() < 0 or data.max() > 255:
             raise DataError(f"{path}: pixel values outside 0..255; not a CIFAR batch.")
         data = data.astype(np.uint8)
+    labels = _int_array(_key(d, label_key, path), label_key, path)
     if labels.ndim != 1 or len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {labels.size} labels; the file is inconsistent.")
     lo, hi = int(labels.min()), int(labels.max())
@@ -405,7 +418,7 @@ def _md5(path) -> str:
 
 def _progress(total: Optional[int], label: str):
     """click's progress bar on stderr counting megabytes; nothing at all when stderr is not a terminal."""
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     if not total or not err.isatty():
         return contextlib.nullcontext(None)
     return click.progressbar(length=total, label=label, file=err, show_percent=True, show_pos=False,
@@ -473,22 +486,23 @@ def download(variant: str, cache_dir) -> Path:
     """
     cache_dir = Path(cache_dir)
     folder = cache_dir / FOLDERS[variant]
-    if folder.is_dir():
-        missing = missing_files(folder, variant)
-        if missing:
-            raise DataError(f"{folder}: incomplete dataset (missing {', '.join(missing)}); delete the folder "
-                            f"to download it again.")
-        return folder
-    if folder.exists() or folder.is_symlink():
-        raise DataError(f"{folder}: exists and is not a folder; move it away to download {variant}.")
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise limits.os_error(cache_dir, e, "create the dataset cache folder (set $EDGECNN_DATA to another)") \
-            from None
     url = URLS[variant]
     archive = cache_dir / url.rsplit("/", 1)[-1]
-    if archive.exists() or archive.is_symlink():
+    try:
+        if folder.is_dir():
+            missing = missing_files(folder, variant)
+            if missing:
+                raise DataError(f"{folder}: incomplete dataset (missing {', '.join(missing)}); delete the folder "
+                                f"to download it again.")
+            return folder
+        if folder.exists() or folder.is_symlink():
+            raise DataError(f"{folder}: exists and is not a folder; move it away to download {variant}.")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        have_archive = archive.exists() or archive.is_symlink()
+    except OSError as e:  # ENAMETOOLONG, EACCES, EROFS, ENOTDIR, ...
+        raise limits.os_error(cache_dir, e, "use it as the dataset cache folder (set $EDGECNN_DATA to another)") \
+            from None
+    if have_archive:
         got = _md5(archive)
         if got != MD5[variant]:
             raise DataError(f"{archive}: checksum mismatch (md5 {got}, expected {MD5[variant]}); delete it to "

@@ -114,6 +114,14 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
                      FASHION_STD, source_size=28)
     else:
         path = Path(name).expanduser()
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # too long, not a directory on the way, permissions, symlink loop
+            from edgecnn.data import limits
+
+            raise limits.os_error(path, e, "use it as --data") from None
         if not path.exists():
             raise DataError(f"--data '{name}': no such file or folder, and not a dataset name "
                             f"({', '.join(NAMED)}).{did_you_mean(name, NAMED)}")

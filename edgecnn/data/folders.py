@@ -138,7 +138,7 @@ def load_tiny_imagenet(root, spec: PreprocessSpec, *, skip_bad: bool = False) ->
     """``train/<wnid>/images/*.JPEG`` and ``val/images`` + ``val/val_annotations.txt``; 64x64 only."""
     root = Path(root)
     wnids = [p.name for p in class_folders(root / "train")]
-    if (root / "wnids.txt").is_file():
+    if (root / "wnids.txt").exists():  # a FIFO or device under the name is refused, not skipped
         listed = [w.strip() for w in limits.read_text(root / "wnids.txt").split() if w.strip()]
         if sorted(listed) != sorted(wnids):
             raise DataError(f"{root / 'wnids.txt'} lists {len(listed)} classes but train/ has {len(wnids)} folders.")
@@ -162,7 +162,7 @@ def load_tiny_imagenet(root, spec: PreprocessSpec, *, skip_bad: bool = False) ->
             raise DataError(f"{ann}:{n}: '{parts[0][:80]}' is not a file name in val/images/; refusing paths.")
         val_items.append((root / "val" / "images" / parts[0], index[parts[1]]))
     words = {}
-    if (root / "words.txt").is_file():
+    if (root / "words.txt").exists():
         for line in limits.read_text(root / "words.txt").splitlines():
             if "\t" in line:
                 k, v = line.split("\t", 1)
@@ -228,7 +228,8 @@ def load_fashion_mnist(root=None) -> Dict:
     for split, (xi, yi) in FASHION_FILES.items():
         x, y = read_idx(root / xi), read_idx(root / yi).astype(np.int64)
         if x.ndim != 3 or y.ndim != 1:
-            raise DataError(f"{root / xi}: expected N x H x W images and N labels, found shapes {x.shape} and {y.shape}.")
+            raise DataError(f"{root / xi}: expected N x H x W images and N labels, found shapes {x.shape} and "
+                            f"{y.shape}.")
         if len(x) != len(y):
             raise DataError(f"{root / xi}: {len(x)} images but {root / yi} has {len(y)} labels.")
         if y.size and y.max() >= len(FASHION_LABELS):

@@ -55,7 +55,9 @@ def os_error(path, e: OSError, doing: str) -> DataError:
             errno.ENOENT: "no such file or folder", errno.ENOTDIR: "a part of the path is not a folder",
             errno.ELOOP: "too many levels of symbolic links"}.get(e.errno, "")
     reason = e.strerror or type(e).__name__
-    return DataError(f"{path}: cannot {doing} ({reason}{'; ' + hint if hint and hint.lower() != reason.lower() else ''}).")
+    if hint and hint.lower() != reason.lower():
+        reason += "; " + hint
+    return DataError(f"{path}: cannot {doing} ({reason}).")
 
 
 def check_regular(path, what: str = "data file", max_bytes: int = None) -> int:
