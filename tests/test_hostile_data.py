@@ -529,15 +529,28 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path, fake_net):
     assert list(cache.iterdir()) == []
 
 
-def test_download_good_archive_once(tmp_path, fake_net):
+def test_download_good_archive_once(tmp_path, fake_net, capsys):
     cache = tmp_path / "cache"
     folder = cifar.download("cifar10", cache)
+    assert capsys.readouterr().err == ""  # no progress bar when stderr is not a terminal
     assert folder == cache / "cifar-10-batches-py"
     assert sorted(p.name for p in folder.iterdir()) == sorted(cifar.REQUIRED["cifar10"])
     assert sorted(p.name for p in cache.iterdir()) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
     fake_net["error"] = AssertionError("downloaded twice")
     assert cifar.download("cifar10", cache) == folder
     assert fake_net["calls"] == 1
+
+
+def test_download_progress_in_bytes_on_a_terminal(tmp_path, fake_net, monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    cifar.download("cifar10", tmp_path / "cache")
+    total = len(fake_net["good"]) / 1e6
+    assert f"{total:.1f}/{total:.1f} MB" in err.getvalue() and "cifar-10-python.tar.gz" in err.getvalue()
 
 
 def test_download_interrupted_extraction_is_not_a_dataset(tmp_path, fake_net, monkeypatch):
@@ -686,3 +699,23 @@ def test_option_out_of_range_is_a_usage_error_before_any_work(tmp_path, case):
 def test_unknown_family_did_you_mean():
     line = _cli_error(_cli(["models", "--family", "quiknet"]), 2)
     assert "unknown family 'quiknet'" in line and "Did you mean: quicknet?" in line
+
+
+# ---------------------------------------------------------------------------- 7. the preprocessing spec a manifest carries
+@pytest.mark.parametrize("case, change, match", [
+    ("crop_fraction_tiny", {"crop_fraction": 1e-9}, "crop_fraction"),  # fit_image would resize to 3e10 pixels
+    ("input_side_huge", {"input_size": [10**6, 32]}, "input_size"),
+    ("std_zero", {"std": [0.0, 0.2, 0.2]}, "std must be > 0"),
+    ("mean_wrong_length", {"mean": [0.5]}, "mean must be 3"),
+    ("scale_nan", {"scale": "nan"}, "scale must be a finite"),
+    ("channels_four", {"channels": 4}, "channels must be 1 or 3"),
+    ("input_size_missing", {"input_size": None}, "input_size"),
+])
+def test_hostile_preprocessing_spec(case, change, match):
+    from edgecnn.data.preprocess import PreprocessSpec, spec_for
+
+    d = dict(spec_for((32, 32, 3)).to_dict(), **change)
+    with pytest.raises(DataError) as e:
+        PreprocessSpec.from_dict(d)
+    _one_line(e, match)
+    assert isinstance(e.value, ValueError)  # classify's manifest check turns it into a ModelFileError

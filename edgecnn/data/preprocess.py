@@ -22,14 +22,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Sequence, Tuple
 
 import numpy as np
+
+from edgecnn.errors import DataError
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+MAX_SIDE = 4096  # as `--input-shape`: a bigger input is no edge model, and fit_image would allocate GBs
+
+
+class SpecError(DataError, ValueError):
+    """A spec that cannot be applied. A ValueError too, so that readers of a manifest that wrap
+    ValueError/KeyError/TypeError into their own error (classify: ModelFileError) keep doing so."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +56,32 @@ class PreprocessSpec:
     std: Tuple[float, ...] = CIFAR10_STD
     dtype: str = "float32"
 
+    def __post_init__(self):
+        # Specs travel in run.json and manifest.json, which are untrusted input: a crop fraction of
+        # 1e-9 or a 10^6-pixel side would have fit_image allocate without bound, a zero std divides.
+        def bad(what):
+            raise SpecError(f"preprocessing spec: {what}; the run or manifest is corrupt or hostile.")
+
+        size = tuple(self.input_size)
+        if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and 1 <= v <= MAX_SIDE for v in size):
+            bad(f"input_size must be two integers from 1 to {MAX_SIDE}; received {size!r}")
+        if self.channels not in (1, 3):
+            bad(f"channels must be 1 or 3; received {self.channels!r}")
+        for key, want in (("channel_order", "RGB"), ("layout", "NHWC"), ("resize", "bilinear"), ("dtype", "float32")):
+            if getattr(self, key) != want:
+                bad(f"{key} must be {want!r}; received {getattr(self, key)!r}")
+        cf, scale = self.crop_fraction, self.scale
+        if not (isinstance(cf, (int, float)) and math.isfinite(cf) and 0.1 <= cf <= 1):
+            bad(f"crop_fraction must be a number from 0.1 to 1; received {cf!r}")
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            bad(f"scale must be a finite number > 0; received {scale!r}")
+        for key in ("mean", "std"):
+            v = tuple(getattr(self, key))
+            if len(v) != self.channels or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
+                bad(f"{key} must be {self.channels} finite number(s); received {v!r}")
+        if not all(x > 0 for x in self.std):
+            bad(f"std must be > 0; received {tuple(self.std)!r}")
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["input_size"] = list(self.input_size)
@@ -54,12 +91,21 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessSpec":
+        if not isinstance(d, dict):
+            raise SpecError(f"preprocessing spec: expected an object, found {type(d).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        kw["input_size"] = tuple(int(v) for v in kw["input_size"])
-        for key in ("mean", "std"):
+        if "input_size" not in kw:
+            raise SpecError("preprocessing spec: input_size is missing.")
+        convert = {"input_size": lambda v: tuple(int(x) for x in v), "mean": lambda v: tuple(float(x) for x in v),
+                   "std": lambda v: tuple(float(x) for x in v), "crop_fraction": float, "scale": float}
+        for key, fn in convert.items():
             if key in kw:
-                kw[key] = tuple(float(v) for v in kw[key])
+                try:
+                    kw[key] = fn(kw[key])
+                except (TypeError, ValueError, OverflowError):
+                    raise SpecError(f"preprocessing spec: {key} is not a number or list of numbers; received "
+                                    f"{str(kw[key])[:80]!r}.") from None
         return cls(**kw)
 
     def to_json(self) -> str:
