@@ -221,7 +221,7 @@ def eval_command(run, data, split, max_images, runs_dir, as_json):
               help="int8 ONNX from ONNX Runtime static quantization, or from the int8 TFLite via tf2onnx.")
 @click.option("--prune", type=float, default=None, callback=finite_float(0, 1, min_open=True, max_open=True),
               help="Magnitude-prune to this sparsity (0-1) first (TFMOT).")
-@click.option("--cluster", type=int, default=None, help="Cluster weights into K centroids first (TFMOT).")
+@click.option("--cluster", type=click.IntRange(2, 256), default=None, help="Cluster weights into K centroids first (TFMOT).")
 @click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (TFMOT).")
 @click.option("--compress-epochs", type=click.IntRange(1), default=2, show_default=True,
               help="Fine-tuning epochs per compression step.")

@@ -187,6 +187,10 @@ ARCHIVES = {
     "char_device": (lambda: _tar_bytes([(_info("a/zero", type=tarfile.CHRTYPE, devmajor=1, devminor=5), None)]),
                     "special"),
     "fifo_member": (lambda: _tar_bytes([(_info("a/pipe", type=tarfile.FIFOTYPE), None)]), "special"),
+    "locked_folder_then_bomb": (lambda: _tar_bytes([(_info("d", type=tarfile.DIRTYPE, mode=0), None),
+                                                    (_info("d/f", 1), b"x"),
+                                                    (_info("d/zeros", 3 << 20), b"\0" * (3 << 20))]),
+                                "decompression bomb"),
     "truncated_gzip": (lambda: _tar_bytes([(_info("a/f", 50000), os.urandom(50000))])[:3000], "cannot extract"),
     "not_an_archive": (lambda: b"PK\x03\x04 this is a zip, or nothing at all" * 10, "cannot extract"),
 }
@@ -652,6 +656,7 @@ OPTIONS = {
     "export_max_drop_negative": ["export", "quicknet", "--max-drop", "-1"],
     "export_calibration_zero": ["export", "quicknet", "--calibration", "0"],
     "export_prune_nan": ["export", "quicknet", "--prune", "nan"],
+    "export_cluster_one": ["export", "quicknet", "--cluster", "1"],
     "verify_max_drop_nan": ["verify", "x", "--max-drop", "nan"],
     "pipeline_max_drop_inf": ["pipeline", "quicknet", "--max-drop", "inf"],
     "pipeline_epochs_zero": ["pipeline", "quicknet", "--epochs", "0"],

@@ -309,7 +309,9 @@ def _check_member(m: tarfile.TarInfo, archive, dest: Path, dest_abs: Path) -> No
 
 def _extract_member(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_abs: Path) -> None:
     if hasattr(tarfile, "data_filter"):  # 3.11.4+, 3.12, and backports: tarfile's own safe extraction
-        tar.extract(m, dest_abs, filter="data")
+        # A folder's mode is not applied: one of 000 would lock out the members after it (extractall
+        # defers them to the end for this reason) and the cleanup of a failed extraction.
+        tar.extract(m, dest_abs, set_attrs=not m.isdir(), filter="data")
         return
     target = dest_abs / m.name
     if m.isdir():

@@ -60,7 +60,10 @@ def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=
 def class_folders(root: Path) -> List[Path]:
     if not root.is_dir():
         raise DataError(f"{root}: not a folder.")
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as e:
+        raise limits.os_error(root, e, "list this folder") from None
     if not classes:
         raise DataError(f"{root}: no class subfolders; expected one subfolder of images per class.")
     return classes
@@ -76,7 +79,10 @@ def list_class_images(root: Path, class_names: Optional[List[str]] = None) -> Tu
         if folder.name not in index:
             raise DataError(f"{folder}: class '{folder.name}' is not among the training classes {names[:10]}...; "
                             f"train/ and val/ must hold the same class folders.")
-        files = sorted(p for p in folder.rglob("*") if _is_image(p))
+        try:
+            files = sorted(p for p in folder.rglob("*") if _is_image(p))
+        except OSError as e:
+            raise limits.os_error(folder, e, "list this folder") from None
         if not files:
             raise DataError(f"{folder}: class '{folder.name}' has no images (.jpg/.png); add images or remove "
                             f"the folder.")
