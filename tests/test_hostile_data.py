@@ -575,9 +575,17 @@ def test_download_interrupted_extraction_is_not_a_dataset(tmp_path, fake_net, mo
     assert cifar.missing_files(cifar.download("cifar10", cache), "cifar10") == []  # and the next run completes
 
 
-@pytest.mark.parametrize("case", ["truncated_transfer", "network_down", "announced_too_big"])
-def test_download_failures_leave_nothing(tmp_path, fake_net, case):
-    if case == "truncated_transfer":
+@pytest.mark.parametrize("case", ["truncated_transfer", "network_down", "announced_too_big", "endless_body",
+                                  "trickling_server"])
+def test_download_failures_leave_nothing(tmp_path, fake_net, monkeypatch, case):
+    if case == "endless_body":  # no Content-Length, and more bytes than any CIFAR archive
+        monkeypatch.setattr(cifar, "MAX_DOWNLOAD_BYTES", 3 << 20)
+        fake_net["data"], fake_net["length"] = b"\0" * (4 << 20), 0
+        match = "more than 3,145,728 bytes"
+    elif case == "trickling_server":
+        monkeypatch.setattr(cifar, "MAX_DOWNLOAD_SECONDS", -1)
+        match = "not done; giving up"
+    elif case == "truncated_transfer":
         fake_net["data"], fake_net["length"] = fake_net["good"][:1000], len(fake_net["good"])
         match = "stopped at 1,000"
     elif case == "network_down":

@@ -28,6 +28,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -52,6 +53,7 @@ REQUIRED = {"cifar10": tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_ba
 # Caps (module constants so tests and users with bigger data can change them). Both archives are
 # ~170 MB and expand ~1.05x to ~180 MB; a gzip of zeros expands ~1000x, bzip2 far more.
 MAX_DOWNLOAD_BYTES = 512 << 20
+MAX_DOWNLOAD_SECONDS = 3 * 3600  # each read has a 30 s timeout; this bounds a server that trickles
 MAX_EXTRACT_BYTES = 1 << 30
 MAX_COMPRESSION_RATIO = 20
 RATIO_FLOOR_BYTES = 64 << 20  # output below this is never a bomb (tars of tiny files pad 512-byte blocks)
@@ -448,7 +450,7 @@ def _fetch(url: str, archive: Path, md5: str) -> None:
         if total and total > MAX_DOWNLOAD_BYTES:
             raise DataError(f"{url}: the server announces {total:,} bytes, more than the {MAX_DOWNLOAD_BYTES:,} the "
                             f"archive has; refusing to download it.")
-        h, done = hashlib.md5(usedforsecurity=False), 0
+        h, done, start = hashlib.md5(usedforsecurity=False), 0, time.monotonic()
         try:
             with atomic_path(archive) as tmp, open(tmp, "wb") as f, \
                     _progress(total, f"Downloading {archive.name}") as bar:
@@ -462,6 +464,9 @@ def _fetch(url: str, archive: Path, md5: str) -> None:
                     done += len(chunk)
                     if done > MAX_DOWNLOAD_BYTES:
                         raise DataError(f"{url}: more than {MAX_DOWNLOAD_BYTES:,} bytes; refusing the rest.")
+                    if time.monotonic() - start > MAX_DOWNLOAD_SECONDS:
+                        raise DataError(f"{url}: {done:,} bytes in {MAX_DOWNLOAD_SECONDS} s and not done; giving up. "
+                                        f"Download it by other means and pass --data PATH.")
                     h.update(chunk)
                     f.write(chunk)
                     if bar is not None:
