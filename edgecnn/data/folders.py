@@ -4,7 +4,8 @@ Image folders hold ``.jpg``, ``.jpeg``, ``.png`` (and ``.bmp``/``.webp``) files;
 (README, .DS_Store, ...) are ignored. A file with an image suffix that cannot be decoded is
 *refused* with a DataError naming it, and so is a FIFO, socket or device under an image name, a
 decompression bomb and an image over ``limits.MAX_IMAGE_PIXELS``, unless ``skip_bad=True``
-(``--skip-bad-images``): then it is skipped and counted, and the count is reported in the dataset's ``skipped`` field.
+(``--skip-bad-images``): then it is skipped and counted, and the count is reported in the
+dataset's ``skipped`` field.
 
 Every image is fitted to the model's input with ``edgecnn.data.preprocess.fit_image`` at load
 time, so the arrays are uniform uint8 and the one preprocessing spec stays the only resize.
@@ -169,7 +170,7 @@ def load_tiny_imagenet(root, spec: PreprocessSpec, *, skip_bad: bool = False) ->
         val_items.append((root / "val" / "images" / parts[0], index[parts[1]]))
     words = {}
     if (root / "words.txt").exists():
-        for line in limits.read_text(root / "words.txt").splitlines():
+        for line in limits.read_text(root / "words.txt", errors="replace").splitlines():
             if "\t" in line:
                 k, v = line.split("\t", 1)
                 words[k] = v.split(",")[0].strip()

@@ -106,10 +106,10 @@ def read_bytes(path, what: str, max_bytes: int) -> bytes:
     return data
 
 
-def read_text(path, what: str = "text file", max_bytes: int = None) -> str:
+def read_text(path, what: str = "text file", max_bytes: int = None, errors: str = "strict") -> str:
     data = read_bytes(path, what, MAX_TEXT_BYTES if max_bytes is None else max_bytes)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8", errors)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}).") from None
 
