@@ -338,7 +338,7 @@ def test_image_file_over_byte_cap(tmp_path, monkeypatch):
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(p)
     with pytest.raises(DataError) as e:
         folders.read_image(p, None)
-    _one_line(e, "more than the 100 a image may have")
+    _one_line(e, "more than the 100 an image may have")
 
 
 def test_hostile_image_via_cli_train(tmp_path):

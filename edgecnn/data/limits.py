@@ -47,6 +47,10 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _a(what: str) -> str:
+    return ("an " if what[:1].lower() in "aeiou" else "a ") + what
+
+
 def os_error(path, e: OSError, doing: str) -> DataError:
     """A one-line DataError for an OSError on ``path``, with what to do for the usual causes."""
     hint = {errno.EACCES: "check its permissions", errno.EPERM: "check its permissions",
@@ -67,9 +71,9 @@ def check_regular(path, what: str = "data file", max_bytes: int = None) -> int:
     except OSError as e:
         raise os_error(path, e, f"read this {what}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: is {_kind(st.st_mode)}, not a regular file; refusing to read it as a {what}.")
+        raise DataError(f"{path}: is {_kind(st.st_mode)}, not a regular file; refusing to read it as {_a(what)}.")
     if max_bytes is not None and st.st_size > max_bytes:
-        raise DataError(f"{path}: {st.st_size:,} bytes is more than the {max_bytes:,} a {what} may have; "
+        raise DataError(f"{path}: {st.st_size:,} bytes is more than the {max_bytes:,} {_a(what)} may have; "
                         f"the file is not one, or is hostile.")
     return st.st_size
 
@@ -85,7 +89,7 @@ def open_regular(path, what: str = "data file", max_bytes: int = None) -> Iterat
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # swapped for something else after the check above
-            raise DataError(f"{path}: is {_kind(st.st_mode)}, not a regular file; refusing to read it as a {what}.")
+            raise DataError(f"{path}: is {_kind(st.st_mode)}, not a regular file; refusing to read it as {_a(what)}.")
         f = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -102,7 +106,7 @@ def read_bytes(path, what: str, max_bytes: int) -> bytes:
         except OSError as e:
             raise os_error(path, e, f"read this {what}") from None
     if len(data) > max_bytes:
-        raise DataError(f"{path}: more than the {max_bytes:,} bytes a {what} may have.")
+        raise DataError(f"{path}: more than the {max_bytes:,} bytes {_a(what)} may have.")
     return data
 
 
