@@ -254,7 +254,7 @@ def test_interrupted_extraction_leaves_no_folder(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tar.gz", "src"]
 
 
-@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EACCES], ids=["ENOSPC", "EROFS", "EACCES"])
 def test_write_error_during_extraction_names_the_path(tmp_path, monkeypatch, err):
     archive = tmp_path / "c.tar.gz"
     _cifar10_targz(archive, tmp_path)
@@ -385,12 +385,12 @@ def _idx(dims, payload=b"", gz=True):
     return gzip.compress(raw, compresslevel=1) if gz else raw
 
 
-@pytest.mark.parametrize("case, data, match", [
+@pytest.mark.parametrize("case, data, match", [pytest.param(*p, id=p[0]) for p in [
     ("header_declares_3TB", _idx((4_000_000_000, 28, 28), b"\0" * 100), "more than the"),
     ("gzip_longer_than_header", _idx((2, 2, 2), b"\0" * 100_000), "holds more bytes"),
     ("five_dimensions", _idx((1, 1, 1, 1, 1), b"\0"), "1 to 4 dimensions"),
     ("truncated_header", _idx((10, 28, 28))[:12], "truncated|cannot read"),
-])
+]])
 def test_hostile_idx_file(tmp_path, case, data, match):
     p = tmp_path / "train-images-idx3-ubyte.gz"
     p.write_bytes(data)
@@ -463,12 +463,12 @@ def test_hostile_cifar_batch(tmp_path, case):
     assert _snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("case, names, match", [
+@pytest.mark.parametrize("case, names, match", [pytest.param(*p, id=p[0]) for p in [
     ("names_not_a_list", 7, "list of 2 to"),
     ("one_name", [b"only"], "list of 2 to"),
     ("names_not_utf8", [b"\xff\xfe", b"b"], "not UTF-8"),
     ("fewer_names_than_labels", [b"a", b"b"], r"expected 0\.\.1 for 2 classes"),
-])
+]])
 def test_hostile_cifar_meta(tmp_path, case, names, match):
     root = _cifar10_folder(tmp_path / "c")
     with open(root / "batches.meta", "wb") as f:
@@ -715,7 +715,7 @@ def test_unknown_family_did_you_mean():
 
 
 # ---------------------------------------------------------------------------- 7. the preprocessing spec a manifest carries
-@pytest.mark.parametrize("case, change, match", [
+@pytest.mark.parametrize("case, change, match", [pytest.param(*p, id=p[0]) for p in [
     ("crop_fraction_tiny", {"crop_fraction": 1e-9}, "crop_fraction"),  # fit_image would resize to 3e10 pixels
     ("input_side_huge", {"input_size": [10**6, 32]}, "input_size"),
     ("std_zero", {"std": [0.0, 0.2, 0.2]}, "std must be > 0"),
@@ -723,7 +723,7 @@ def test_unknown_family_did_you_mean():
     ("scale_nan", {"scale": "nan"}, "scale must be a finite"),
     ("channels_four", {"channels": 4}, "channels must be 1 or 3"),
     ("input_size_missing", {"input_size": None}, "input_size"),
-])
+]])
 def test_hostile_preprocessing_spec(case, change, match):
     from edgecnn.data.preprocess import PreprocessSpec, spec_for
 
