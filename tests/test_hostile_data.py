@@ -303,6 +303,8 @@ IMAGES = {
     "dangling_symlink": (lambda p: p.symlink_to(p.parent / "gone.png"), "No such file"),
     "tiff_under_png_name": (_tiff_named_png, "not a readable image"),
     "truncated_png": (lambda p: p.write_bytes(_png_header(64, 64)[:40]), "not a readable image"),
+    # 100,000 pixels in a few hundred bytes; fitted to 16x16 it would be resized to 16 x 1,600,000 floats x 3
+    "extreme_aspect_strip": (lambda p: Image.new("RGB", (100_000, 1)).save(p), "aspect ratio is too extreme"),
 }
 
 
@@ -322,13 +324,16 @@ def test_hostile_image_in_a_folder(tmp_path, case):
     assert _snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("case", ["pil_decompression_bomb_error", "fifo", "symlink_to_char_device", "truncated_png"])
+@pytest.mark.parametrize("case", ["pil_decompression_bomb_error", "fifo", "symlink_to_char_device", "truncated_png",
+                                  "extreme_aspect_strip"])
 def test_hostile_image_to_classify(tmp_path, case):
+    from edgecnn.data.preprocess import fit_image, spec_for
+
     build, match = IMAGES[case]
     bad = tmp_path / "x.png"
     build(bad)
     with _deadline(), pytest.raises(DataError) as e:
-        classify_read_image(bad)
+        fit_image(classify_read_image(bad), spec_for((32, 32, 3)))  # what Classifier.scores does with it
     _one_line(e, match)
 
 

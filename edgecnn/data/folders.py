@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgecnn.data import limits
-from edgecnn.data.preprocess import PreprocessSpec, fit_image
+from edgecnn.data.preprocess import PreprocessError, PreprocessSpec, fit_image
 from edgecnn.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -40,7 +40,10 @@ def read_image(path, spec: Optional[PreprocessSpec], *, expect_size: Optional[Tu
     refused with a DataError before anything big is allocated (see edgecnn.data.limits)."""
     arr = limits.load_image(path, "L" if spec is not None and spec.channels == 1 else "RGB",
                             expect_size=expect_size)
-    return fit_image(arr, spec) if spec is not None else arr
+    try:
+        return fit_image(arr, spec) if spec is not None else arr
+    except PreprocessError as e:  # e.g. an aspect ratio no centre crop of the input can take
+        raise DataError(f"{path}: {e.message}") from None
 
 
 def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=None):

@@ -36,11 +36,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 MAX_SIDE = 4096  # as `--input-shape`: a bigger input is no edge model, and fit_image would allocate GBs
+# fit_image's resize before the crop, in pixels (float32, ~200 MB at the cap): a 1 x 100,000 strip,
+# a 1 KB PNG, fitted to 32x32 would otherwise be resized to 32 x 3,200,000.
+MAX_FIT_PIXELS = 4096 * 4096
 
 
-class SpecError(DataError, ValueError):
-    """A spec that cannot be applied. A ValueError too, so that readers of a manifest that wrap
-    ValueError/KeyError/TypeError into their own error (classify: ModelFileError) keep doing so."""
+class PreprocessError(DataError, ValueError):
+    """A spec or an image it cannot be applied to. A ValueError too, so that readers of a manifest
+    that wrap ValueError/KeyError/TypeError into their own error (classify: ModelFileError) keep
+    doing so; a DataError, so that an image folder's bad image is refused (or skipped) by name."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +64,7 @@ class PreprocessSpec:
         # Specs travel in run.json and manifest.json, which are untrusted input: a crop fraction of
         # 1e-9 or a 10^6-pixel side would have fit_image allocate without bound, a zero std divides.
         def bad(what):
-            raise SpecError(f"preprocessing spec: {what}; the run or manifest is corrupt or hostile.")
+            raise PreprocessError(f"preprocessing spec: {what}; the run or manifest is corrupt or hostile.")
 
         size = tuple(self.input_size)
         if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and 1 <= v <= MAX_SIDE for v in size):
@@ -92,11 +96,11 @@ class PreprocessSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessSpec":
         if not isinstance(d, dict):
-            raise SpecError(f"preprocessing spec: expected an object, found {type(d).__name__}.")
+            raise PreprocessError(f"preprocessing spec: expected an object, found {type(d).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         if "input_size" not in kw:
-            raise SpecError("preprocessing spec: input_size is missing.")
+            raise PreprocessError("preprocessing spec: input_size is missing.")
         convert = {"input_size": lambda v: tuple(int(x) for x in v), "mean": lambda v: tuple(float(x) for x in v),
                    "std": lambda v: tuple(float(x) for x in v), "crop_fraction": float, "scale": float}
         for key, fn in convert.items():
@@ -104,7 +108,7 @@ class PreprocessSpec:
                 try:
                     kw[key] = fn(kw[key])
                 except (TypeError, ValueError, OverflowError):
-                    raise SpecError(f"preprocessing spec: {key} is not a number or list of numbers; received "
+                    raise PreprocessError(f"preprocessing spec: {key} is not a number or list of numbers; received "
                                     f"{str(kw[key])[:80]!r}.") from None
         return cls(**kw)
 
@@ -171,10 +175,14 @@ def fit_image(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
             nh, nw = short, max(tw, int(round(w * short / h)))
         else:
             nh, nw = max(th, int(round(h * short / w))), short
+        if nh * nw > MAX_FIT_PIXELS:
+            raise PreprocessError(f"a {w}x{h} image would be resized to {nw}x{nh} before its {tw}x{th} centre crop, "
+                                  f"more than {MAX_FIT_PIXELS:,} pixels; its aspect ratio is too extreme for this "
+                                  f"model input.")
         img = resize_bilinear(img, nh, nw)
     h, w = img.shape[:2]
     if h < th or w < tw:
-        raise ValueError(f"a {w}x{h} image cannot be centre-cropped to {tw}x{th} with crop_fraction "
+        raise PreprocessError(f"a {w}x{h} image cannot be centre-cropped to {tw}x{th} with crop_fraction "
                          f"{spec.crop_fraction} (non-square model input): resize it to the input's aspect first")
     top, left = (h - th) // 2, (w - tw) // 2
     return np.ascontiguousarray(img[top:top + th, left:left + tw])
