@@ -47,6 +47,11 @@ def read_image(path, spec: Optional[PreprocessSpec], *, expect_size: Optional[Tu
 
 
 def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=None):
+    need = len(items) * int(np.prod(spec.input_size)) * spec.channels
+    if need > limits.MAX_ARRAY_BYTES:
+        raise DataError(f"{len(items):,} images (such as {items[0][0]}) at {spec.input_size[0]}x{spec.input_size[1]}x"
+                        f"{spec.channels} need {need:,} bytes of memory, more than the {limits.MAX_ARRAY_BYTES:,} "
+                        f"allowed (edgecnn.data.limits.MAX_ARRAY_BYTES).")
     xs, ys, skipped = [], [], []
     for p, y in items:
         try:

@@ -34,6 +34,9 @@ MAX_TEXT_BYTES = 64 << 20  # Tiny ImageNet's words.txt is 2.6 MB
 MAX_IMAGE_BYTES = 256 << 20
 # 50 MP: a 48 MP phone photo still loads; fit_image works on float32 copies, ~0.6 GB at the cap.
 MAX_IMAGE_PIXELS = 50_000_000
+# The uint8 arrays an image folder is loaded into (N x H x W x C at the model input), checked from
+# the file count before the first image is decoded.
+MAX_ARRAY_BYTES = 16 << 30
 # What a dataset image may be (PIL opens multi-picture camera JPEGs, MPO, through its JPEG plugin).
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 
