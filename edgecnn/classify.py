@@ -136,16 +136,17 @@ class Classifier:
 
 
 def read_image(path) -> np.ndarray:
-    """An image file -> uint8 HxWx3 RGB (PIL decodes; EXIF orientation is not applied)."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file -> uint8 HxWx3 RGB (PIL decodes; EXIF orientation is not applied).
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"Image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path} is not a readable image ({e})") from None
+    Through ``edgecnn.data.limits.load_image``: a FIFO or device is refused without being opened,
+    decompression bombs and images over its pixel cap are DataErrors, like any undecodable file."""
+    import os
+
+    from edgecnn.data import limits
+
+    if not os.path.lexists(path):
+        raise DataError(f"Image not found: {path}")
+    return limits.load_image(path, "RGB")
 
 
 def classify_files(clf: Classifier, images: Iterable, k: int = 3, fps_window: int = 30) -> Iterator[Prediction]:

@@ -6,6 +6,7 @@ Domain errors are raised deep in the library as ``edgecnn.errors.EdgecnnError`` 
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -18,12 +19,50 @@ def cli():
     """edgecnn: define, train, compress, export, verify, benchmark and bundle compact CNNs."""
 
 
+# ---------------------------------------------------------------------------- option checks
+# Every number is range-checked while the command line is parsed, before any work: a bad value
+# is click's one-line usage error (exit 2), not a crash an hour into training.
+def finite_float(min: float = None, max: float = None, *, min_open: bool = False, max_open: bool = False):
+    """A callback for a ``type=float`` option: finite and within the bounds. click.FloatRange
+    alone lets ``nan`` (every comparison with it is False) and ``inf`` through."""
+    bounds = " and ".join(b for b in (
+        None if min is None else f"{'>' if min_open else '>='} {min:g}",
+        None if max is None else f"{'<' if max_open else '<='} {max:g}") if b)
+
+    def check(ctx, param, value):
+        if value is None:
+            return None
+        if not (math.isfinite(value) and (min is None or (value > min if min_open else value >= min))
+                and (max is None or (value < max if max_open else value <= max))):
+            raise click.BadParameter(f"expected a finite number{' ' + bounds if bounds else ''}; received {value!r}.")
+        return value
+
+    return check
+
+
+_SEED = click.IntRange(0, 2**32 - 1)  # numpy's legacy seeding takes 32 bits
+
+
+def _check_family(ctx, param, value):
+    if value is None:
+        return None
+    from edgecnn.errors import did_you_mean
+    from edgecnn.registry import get_entry, list_models
+
+    families = sorted({get_entry(n).family for n in list_models()})
+    if value not in families:
+        raise click.BadParameter(f"unknown family {value!r}; one of {', '.join(families)}."
+                                 f"{did_you_mean(value, families)}")
+    return value
+
+
 # ---------------------------------------------------------------------------- models
 @cli.command("models")
 @click.argument("names", nargs=-1)
 @click.option("--paper", is_flag=True, help="Show our params/MACs/size next to each paper's figure and the ratio.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: a list of {name, params, macs, fp32_bytes, paper}.")
-@click.option("--family", default=None, help="Only the models of this family (file name in models_keras).")
+@click.option("--family", default=None, callback=_check_family,
+              help="Only the models of this family (file name in models_keras).")
 def models_command(names, paper, as_json, family):
     """List the registered models with parameters, MACs and fp32 size."""
     from edgecnn.registry import get_entry, list_models
@@ -43,16 +82,20 @@ def models_command(names, paper, as_json, family):
 
 
 # ---------------------------------------------------------------------------- train / eval
+MAX_SIDE = 4096  # an input side beyond this builds a model no edge device runs, after minutes of work
+
+
 def _parse_shape(ctx, param, value):
     if value is None:
         return None
     try:
         shape = tuple(int(v) for v in value.replace("x", ",").split(","))
-        if len(shape) == 3:
-            return shape
     except ValueError:
-        pass
-    raise click.BadParameter(f"expected H,W,C such as 32,32,3; received {value!r}")
+        shape = ()
+    if len(shape) == 3 and all(1 <= v <= MAX_SIDE for v in shape[:2]) and shape[2] in (1, 3):
+        return shape
+    raise click.BadParameter(f"expected H,W,C such as 32,32,3: sides 1 to {MAX_SIDE}, 1 or 3 channels; "
+                             f"received {value!r}")
 
 
 def _parse_model_args(ctx, param, values):
@@ -84,21 +127,28 @@ _unsafe_load_option = click.option(
 @_data_option
 @click.option("--recipe", default="quick", show_default=True,
               help="quick, quicknet, structure_e, sepresnet, cmiv4 (see edgecnn.recipes.RECIPES).")
-@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
-@click.option("--batch-size", type=int, default=None, help="Override the recipe's global batch size.")
-@click.option("--lr", type=float, default=None, help="Override the recipe's (initial) learning rate.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam", "rmsprop"]), default=None, help="Override the optimizer.")
-@click.option("--momentum", type=float, default=None, help="Override SGD/RMSprop momentum.")
-@click.option("--weight-decay", type=float, default=None, help="Override the L2 penalty on kernels.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override the recipe's epochs.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Override the recipe's global batch size.")
+@click.option("--lr", type=float, default=None, callback=finite_float(0, min_open=True),
+              help="Override the recipe's (initial) learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "rmsprop"]), default=None,
+              help="Override the optimizer.")
+@click.option("--momentum", type=float, default=None, callback=finite_float(0, 1),
+              help="Override SGD/RMSprop momentum.")
+@click.option("--weight-decay", type=float, default=None, callback=finite_float(0),
+              help="Override the L2 penalty on kernels.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]), default=None,
               help="Override the LR schedule.")
-@click.option("--early-stopping", type=int, default=None, help="Patience in epochs on val_loss (0: off).")
-@click.option("--bn-momentum", type=float, default=None,
+@click.option("--early-stopping", type=click.IntRange(0), default=None, help="Patience in epochs on val_loss (0: off).")
+@click.option("--bn-momentum", type=float, default=None, callback=finite_float(0, 1, max_open=True),
               help="Override BatchNorm's moving-average momentum during training (quick recipe: 0.9).")
 @click.option("--no-augment", is_flag=True, help="Turn off crops-with-padding, flips and colour jitter.")
-@click.option("--val-fraction", type=float, default=None, help="Fraction of train held out for validation.")
-@click.option("--folds", type=int, default=None, help="Stratified k-fold cross-validation first (e.g. 3).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for data split, order, augmentation, init.")
+@click.option("--val-fraction", type=float, default=None, callback=finite_float(0, 1, max_open=True),
+              help="Fraction of train held out for validation.")
+@click.option("--folds", type=click.IntRange(1), default=None,
+              help="Stratified k-fold cross-validation first (e.g. 3).")
+@click.option("--seed", type=_SEED, default=0, show_default=True,
+              help="Seed for data split, order, augmentation, init.")
 @click.option("--name", "run_name", default=None,
               help="Run name (default <recipe>-<time>). Re-running an interrupted run's command with the same "
                    "--name resumes it.")
@@ -111,8 +161,9 @@ _unsafe_load_option = click.option(
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
               show_default=True, help="tf.distribute strategy; default mirrors over all GPUs when there are several.")
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on GPU (refused when no GPU is visible).")
-@click.option("--max-train-images", type=int, default=None, help="Use at most N training images (seeded).")
-@click.option("--max-test-images", type=int, default=None, help="Use at most N test images (seeded).")
+@click.option("--max-train-images", type=click.IntRange(1), default=None,
+              help="Use at most N training images (seeded).")
+@click.option("--max-test-images", type=click.IntRange(1), default=None, help="Use at most N test images (seeded).")
 @click.option("--skip-bad-images", is_flag=True, help="Skip unreadable image files (counted) instead of refusing.")
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of progress bars.")
 def train_command(model, data, recipe, epochs, batch_size, lr, optimizer, momentum, weight_decay, lr_schedule,
@@ -139,7 +190,7 @@ def train_command(model, data, recipe, epochs, batch_size, lr, optimizer, moment
 @click.option("--data", default=None, help="Evaluate on another dataset (same classes); default: the run's own.")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
               help="Which split of the data.")
-@click.option("--max-images", type=int, default=None, help="Evaluate at most N images (seeded).")
+@click.option("--max-images", type=click.IntRange(1), default=None, help="Evaluate at most N images (seeded).")
 @_runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @_unsafe_load_option
@@ -160,21 +211,23 @@ def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
 @click.option("--fp16", is_flag=True, help="Also a float16-weights TFLite.")
 @click.option("--dynamic", is_flag=True, help="Also a dynamic-range (int8 weights, float activations) TFLite.")
 @click.option("--onnx/--no-onnx", default=True, show_default=True, help="Also write ONNX (fp32; int8 with --int8).")
-@click.option("--calibration", type=int, default=200, show_default=True,
+@click.option("--calibration", type=click.IntRange(1), default=200, show_default=True,
               help="Number of training images (never test) to calibrate int8 ranges on.")
 @click.option("--out", "out_dir", default=None,
               help="Output folder (default: the run's export/, or runs/<model>/untrained/export for fresh weights).")
 @click.option("--int8-io", is_flag=True, help="int8 input and output tensors (default: float32 in/out).")
-@click.option("--max-drop", type=float, default=1.0, show_default=True,
+@click.option("--max-drop", type=float, default=1.0, show_default=True, callback=finite_float(0),
               help="Fail verification when a quantized top-1 is more than this many points below Keras.")
 @click.option("--no-rewrite", is_flag=True,
               help="Keep PReLU as is in the int8 graph (default: rewrite it exactly into int8-fast ops).")
 @click.option("--onnx-int8-route", type=click.Choice(["ort_qdq", "from_tflite"]), default="ort_qdq", show_default=True,
               help="int8 ONNX from ONNX Runtime static quantization, or from the int8 TFLite via tf2onnx.")
-@click.option("--prune", type=float, default=None, help="Magnitude-prune to this sparsity (0-1) first (TFMOT).")
-@click.option("--cluster", type=int, default=None, help="Cluster weights into K centroids first (TFMOT).")
+@click.option("--prune", type=float, default=None, callback=finite_float(0, 1, min_open=True, max_open=True),
+              help="Magnitude-prune to this sparsity (0-1) first (TFMOT).")
+@click.option("--cluster", type=click.IntRange(2, 256), default=None, help="Cluster weights into K centroids first (TFMOT).")
 @click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (TFMOT).")
-@click.option("--compress-epochs", type=int, default=2, show_default=True, help="Fine-tuning epochs per compression step.")
+@click.option("--compress-epochs", type=click.IntRange(1), default=2, show_default=True,
+              help="Fine-tuning epochs per compression step.")
 @click.option("--runs-dir", default=None, help="Runs root (default: $EDGECNN_RUNS or ./runs).")
 @_unsafe_load_option
 def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration, out_dir, int8_io, max_drop,
@@ -203,7 +256,7 @@ def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration
 
 @cli.command("verify")
 @click.argument("run_or_export_dir")
-@click.option("--max-drop", type=float, default=1.0, show_default=True,
+@click.option("--max-drop", type=float, default=1.0, show_default=True, callback=finite_float(0),
               help="Fail when a quantized top-1 is more than this many points below Keras.")
 @click.option("--json", "as_json", is_flag=True, help="Print the updated manifest as JSON.")
 @_unsafe_load_option
@@ -235,11 +288,13 @@ def _runtime_help(formats, auto=False):
                    "Default: litert for .tflite, onnxruntime for .onnx.")
 @click.option("--threads", "threads", multiple=True,
               help="Thread count(s), e.g. --threads 1,2,4. Default: the --device's cores, else 1.")
-@click.option("--warmup", default=10, show_default=True, type=int, help="Warm-up runs after the first inference.")
-@click.option("--runs", default=100, show_default=True, type=int,
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0),
+              help="Warm-up runs after the first inference.")
+@click.option("--runs", default=100, show_default=True, type=click.IntRange(1),
               help="Timed runs per combination (with --interleave: per artifact per round).")
-@click.option("--seconds", default=None, type=float, help="Time each combination for this long instead of --runs.")
-@click.option("--batch", default=1, show_default=True, type=int, help="Images per inference.")
+@click.option("--seconds", default=None, type=float, callback=finite_float(0, min_open=True),
+              help="Time each combination for this long instead of --runs.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1), help="Images per inference.")
 @click.option("--device", default=None,
               help="Device profile (pi5, pi4, pi3, pi-zero2): its thread count and core pinning. On x86 the "
                    "results are labelled 'x86 baseline of <device>'; on ARM they are measured on this board.")
@@ -323,13 +378,16 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
 @click.option("--data", default="sample", show_default=True,
               help="Dataset: sample (bundled real CIFAR-10), cifar10, cifar100, or a path.")
 @click.option("--recipe", default="quick", show_default=True, help="Training recipe (see 'edgecnn train --help').")
-@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override the recipe's epochs.")
 @click.option("--name", "run_name", default=None, help="Run name (default: <recipe>-<timestamp>).")
-@click.option("--runs-dir", default=None, type=click.Path(file_okay=False), help="Root of run directories (default: runs/).")
-@click.option("--calibration", default=200, show_default=True, type=click.IntRange(1), help="Calibration images for int8.")
-@click.option("--max-drop", default=1.0, show_default=True, type=float, help="Allowed int8 top-1 drop, points.")
+@click.option("--runs-dir", default=None, type=click.Path(file_okay=False),
+              help="Root of run directories (default: runs/).")
+@click.option("--calibration", default=200, show_default=True, type=click.IntRange(1),
+              help="Calibration images for int8.")
+@click.option("--max-drop", default=1.0, show_default=True, type=float, callback=finite_float(0),
+              help="Allowed int8 top-1 drop, points.")
 @click.option("--bench-runs", default=200, show_default=True, type=click.IntRange(1), help="Timed runs per artifact.")
-@click.option("--max-train-images", type=int, default=None, help="Train on at most N images (seeded).")
+@click.option("--max-train-images", type=click.IntRange(1), default=None, help="Train on at most N images (seeded).")
 def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibration, max_drop, bench_runs, max_train_images):
     """Train, export (fp32 + int8 TFLite, ONNX), verify, benchmark MODEL and write report.md in its run."""
     from edgecnn.pipeline import run_pipeline
@@ -357,11 +415,16 @@ def _classify_runtime(ctx, param, value):
 @click.option("--reference-kernels", is_flag=True,
               help="TFLite portable reference kernels (slow; the same integer arithmetic on every CPU). A debugging aid: "
                    "LiteRT aborts in them on degenerate quantization (e.g. int8 models of untrained weights).")
-@click.option("-k", "--top-k", "k", default=3, show_default=True, type=click.IntRange(1, 1000), help="Labels per image.")
-@click.option("--camera", is_flag=True, help="Classify the live camera stream (picamera2, else OpenCV) instead of files.")
-@click.option("--camera-index", default=0, show_default=True, help="OpenCV camera index (/dev/videoN).")
-@click.option("--frames", default=0, show_default=True, help="With --camera: stop after N frames (0: until Ctrl-C).")
-@click.option("--every", default=1, show_default=True, type=click.IntRange(1), help="With --camera: print every Nth frame.")
+@click.option("-k", "--top-k", "k", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Labels per image.")
+@click.option("--camera", is_flag=True,
+              help="Classify the live camera stream (picamera2, else OpenCV) instead of files.")
+@click.option("--camera-index", default=0, show_default=True, type=click.IntRange(0),
+              help="OpenCV camera index (/dev/videoN).")
+@click.option("--frames", default=0, show_default=True, type=click.IntRange(0),
+              help="With --camera: stop after N frames (0: until Ctrl-C).")
+@click.option("--every", default=1, show_default=True, type=click.IntRange(1),
+              help="With --camera: print every Nth frame.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image or frame, then a summary line.")
 def classify_command(target, images, artifact, manifest, backend, threads, no_xnnpack, reference_kernels, k, camera, camera_index, frames,
                      every, as_json):

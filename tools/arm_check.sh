@@ -126,12 +126,17 @@ while IFS= read -r f; do images+=("$f"); done < <(ls "$WORK/images"/*.png | head
 export_int8() {  # $1 model -> prints the export dir: the best trained run's export, else a cached one
     local model=$1 dir="$WORK/$1/export" trained
     trained=$("$HOST_PY" - "$REPO/runs/$model" "$model" <<'PYEOF'
-import json, pathlib, sys
+import pathlib, sys
+from edgecnn.errors import EdgecnnError
+from edgecnn.runs import read_manifest
 root, model = pathlib.Path(sys.argv[1]), sys.argv[2]
 found = []
 for m in root.glob("*/export/manifest.json"):
-    d = json.loads(m.read_text())
-    if d.get("trained") and (m.parent / f"{model}_int8.tflite").is_file():
+    try:
+        d = read_manifest(m, check_files=True)  # validated, every artifact's sha256 checked
+    except EdgecnnError:
+        continue
+    if d["trained"] and f"{model}_int8.tflite" in d["artifacts"]:
         # The best-trained run (Keras top-1 in the manifest), the newest among equals.
         found.append((float((d.get("keras") or {}).get("top1") or 0.0), m.stat().st_mtime, str(m.parent)))
 print(max(found)[2] if found else "")

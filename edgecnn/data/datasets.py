@@ -92,7 +92,7 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
                  seed: int = 0, max_train: Optional[int] = None, max_test: Optional[int] = None,
                  skip_bad: bool = False) -> Dataset:
     """Load a dataset by name or path. See the module docstring for the sources and splits."""
-    from edgecnn.data import cifar, folders
+    from edgecnn.data import cifar, folders, limits
 
     if not 0 <= val_fraction < 1:
         raise DataError(f"val_fraction must be in [0, 1); received {val_fraction}.")
@@ -114,9 +114,17 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
                      FASHION_STD, source_size=28)
     else:
         path = Path(name).expanduser()
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # too long, not a directory on the way, permissions, symlink loop
+            raise limits.os_error(path, e, "use it as --data") from None
         if not path.exists():
             raise DataError(f"--data '{name}': no such file or folder, and not a dataset name "
                             f"({', '.join(NAMED)}).{did_you_mean(name, NAMED)}")
+        if not path.is_dir():
+            limits.check_regular(path, "dataset archive")  # a FIFO or device is refused, not opened
         if path.is_file() or any((path / f).exists() for f in ("data_batch_1", "test_batch", "meta", *cifar.FOLDERS.values())):
             (x_tr, y_tr), (x_te, y_te), labels, root = cifar.load_cifar(path)
             variant = "cifar100" if len(labels) == 100 else "cifar10"

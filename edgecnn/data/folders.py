@@ -2,8 +2,10 @@
 
 Image folders hold ``.jpg``, ``.jpeg``, ``.png`` (and ``.bmp``/``.webp``) files; other files
 (README, .DS_Store, ...) are ignored. A file with an image suffix that cannot be decoded is
-*refused* with a DataError naming it, unless ``skip_bad=True`` (``--skip-bad-images``): then it
-is skipped and counted, and the count is reported in the dataset's ``skipped`` field.
+*refused* with a DataError naming it, and so is a FIFO, socket or device under an image name, a
+decompression bomb and an image over ``limits.MAX_IMAGE_PIXELS``, unless ``skip_bad=True``
+(``--skip-bad-images``): then it is skipped and counted, and the count is reported in the
+dataset's ``skipped`` field.
 
 Every image is fitted to the model's input with ``edgecnn.data.preprocess.fit_image`` at load
 time, so the arrays are uniform uint8 and the one preprocessing spec stays the only resize.
@@ -12,41 +14,44 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edgecnn.data.preprocess import PreprocessSpec, fit_image
+from edgecnn.data import limits
+from edgecnn.data.preprocess import PreprocessError, PreprocessSpec, fit_image
 from edgecnn.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def _is_image(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    # By name only: a FIFO, device or dangling link named like an image is then refused (or
+    # skipped with skip_bad) by read_image, not silently left out or waited on.
+    return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
 
 
 def read_image(path, spec: Optional[PreprocessSpec], *, expect_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """Decode one file to uint8 RGB (or L for 1-channel specs) and fit it to the spec."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode one file to uint8 RGB (or L for 1-channel specs) and fit it to the spec.
 
+    Non-regular files, decompression bombs and images over ``limits.MAX_IMAGE_PIXELS`` are
+    refused with a DataError before anything big is allocated (see edgecnn.data.limits)."""
+    arr = limits.load_image(path, "L" if spec is not None and spec.channels == 1 else "RGB",
+                            expect_size=expect_size)
     try:
-        with Image.open(path) as im:
-            im.load()
-            if expect_size and (im.height, im.width) != tuple(expect_size):
-                raise DataError(f"{path}: image is {im.width}x{im.height}, this dataset's images are all "
-                                f"{expect_size[1]}x{expect_size[0]}; the file is not from it.")
-            im = im.convert("L" if spec is not None and spec.channels == 1 else "RGB")
-            arr = np.asarray(im, dtype=np.uint8)
-    except DataError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]}).") from None
-    return fit_image(arr, spec) if spec is not None else arr
+        return fit_image(arr, spec) if spec is not None else arr
+    except PreprocessError as e:  # e.g. an aspect ratio no centre crop of the input can take
+        raise DataError(f"{path}: {e.message}") from None
 
 
 def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=None):
+    need = len(items) * int(np.prod(spec.input_size)) * spec.channels
+    if need > limits.MAX_ARRAY_BYTES:
+        raise DataError(f"{len(items):,} images (such as {items[0][0]}) at {spec.input_size[0]}x{spec.input_size[1]}x"
+                        f"{spec.channels} need {need:,} bytes of memory, more than the {limits.MAX_ARRAY_BYTES:,} "
+                        f"allowed (edgecnn.data.limits.MAX_ARRAY_BYTES).")
     xs, ys, skipped = [], [], []
     for p, y in items:
         try:
@@ -64,7 +69,10 @@ def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=
 def class_folders(root: Path) -> List[Path]:
     if not root.is_dir():
         raise DataError(f"{root}: not a folder.")
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as e:
+        raise limits.os_error(root, e, "list this folder") from None
     if not classes:
         raise DataError(f"{root}: no class subfolders; expected one subfolder of images per class.")
     return classes
@@ -80,7 +88,10 @@ def list_class_images(root: Path, class_names: Optional[List[str]] = None) -> Tu
         if folder.name not in index:
             raise DataError(f"{folder}: class '{folder.name}' is not among the training classes {names[:10]}...; "
                             f"train/ and val/ must hold the same class folders.")
-        files = sorted(p for p in folder.rglob("*") if _is_image(p))
+        try:
+            files = sorted(p for p in folder.rglob("*") if _is_image(p))
+        except OSError as e:
+            raise limits.os_error(folder, e, "list this folder") from None
         if not files:
             raise DataError(f"{folder}: class '{folder.name}' has no images (.jpg/.png); add images or remove "
                             f"the folder.")
@@ -142,8 +153,8 @@ def load_tiny_imagenet(root, spec: PreprocessSpec, *, skip_bad: bool = False) ->
     """``train/<wnid>/images/*.JPEG`` and ``val/images`` + ``val/val_annotations.txt``; 64x64 only."""
     root = Path(root)
     wnids = [p.name for p in class_folders(root / "train")]
-    if (root / "wnids.txt").is_file():
-        listed = [w.strip() for w in (root / "wnids.txt").read_text().split() if w.strip()]
+    if (root / "wnids.txt").exists():  # a FIFO or device under the name is refused, not skipped
+        listed = [w.strip() for w in limits.read_text(root / "wnids.txt").split() if w.strip()]
         if sorted(listed) != sorted(wnids):
             raise DataError(f"{root / 'wnids.txt'} lists {len(listed)} classes but train/ has {len(wnids)} folders.")
     index = {w: i for i, w in enumerate(wnids)}
@@ -156,16 +167,18 @@ def load_tiny_imagenet(root, spec: PreprocessSpec, *, skip_bad: bool = False) ->
         items += [(f, index[w]) for f in files]
     val_items = []
     ann = root / "val" / "val_annotations.txt"
-    for n, line in enumerate(ann.read_text().splitlines(), 1):
+    for n, line in enumerate(limits.read_text(ann).splitlines(), 1):
         parts = line.split("\t")
         if not line.strip():
             continue
         if len(parts) < 2 or parts[1] not in index:
             raise DataError(f"{ann}:{n}: expected '<file>\\t<wnid>...' with a wnid from train/; got {line[:80]!r}.")
+        if parts[0] in ("", ".", "..") or "/" in parts[0] or "\\" in parts[0]:
+            raise DataError(f"{ann}:{n}: '{parts[0][:80]}' is not a file name in val/images/; refusing paths.")
         val_items.append((root / "val" / "images" / parts[0], index[parts[1]]))
     words = {}
-    if (root / "words.txt").is_file():
-        for line in (root / "words.txt").read_text(errors="replace").splitlines():
+    if (root / "words.txt").exists():
+        for line in limits.read_text(root / "words.txt", errors="replace").splitlines():
             if "\t" in line:
                 k, v = line.split("\t", 1)
                 words[k] = v.split(",")[0].strip()
@@ -193,20 +206,35 @@ def find_fashion_mnist() -> Path:
 
 
 def read_idx(path) -> np.ndarray:
+    """An unsigned-byte IDX file (optionally .gz): the header's sizes are checked before the data
+    is read, and no more than they announce is decompressed (a .gz of zeros stays a small read)."""
     path = Path(path)
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e}).") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise DataError(f"{path}: not an unsigned-byte IDX file.")
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{path}: header says {dims} but holds {data.size} bytes; the file is truncated.")
-    return data.reshape(dims)
+        with limits.open_regular(path, "IDX file") as raw:
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08 or not 1 <= head[3] <= 4:
+                raise DataError(f"{path}: not an unsigned-byte IDX file of 1 to 4 dimensions.")
+            ndim = head[3]
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) != 4 * ndim:
+                raise DataError(f"{path}: the IDX header is truncated.")
+            dims = struct.unpack(">" + "I" * ndim, dims_raw)
+            n = int(np.prod(dims, dtype=object))
+            if n > limits.MAX_IDX_BYTES:
+                raise DataError(f"{path}: header declares {dims} = {n:,} bytes, more than the {limits.MAX_IDX_BYTES:,} "
+                                f"an IDX file may hold.")
+            data = f.read(n + 1)
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise limits.os_error(path, e, "read this IDX file") from None
+        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e}).") from None
+    if len(data) != n:
+        raise DataError(f"{path}: header says {dims} but holds {'more' if len(data) > n else len(data)} bytes; "
+                        f"the file is truncated or corrupt.")
+    return np.frombuffer(data, np.uint8).reshape(dims)
 
 
 def load_fashion_mnist(root=None) -> Dict:
@@ -214,7 +242,12 @@ def load_fashion_mnist(root=None) -> Dict:
     out = {}
     for split, (xi, yi) in FASHION_FILES.items():
         x, y = read_idx(root / xi), read_idx(root / yi).astype(np.int64)
+        if x.ndim != 3 or y.ndim != 1:
+            raise DataError(f"{root / xi}: expected N x H x W images and N labels, found shapes {x.shape} and "
+                            f"{y.shape}.")
         if len(x) != len(y):
             raise DataError(f"{root / xi}: {len(x)} images but {root / yi} has {len(y)} labels.")
+        if y.size and y.max() >= len(FASHION_LABELS):
+            raise DataError(f"{root / yi}: label {y.max()} but Fashion-MNIST has {len(FASHION_LABELS)} classes.")
         out[split] = (x[..., None], y)
     return dict(train=out["train"], test=out["test"], labels=FASHION_LABELS, root=root)

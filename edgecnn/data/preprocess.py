@@ -22,14 +22,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Sequence, Tuple
 
 import numpy as np
+
+from edgecnn.errors import DataError
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+MAX_SIDE = 4096  # as `--input-shape`: a bigger input is no edge model, and fit_image would allocate GBs
+# fit_image's resize before the crop, in pixels (float32, ~200 MB at the cap): a 1 x 100,000 strip,
+# a 1 KB PNG, fitted to 32x32 would otherwise be resized to 32 x 3,200,000.
+MAX_FIT_PIXELS = 4096 * 4096
+
+
+class PreprocessError(DataError, ValueError):
+    """A spec or an image it cannot be applied to. A ValueError too, so that readers of a manifest
+    that wrap ValueError/KeyError/TypeError into their own error (classify: ModelFileError) keep
+    doing so; a DataError, so that an image folder's bad image is refused (or skipped) by name."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +60,32 @@ class PreprocessSpec:
     std: Tuple[float, ...] = CIFAR10_STD
     dtype: str = "float32"
 
+    def __post_init__(self):
+        # Specs travel in run.json and manifest.json, which are untrusted input: a crop fraction of
+        # 1e-9 or a 10^6-pixel side would have fit_image allocate without bound, a zero std divides.
+        def bad(what):
+            raise PreprocessError(f"preprocessing spec: {what}; the run or manifest is corrupt or hostile.")
+
+        size = tuple(self.input_size)
+        if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and 1 <= v <= MAX_SIDE for v in size):
+            bad(f"input_size must be two integers from 1 to {MAX_SIDE}; received {size!r}")
+        if self.channels not in (1, 3):
+            bad(f"channels must be 1 or 3; received {self.channels!r}")
+        for key, want in (("channel_order", "RGB"), ("layout", "NHWC"), ("resize", "bilinear"), ("dtype", "float32")):
+            if getattr(self, key) != want:
+                bad(f"{key} must be {want!r}; received {getattr(self, key)!r}")
+        cf, scale = self.crop_fraction, self.scale
+        if not (isinstance(cf, (int, float)) and math.isfinite(cf) and 0.1 <= cf <= 1):
+            bad(f"crop_fraction must be a number from 0.1 to 1; received {cf!r}")
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            bad(f"scale must be a finite number > 0; received {scale!r}")
+        for key in ("mean", "std"):
+            v = tuple(getattr(self, key))
+            if len(v) != self.channels or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
+                bad(f"{key} must be {self.channels} finite number(s); received {v!r}")
+        if not all(x > 0 for x in self.std):
+            bad(f"std must be > 0; received {tuple(self.std)!r}")
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["input_size"] = list(self.input_size)
@@ -54,12 +95,21 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessSpec":
+        if not isinstance(d, dict):
+            raise PreprocessError(f"preprocessing spec: expected an object, found {type(d).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        kw["input_size"] = tuple(int(v) for v in kw["input_size"])
-        for key in ("mean", "std"):
+        if "input_size" not in kw:
+            raise PreprocessError("preprocessing spec: input_size is missing.")
+        convert = {"input_size": lambda v: tuple(int(x) for x in v), "mean": lambda v: tuple(float(x) for x in v),
+                   "std": lambda v: tuple(float(x) for x in v), "crop_fraction": float, "scale": float}
+        for key, fn in convert.items():
             if key in kw:
-                kw[key] = tuple(float(v) for v in kw[key])
+                try:
+                    kw[key] = fn(kw[key])
+                except (TypeError, ValueError, OverflowError):
+                    raise PreprocessError(f"preprocessing spec: {key} is not a number or list of numbers; received "
+                                    f"{str(kw[key])[:80]!r}.") from None
         return cls(**kw)
 
     def to_json(self) -> str:
@@ -125,10 +175,14 @@ def fit_image(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
             nh, nw = short, max(tw, int(round(w * short / h)))
         else:
             nh, nw = max(th, int(round(h * short / w))), short
+        if nh * nw > MAX_FIT_PIXELS:
+            raise PreprocessError(f"a {w}x{h} image would be resized to {nw}x{nh} before its {tw}x{th} centre crop, "
+                                  f"more than {MAX_FIT_PIXELS:,} pixels; its aspect ratio is too extreme for this "
+                                  f"model input.")
         img = resize_bilinear(img, nh, nw)
     h, w = img.shape[:2]
     if h < th or w < tw:
-        raise ValueError(f"a {w}x{h} image cannot be centre-cropped to {tw}x{th} with crop_fraction "
+        raise PreprocessError(f"a {w}x{h} image cannot be centre-cropped to {tw}x{th} with crop_fraction "
                          f"{spec.crop_fraction} (non-square model input): resize it to the input's aspect first")
     top, left = (h - th) // 2, (w - tw) // 2
     return np.ascontiguousarray(img[top:top + th, left:left + tw])
