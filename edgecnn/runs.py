@@ -37,11 +37,11 @@ import math
 import os
 import platform
 import re
-import stat
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from edgecnn.data.preprocess import MAX_SIDE
 from edgecnn.errors import EdgecnnError, InvalidConfigError, ModelFileError, RunError
 
 RUN_FILE = "run.json"
@@ -60,7 +60,6 @@ NAMED_DATASETS = ("sample", "cifar10", "cifar100", "fashion_mnist")
 
 MAX_JSON_BYTES = 32 << 20
 MAX_JSON_DEPTH = 64
-MAX_INPUT_SIDE = 4096
 MAX_CLASSES = 100_000
 MAX_ARTIFACTS = 64
 MAX_KERAS_UNCOMPRESSED = 4 << 30
@@ -86,18 +85,16 @@ def check_name(name, what: str = "name", error=InvalidConfigError) -> str:
 
 
 def regular_file(path, what: str = "file", error=ModelFileError) -> Path:
-    """``path`` if it is a regular file (after symlinks); a FIFO, socket or device is refused unopened."""
-    p = Path(path)
+    """``path`` if it is a regular file (after symlinks); a FIFO, socket or device is refused unopened.
+    The check is the data loaders' own (``edgecnn.data.limits``), raised as ``error``."""
+    from edgecnn.data.limits import check_regular
+    from edgecnn.errors import DataError
+
     try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise error(f"{p}: {what} not found.") from None
-    except OSError as e:
-        raise error(f"{p}: cannot read the {what} ({e.strerror or e}).") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
-        raise error(f"{p}: the {what} is {kind}; refused.")
-    return p
+        check_regular(path, what)
+    except DataError as e:
+        raise error(e.message) from None
+    return Path(path)
 
 
 def inside(root, rel, what: str = "path", error=ModelFileError) -> Path:
@@ -131,20 +128,20 @@ def _depth_ok(obj, limit: int) -> bool:
 def read_json_file(path, what: str = "JSON file", error=ModelFileError, max_bytes: Optional[int] = None):
     """Parse a JSON object from a regular file of bounded size and depth; one-line errors."""
     max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
-    p = regular_file(path, what, error)
-    size = p.stat().st_size
-    if size > max_bytes:
-        raise error(f"{p}: the {what} is {size} bytes, more than the {max_bytes} allowed; refused.")
+    from edgecnn.data.limits import read_bytes
+    from edgecnn.errors import DataError
+
+    p = Path(path)
     try:
-        with open(p, "rb") as f:
-            text = f.read(max_bytes + 1).decode("utf-8")
-        obj = json.loads(text, parse_constant=_reject_constant)
+        raw = read_bytes(p, what, max_bytes)
+    except DataError as e:
+        raise error(e.message) from None
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except RecursionError:
         raise error(f"{p}: the {what} is nested too deeply; refused.") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise error(f"{p}: unreadable {what} ({' '.join(str(e).split())[:160]}).") from None
-    except OSError as e:
-        raise error(f"{p}: cannot read the {what} ({e.strerror or e}).") from None
     if not _depth_ok(obj, MAX_JSON_DEPTH):
         raise error(f"{p}: the {what} is nested more than {MAX_JSON_DEPTH} levels deep; refused.")
     if not isinstance(obj, dict):
@@ -183,38 +180,30 @@ def _is_num(v) -> bool:
 
 # ---------------------------------------------------------------------------- preprocessing spec
 def validate_spec(d, where: str, error=ModelFileError) -> None:
-    """A PreprocessSpec dict with every field typed and bounded (nothing huge gets allocated)."""
+    """A PreprocessSpec dict: JSON types checked here (a float where an integer belongs is refused,
+    not truncated), the values by ``PreprocessSpec`` itself, the one place that knows them."""
+    from edgecnn.data.preprocess import PreprocessError, PreprocessSpec
+
     def bad(msg):
         raise error(f"{where}: preprocessing {msg}")
 
     if not isinstance(d, dict):
         bad("is not an object")
     size = d.get("input_size")
-    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and 1 <= v <= MAX_INPUT_SIDE for v in size)):
-        bad(f"input_size {size!r} must be [height, width], each 1..{MAX_INPUT_SIDE}")
-    c = d.get("channels", 3)
-    if c not in (1, 3) or not _is_int(c):
-        bad(f"channels {c!r} must be 1 or 3")
-    if d.get("layout", "NHWC") not in ("NHWC", "NCHW"):
-        bad(f"layout {d.get('layout')!r} must be NHWC or NCHW")
-    if d.get("channel_order", "RGB") not in ("RGB", "BGR"):
-        bad(f"channel_order {d.get('channel_order')!r} must be RGB or BGR")
-    if d.get("resize", "bilinear") != "bilinear":
-        bad(f"resize {d.get('resize')!r} must be bilinear")
-    cf = d.get("crop_fraction", 1.0)
-    if not (_is_num(cf) and 0 < cf <= 1):
-        bad(f"crop_fraction {cf!r} must be in (0, 1]")
-    sc = d.get("scale", 1 / 255)
-    if not (_is_num(sc) and sc > 0):
-        bad(f"scale {sc!r} must be a finite number > 0")
-    for key, positive in (("mean", False), ("std", True)):
-        v = d.get(key)
-        if v is None:
-            continue
-        if not (isinstance(v, list) and len(v) == c and all(_is_num(x) and (x > 0 or not positive) for x in v)):
-            bad(f"{key} {v!r} must be {c} finite number(s){' > 0' if positive else ''}")
-    if d.get("dtype", "float32") != "float32":
-        bad(f"dtype {d.get('dtype')!r} must be float32")
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+        bad(f"input_size {size!r} must be [height, width] in integers")
+    if "channels" in d and not _is_int(d["channels"]):
+        bad(f"channels {d['channels']!r} must be an integer")
+    for key in ("crop_fraction", "scale"):
+        if key in d and not _is_num(d[key]):
+            bad(f"{key} {d[key]!r} must be a finite number")
+    for key in ("mean", "std"):
+        if key in d and not (isinstance(d[key], list) and all(_is_num(x) for x in d[key])):
+            bad(f"{key} {d[key]!r} must be a list of finite numbers")
+    try:
+        PreprocessSpec.from_dict(d)
+    except PreprocessError as e:
+        raise error(f"{where}: {e.message}") from None
 
 
 def spec_from(d, where: str, error=ModelFileError):
@@ -325,8 +314,8 @@ def validate_run_info(info, where: str) -> None:
         bad(f"'model' {info['model']!r} is not a model name")
     shape = info["input_shape"]
     if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v >= 1 for v in shape)
-            and max(shape[:2]) <= MAX_INPUT_SIDE and shape[2] in (1, 3)):
-        bad(f"'input_shape' {shape!r} must be [H, W, C] with H, W in 1..{MAX_INPUT_SIDE} and C 1 or 3")
+            and max(shape[:2]) <= MAX_SIDE and shape[2] in (1, 3)):
+        bad(f"'input_shape' {shape!r} must be [H, W, C] with H, W in 1..{MAX_SIDE} and C 1 or 3")
     labels = info["labels"]
     if not (isinstance(labels, list) and 2 <= len(labels) <= MAX_CLASSES and all(isinstance(s, str) for s in labels)):
         bad(f"'labels' must be a list of 2..{MAX_CLASSES} strings")

@@ -272,7 +272,7 @@ def test_savedmodel_folder_in_place_of_model_keras(world):
     (run / "model.keras").unlink()
     (run / "model.keras").mkdir()
     (run / "model.keras" / "saved_model.pb").write_bytes(b"\x08\x01")
-    assert_refused(invoke("eval", run), RUN_ERR, "directory")
+    assert_refused(invoke("eval", run), RUN_ERR, "folder")
 
 
 def test_unsafe_load_is_the_explicit_way_in(world, tmp_path):
@@ -434,7 +434,7 @@ def test_a_fifo_in_place_of_a_json_file_is_refused_not_waited_on(world, tmp_path
     f.unlink()
     os.mkfifo(f)
     res = invoke("verify" if which == "manifest" else "eval", run_of(world))
-    assert_refused(res, MODEL_ERR if which == "manifest" else RUN_ERR, "regular file")
+    assert_refused(res, MODEL_ERR if which == "manifest" else RUN_ERR, "not a regular file")
 
 
 def test_an_oversized_manifest_is_refused_unread(world, monkeypatch):
@@ -443,7 +443,7 @@ def test_an_oversized_manifest_is_refused_unread(world, monkeypatch):
     run_json = (run_of(world) / "run.json").stat().st_size
     assert (run_of(world) / "export" / "manifest.json").stat().st_size > run_json + 1
     monkeypatch.setattr(runs, "MAX_JSON_BYTES", run_json + 1)
-    assert_refused(invoke("verify", run_of(world)), MODEL_ERR, "allowed")
+    assert_refused(invoke("verify", run_of(world)), MODEL_ERR, "bytes")
 
 
 # ---------------------------------------------------------------------------- 4. a failed step damages nothing
