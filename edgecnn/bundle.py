@@ -188,12 +188,15 @@ def bundle_android(run, app="android_app", artifact: str = "int8", images: int =
     if kind not in OUTPUT_KINDS:
         raise BundleError(f"{name}: output_kind '{kind}' is not supported ({', '.join(OUTPUT_KINDS)})")
 
+    from edgecnn.runs import run_of_export
+
+    run_dir = run_of_export(export_dir)
     assets = app / ASSETS
     samples = _sample_images(images, labels)
     doc = {
         "schema": SCHEMA,
         "model": manifest["model"],
-        "run": manifest.get("run") or "",
+        "run": run_dir.name if run_dir is not None else "",
         "artifact": name,
         "precision": entry["precision"],
         "sha256": digest,

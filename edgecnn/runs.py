@@ -301,17 +301,22 @@ def run_dir_for(model_name: str, run_name: str, runs_dir=None) -> Path:
     return inside(root, f"{model_name}/{run_name}", "run folder", InvalidConfigError)
 
 
+def _check_object(obj, keys, bad) -> None:
+    """A JSON object with every key in ``keys`` and a plain model name in 'model'."""
+    if not isinstance(obj, dict):
+        bad("not a JSON object")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        bad(f"missing keys {missing}")
+    if not isinstance(obj["model"], str) or not _NAME_RE.match(obj["model"]):
+        bad(f"'model' {obj['model']!r} is not a model name")
+
+
 def validate_run_info(info, where: str) -> None:
     def bad(msg):
         raise RunError(f"{where}: {msg}; not a valid edgecnn {RUN_FILE}.")
 
-    if not isinstance(info, dict):
-        bad("not a JSON object")
-    missing = [k for k in _RUN_KEYS if k not in info]
-    if missing:
-        bad(f"missing keys {missing}")
-    if not isinstance(info["model"], str) or not _NAME_RE.match(info["model"]):
-        bad(f"'model' {info['model']!r} is not a model name")
+    _check_object(info, _RUN_KEYS, bad)
     shape = info["input_shape"]
     if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v >= 1 for v in shape)
             and max(shape[:2]) <= MAX_SIDE and shape[2] in (1, 3)):
@@ -730,15 +735,9 @@ def validate(m, where: str = "manifest") -> None:
     def bad(msg):
         raise ModelFileError(f"{where}: {msg}")
 
-    if not isinstance(m, dict):
-        bad("not a JSON object")
-    missing = [k for k in _TOP_KEYS if k not in m]
-    if missing:
-        bad(f"missing keys {missing}")
+    _check_object(m, _TOP_KEYS, bad)
     if m["schema"] != SCHEMA:
         bad(f"schema {m['schema']!r}, this edgecnn reads schema {SCHEMA}")
-    if not isinstance(m["model"], str) or not _NAME_RE.match(m["model"]):
-        bad(f"'model' {m['model']!r} is not a model name")
     if m["run"] is not None and not isinstance(m["run"], str):
         bad("'run' must be null or a string")
     if not isinstance(m["trained"], bool):

@@ -55,9 +55,7 @@ class Target:
 
     @property
     def run(self) -> Optional[str]:
-        if self.manifest and self.manifest.get("run"):
-            return self.manifest["run"]
-        return self.run_dir.name if self.run_dir else None
+        return self.run_dir.name if self.run_dir else None  # the manifest stores it relative ('..')
 
     def accuracy(self) -> Optional[dict]:
         """The verified accuracy beside the speed: the manifest's verification of this artifact."""
