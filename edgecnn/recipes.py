@@ -7,6 +7,7 @@ shape when ``epochs`` is overridden. ``edgecnn train --recipe NAME`` and run.jso
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Dict, Optional, Tuple
 
 from edgecnn.data.pipeline import Augment
@@ -60,13 +61,28 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
+        """The recipe a run.json records, type- and range-checked (run.json is untrusted input)."""
+        if not isinstance(d, dict):
+            raise InvalidConfigError(f"a recipe must be an object; received {type(d).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        for k in ("lr_boundaries", "lr_factors"):
-            kw[k] = tuple(kw.get(k) or ())
-        if kw.get("contrast") is not None:
-            kw["contrast"] = tuple(kw["contrast"])
-        return cls(**kw)
+        try:
+            for k in ("lr_boundaries", "lr_factors"):
+                kw[k] = tuple(float(v) for v in (kw.get(k) or ()))
+            if kw.get("contrast") is not None:
+                kw["contrast"] = tuple(float(v) for v in kw["contrast"])
+            r = cls(**kw)
+            for f in dataclasses.fields(cls):
+                v = getattr(r, f.name)
+                want = {"int": int, "float": (int, float), "str": str, "bool": bool}.get(str(f.type))
+                if want is not None and (not isinstance(v, want) or (want is int and isinstance(v, bool))):
+                    raise TypeError(f"{f.name}={v!r}")
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError(f"{f.name}={v!r}")
+            _validate_recipe(r)
+        except (TypeError, ValueError) as e:
+            raise InvalidConfigError(f"the recorded recipe is malformed ({' '.join(str(e).split())[:120]}).") from None
+        return r
 
 
 _CIFAR_AUG = dict(crop_pad=4, flip=True)

@@ -516,6 +516,22 @@ def test_bundle_is_all_or_nothing(world, tmp_path):
     assert digest_tree(assets) == before  # the fp32 bundle, whole: no int8 model beside the fp32 spec
 
 
+@pytest.mark.parametrize("doc", [
+    {"schema": 1, "rows": [{"artifact": "x.tflite"}]},
+    {"schema": 1, "rows": [{"artifact": "x", "runtime": "litert", "threads": 1, "batch": 1,
+                            "timing": {"latency": {"mean_ms": "fast"}}, "memory": {}}]},
+    {"schema": 2, "rows": []},
+    [1, 2, 3],
+], ids=["row-missing-fields", "latency-string", "schema", "not-object"])
+def test_benchmark_merge_validates_every_row_before_writing_anything(world, tmp_path, doc):
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps(doc))
+    out = tmp_path / "bench"
+    res = invoke("benchmark", run_of(world) / "export", "--runs", 2, "--in-process", "--merge", bad, "--out", out)
+    assert_refused(res, 13)
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------- 5. self-describing, portable
 def test_verify_from_another_directory_uses_the_runs_own_data(world, tmp_path):
     elsewhere = tmp_path / "elsewhere"
@@ -603,6 +619,18 @@ def test_run_json_with_wrong_field_types(world, edit, words):
     edit_run(world, edit)
     before = digest_tree(world)
     assert_refused(invoke("eval", run_of(world)), RUN_ERR, *words)
+    assert digest_tree(world) == before
+
+
+@pytest.mark.parametrize("recipe", [{"name": "quick", "epochs": "12"}, {"name": "quick", "epochs": 2, "lr": -1.0},
+                                    "quick", {"name": "quick", "epochs": 2, "batch_size": 1e9}],
+                         ids=["epochs-str", "lr-negative", "not-object", "batch-float"])
+def test_resume_refuses_a_malformed_recorded_recipe(world, recipe):
+    edit_run(world, lambda i: i.update(trained=False, recipe=recipe))
+    before = digest_tree(world)
+    res = invoke("train", "--resume", run_of(world))
+    assert res.exit_code in (CONFIG_ERR, RUN_ERR), res.output
+    assert "Traceback" not in res.output and res.output.count("Error:") == 1
     assert digest_tree(world) == before
 
 

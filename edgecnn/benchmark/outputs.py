@@ -44,6 +44,8 @@ def run_benchmark(targets: Sequence, *, runtimes=None, threads=None, warmup: int
     Remote rows join a results.json already in ``out_dir`` (the local table they complete)."""
     from edgecnn.benchmark.report import merge_results, write_results
 
+    if merge_files:
+        merge_results(list(merge_files))  # every file validated before anything is measured or written
     if remote:
         from edgecnn.benchmark.remote import run_remote_benchmark
         if op_profile:
