@@ -294,14 +294,6 @@ def _check_mixed_precision(enabled: bool) -> None:
                                  "down. Drop the flag.")
 
 
-def _resume_dir(ref, runs_dir) -> Path:
-    """The run folder to resume: a path to a run, or a model name's newest unfinished-or-finished run."""
-    p = Path(str(ref))
-    if (p / "run.json").exists() or p.name == "run.json":
-        return p.parent if p.name == "run.json" else p
-    return resolve_run(ref, runs_dir)
-
-
 def _read_run_info(run_dir: Path) -> dict:
     """run.json of a run being (re)started, validated like any run a later stage reads."""
     return load_run(run_dir).info
@@ -321,7 +313,7 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     from edgecnn.evaluate import classification_metrics, predict
 
     if resume is not None:
-        run_dir = _resume_dir(resume, runs_dir)
+        run_dir = resolve_run(resume, runs_dir)
         info = _read_run_info(run_dir)
         if model_name and model_name != info["model"]:
             raise RunError(f"{run_dir} is a run of '{info['model']}', not '{model_name}'.")
