@@ -389,7 +389,8 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
 @click.option("--bench-runs", default=200, show_default=True, type=click.IntRange(1), help="Timed runs per artifact.")
 @click.option("--max-train-images", type=click.IntRange(1), default=None, help="Train on at most N images (seeded).")
 def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibration, max_drop, bench_runs, max_train_images):
-    """Train, export (fp32 + int8 TFLite, ONNX), verify, benchmark MODEL and write report.md in its run."""
+    """Train, export (fp32 + int8 TFLite, ONNX), verify, benchmark MODEL and write report.md in its run.
+    MODEL may be a trained run directory instead (an imported model): training is skipped."""
     from edgecnn.pipeline import run_pipeline
 
     overrides = {k: v for k, v in {"epochs": epochs, "max_train_images": max_train_images}.items() if v is not None}
