@@ -277,8 +277,7 @@ def import_model(source, *, data, name: Optional[str] = None, run_name: Optional
          f"{n_out} classes, output {kind} ({kind_reason}).")
     if unsafe_load:
         echo(f"WARNING: {where} loaded with --unsafe-load (no safe mode"
-             f"{'; custom objects ' + ', '.join(custom_objects) if custom_objects else ''}): the run records it, "
-             f"and every later stage that loads the Keras model needs --unsafe-load too.")
+             f"{'; custom objects ' + ', '.join(custom_objects) if custom_objects else ''}): the run records it.")
     fine_tune = None
     if epochs:
         fine_tune = _fine_tune(model, ds, spec, kind, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
@@ -304,8 +303,18 @@ def import_model(source, *, data, name: Optional[str] = None, run_name: Optional
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunError(f"{run_dir}: cannot create the run folder ({e.strerror or e}).") from None
-    runs.save_model(run_dir, info, model)
+    saved = runs.save_model(run_dir, info, model)
+    # What later stages need: an HDF5 model loaded with --unsafe-load is saved as a plain .keras
+    # zip that loads safely; a Lambda or custom layer keeps needing --unsafe-load, every time.
+    refusal = runs.safe_load_refusal(saved) if unsafe_load else None
+    info["unsafe_load"] = refusal is not None
+    info["source"]["loaded_with_unsafe_load"] = bool(unsafe_load)
+    if unsafe_load and refusal is None:
+        info["custom_objects"] = []
     runs.write_run(run_dir, info)
+    if info["unsafe_load"]:
+        echo(f"WARNING: {run_dir / runs.MODEL_FILE} holds code that safe mode refuses; every later command that "
+             f"loads it (eval, export, verify) needs --unsafe-load too.")
     echo(f"{run_dir}: test top-1 {m['top1']:.4f}, top-5 {m['top5']:.4f}, macro-F1 {m['macro_f1']:.4f} "
          f"({len(ds.x_test)} images{'' if trained else '; FRESH weights, not trained: pass --epochs'})")
     return runs.load_run(run_dir)

@@ -560,6 +560,15 @@ def _check_keras_config(cfg, path) -> None:
         stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
 
 
+def safe_load_refusal(path) -> Optional[str]:
+    """Why safe mode would refuse the .keras zip at ``path`` (the one-line reason), or None."""
+    try:
+        _check_keras_config(check_keras_zip(path), path)
+    except ModelFileError as e:
+        return e.message
+    return None
+
+
 def custom_objects_from(specs) -> dict:
     """``["module:attr", ...]`` -> {attr name: object}, importing each module. This runs the
     module's code: only for ``--unsafe-load``, which the caller checks."""
