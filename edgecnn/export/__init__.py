@@ -49,7 +49,8 @@ def _resolve(model_or_run, runs_dir=None, unsafe_load: bool = False):
         if Path(ref).exists() or "/" in ref:
             target = resolve(ref, runs_dir, manifest=False)
             if target.run_dir is None:
-                raise RunError(f"{ref}: not a run directory (no run.json), and not a model name.")
+                raise RunError(f"{ref}: not a run directory (no run.json), and not a model name. A Keras model of "
+                               f"your own becomes a run with 'edgecnn import {ref} --data PATH --preprocess SPEC'.")
             run = load_run(target.run_dir)
         else:
             from edgecnn.registry import get_entry
