@@ -260,6 +260,8 @@ def import_model(source, *, data, name: Optional[str] = None, run_name: Optional
     if model_name in list_models():
         raise InvalidConfigError(f"--name '{model_name}' is a zoo model; runs of it must hold the zoo's architecture. "
                                  f"Choose another --name.")
+    if run_name is not None:
+        runs.check_name(run_name, "--run-name")
     run_dir = runs.run_dir_for(model_name, run_name or f"import-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}",
                                runs_dir)
     if (run_dir / runs.RUN_FILE).exists():

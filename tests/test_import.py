@@ -194,7 +194,8 @@ def test_keras_application_with_fresh_weights_is_fine_tuned_and_loads_in_safe_mo
               "--run-name", "r1"))
     run = here / "runs" / "mobilenetv3small" / "r1"
     info = json.loads((run / "run.json").read_text())
-    assert info["source"] == {"kind": "keras_application", "architecture": "MobileNetV3Small", "weights": None}
+    assert info["source"] == {"kind": "keras_application", "architecture": "MobileNetV3Small", "weights": None,
+                              "loaded_with_unsafe_load": False}
     assert info["trained"] is True and info["fine_tune"]["epochs"] == 1
     assert info["preprocess_arg"] == "raw" and info["preprocessing"]["scale"] == 1.0
     ok(invoke("export", run, "--no-onnx"))
