@@ -141,7 +141,8 @@ def _test_split(manifest: dict, export_dir: Path):
     return ds.x_test, ds.y_test, list(ds.labels)
 
 
-def _sample_images(n: int, labels: List[str], manifest: Optional[dict] = None, export_dir: Optional[Path] = None) -> list:
+def _sample_images(n: int, labels: List[str], manifest: Optional[dict] = None,
+                   export_dir: Optional[Path] = None) -> list:
     """n real test images, one per class in turn: (png, name, label, index). From the held-out split
     of the model's own dataset when its classes are not CIFAR-10's and the data is here, else from
     the bundled CIFAR-10 sample."""
@@ -163,7 +164,8 @@ def _sample_images(n: int, labels: List[str], manifest: Optional[dict] = None, e
     for k, i in enumerate(picked):
         label = names[int(y[i])]
         buf = io.BytesIO()
-        Image.fromarray(np.squeeze(x[i], axis=2) if x[i].ndim == 3 and x[i].shape[2] == 1 else x[i]).save(buf, format="PNG")
+        img = x[i][:, :, 0] if x[i].ndim == 3 and x[i].shape[2] == 1 else x[i]  # PIL saves gray as HxW
+        Image.fromarray(img).save(buf, format="PNG")
         name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)[:40]
         out.append((buf.getvalue(), f"{k:02d}_{name}.png", label, labels.index(label) if label in labels else None))
     return out

@@ -141,7 +141,8 @@ def _keras_application(spec: str, input_size, num_classes: int, where: str):
     import tf_keras
 
     name = spec[len(KERAS_PREFIX):]
-    apps = sorted(n for n in dir(tf_keras.applications) if n[:1].isupper() and callable(getattr(tf_keras.applications, n)))
+    mod = tf_keras.applications
+    apps = sorted(n for n in dir(mod) if n[:1].isupper() and callable(getattr(mod, n)))
     if name not in apps:
         from edgecnn.errors import UnknownModelError, did_you_mean
 
@@ -152,7 +153,8 @@ def _keras_application(spec: str, input_size, num_classes: int, where: str):
     try:
         return getattr(tf_keras.applications, name)(input_shape=(*input_size, 3), classes=num_classes, weights=None)
     except ValueError as e:  # e.g. an input below the architecture's minimum
-        raise InvalidConfigError(f"'{spec}' at {input_size[0]}x{input_size[1]}: {' '.join(str(e).split())[:200]}") from None
+        msg = " ".join(str(e).split())[:200]
+        raise InvalidConfigError(f"'{spec}' at {input_size[0]}x{input_size[1]}: {msg}") from None
 
 
 def _rescales_inside(model) -> bool:

@@ -1,5 +1,6 @@
-"""``edgecnn pipeline MODEL`` (or a trained RUN, e.g. an imported model): train -> export (fp32 + int8 TFLite, ONNX) -> verify -> benchmark,
-and one ``report.md`` with its plots in the run. Each stage is the library function its own
+"""``edgecnn pipeline MODEL``: train -> export (fp32 + int8 TFLite, ONNX) -> verify -> benchmark,
+and one ``report.md`` with its plots in the run. Given a trained RUN instead (an imported model),
+training is skipped. Each stage is the library function its own
 command wraps; the pipeline only passes the run directory from one to the next.
 """
 from __future__ import annotations
@@ -86,7 +87,8 @@ def _origin(info: dict) -> str:
     src = info.get("source") if isinstance(info.get("source"), dict) else {}
     what = src.get("file") or src.get("architecture") or "a Keras model"
     tuned = (info.get("fine_tune") or {}).get("epochs")
-    return f"imported from {what} (preprocessing {info.get('preprocess_arg')}{f', fine-tuned {tuned} epochs' if tuned else ''})"
+    tuned = f", fine-tuned {tuned} epochs" if tuned else ""
+    return f"imported from {what} (preprocessing {info.get('preprocess_arg')}{tuned})"
 
 
 def build_report(run_dir: Path, stages: Dict[str, float]) -> str:

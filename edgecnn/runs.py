@@ -582,8 +582,9 @@ def custom_objects_from(specs) -> dict:
         try:
             obj = importlib.import_module(mod)
         except Exception as e:  # noqa: BLE001 - ImportError or anything the module raises
+            msg = " ".join(str(e).split())[:120]
             raise InvalidConfigError(f"--custom-objects {spec!r}: cannot import module '{mod}' "
-                                     f"({type(e).__name__}: {' '.join(str(e).split())[:120]}); is it on PYTHONPATH?") from None
+                                     f"({type(e).__name__}: {msg}); is it on PYTHONPATH?") from None
         for part in attr.split("."):
             if not hasattr(obj, part):
                 raise InvalidConfigError(f"--custom-objects {spec!r}: module '{mod}' has no '{attr}'.")

@@ -10,7 +10,6 @@ deploy is refused with one `Error:` line and its exit code.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -148,7 +147,7 @@ def test_a_users_model_goes_through_the_whole_pipeline(here, tmp_path):
     assert (assets / "labels.txt").read_text().splitlines() == sorted(CLASSES)
     # sample images from the model's own test split, not CIFAR-10, each with its class index
     assert sorted(i["label"] for i in spec["images"]) == sorted(CLASSES)
-    assert all(spec["images"][k]["label_index"] == sorted(CLASSES).index(i["label"]) for k, i in enumerate(spec["images"]))
+    assert all(i["label_index"] == sorted(CLASSES).index(i["label"]) for i in spec["images"])
     sys.path.insert(0, str(Path(__file__).parent))
     from test_android import _java_reads_bundle
 
@@ -199,7 +198,8 @@ def test_keras_application_with_fresh_weights_is_fine_tuned_and_loads_in_safe_mo
     assert info["trained"] is True and info["fine_tune"]["epochs"] == 1
     assert info["preprocess_arg"] == "raw" and info["preprocessing"]["scale"] == 1.0
     ok(invoke("export", run, "--no-onnx"))
-    assert json.loads((run / "export" / "manifest.json").read_text())["artifacts"]["mobilenetv3small_fp32.tflite"]["verified"]
+    arts = json.loads((run / "export" / "manifest.json").read_text())["artifacts"]
+    assert arts["mobilenetv3small_fp32.tflite"]["verified"]
 
 
 # ---------------------------------------------------------------------------- custom code
@@ -272,7 +272,8 @@ def _save(tmp_path, build, name):
 
 def _two_inputs(k):
     a, b = k.Input((48, 48, 3)), k.Input((48, 48, 3))
-    return k.Model([a, b], k.layers.Dense(3, activation="softmax")(k.layers.GlobalAveragePooling2D()(k.layers.Add()([a, b]))))
+    h = k.layers.GlobalAveragePooling2D()(k.layers.Add()([a, b]))
+    return k.Model([a, b], k.layers.Dense(3, activation="softmax")(h))
 
 
 def _two_outputs(k):
