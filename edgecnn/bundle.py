@@ -7,7 +7,8 @@ Into ``<app>/app/src/main/assets/`` it writes:
     labels.txt      one label per line, in class-index order
     edgecnn.json    the bundle spec the app reads (the one asset name the Java code knows):
                     preprocessing, input/output tensors, output kind, file names, sample images
-    images/*.png    a few real CIFAR-10 test images from the bundled sample, with true labels
+    images/*.png    a few real test images with true labels: from the model's own dataset (its
+                    manifest's held-out split) when its classes are not CIFAR-10's, else the bundled sample
 
 The app supports NHWC input of 1 or 3 channels, batch 1, one float32/int8/uint8 input and one
 float32/int8/uint8 output of shape [1, num_classes]; anything else, an unverified artifact, or a
@@ -119,13 +120,41 @@ def _same_tensors(a: List[dict], b: List[dict]) -> bool:
     return len(a) == len(b) and all(key(x) == key(y) for x, y in zip(a, b))
 
 
-def _sample_images(n: int, labels: List[str]) -> list:
-    """n real test images from the bundled CIFAR-10 sample, one per class in turn: (png, name, label, index)."""
+def _test_split(manifest: dict, export_dir: Path):
+    """(uint8 images, labels, names) of the held-out split the manifest records, or None without one."""
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.runs import MANIFEST, dataset_source
+
+    rec = manifest.get("dataset")
+    if not isinstance(rec, dict) or rec.get("data_arg") in (None, "sample"):
+        return None
+    spec = manifest["preprocessing"]
+    try:
+        source = dataset_source(rec, export_dir, str(export_dir / MANIFEST))
+        ds = load_dataset(source, (*spec["input_size"], spec.get("channels", 3)),
+                          val_fraction=float(rec.get("val_fraction") or 0.1), seed=int(rec.get("seed") or 0),
+                          max_test=rec.get("max_test"), skip_bad=bool(rec.get("skip_bad")),
+                          classes=manifest["labels"] if rec.get("classes") else None)
+    except EdgecnnError:
+        return None
+    return ds.x_test, ds.y_test, list(ds.labels)
+
+
+def _sample_images(n: int, labels: List[str], manifest: Optional[dict] = None,
+                   export_dir: Optional[Path] = None) -> list:
+    """n real test images, one per class in turn: (png, name, label, index). From the held-out split
+    of the model's own dataset when its classes are not CIFAR-10's and the data is here, else from
+    the bundled CIFAR-10 sample."""
     from PIL import Image
 
     from edgecnn.data.sample import load_sample
 
     _, (x, y), names = load_sample()
+    if manifest is not None and list(labels) != list(names):
+        own = _test_split(manifest, Path(export_dir))
+        if own is not None and len(own[0]):
+            x, y, names = own
     by_class = [np.flatnonzero(y == c) for c in range(len(names))]
     picked = []
     for r in range(max(len(b) for b in by_class)):  # one per class in turn, in test-split order
@@ -135,8 +164,10 @@ def _sample_images(n: int, labels: List[str]) -> list:
     for k, i in enumerate(picked):
         label = names[int(y[i])]
         buf = io.BytesIO()
-        Image.fromarray(x[i]).save(buf, format="PNG")
-        out.append((buf.getvalue(), f"{k:02d}_{label}.png", label, labels.index(label) if label in labels else None))
+        img = x[i][:, :, 0] if x[i].ndim == 3 and x[i].shape[2] == 1 else x[i]  # PIL saves gray as HxW
+        Image.fromarray(img).save(buf, format="PNG")
+        name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)[:40]
+        out.append((buf.getvalue(), f"{k:02d}_{name}.png", label, labels.index(label) if label in labels else None))
     return out
 
 
@@ -192,7 +223,7 @@ def bundle_android(run, app="android_app", artifact: str = "int8", images: int =
 
     run_dir = run_of_export(export_dir)
     assets = app / ASSETS
-    samples = _sample_images(images, labels)
+    samples = _sample_images(images, labels, manifest, export_dir)
     doc = {
         "schema": SCHEMA,
         "model": manifest["model"],

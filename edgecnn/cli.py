@@ -389,7 +389,8 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
 @click.option("--bench-runs", default=200, show_default=True, type=click.IntRange(1), help="Timed runs per artifact.")
 @click.option("--max-train-images", type=click.IntRange(1), default=None, help="Train on at most N images (seeded).")
 def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibration, max_drop, bench_runs, max_train_images):
-    """Train, export (fp32 + int8 TFLite, ONNX), verify, benchmark MODEL and write report.md in its run."""
+    """Train, export (fp32 + int8 TFLite, ONNX), verify, benchmark MODEL and write report.md in its run.
+    MODEL may be a trained run directory instead (an imported model): training is skipped."""
     from edgecnn.pipeline import run_pipeline
 
     overrides = {k: v for k, v in {"epochs": epochs, "max_train_images": max_train_images}.items() if v is not None}
@@ -542,6 +543,72 @@ def bench_paper_command(out_dir, models, precisions, runs, seconds, rounds, warm
                                        + doc["plots"]))
     click.echo(f"paper claims: {doc['wall_s']['total']:.0f} s ({doc['wall_s']['export_or_cache']:.0f} s exporting "
                f"or checking the cache)")
+
+
+# ---------------------------------------------------------------------------- import (bring your own model)
+def _parse_size(ctx, param, value):
+    if value is None:
+        return None
+    parts = value.lower().replace("x", ",").split(",")
+    try:
+        size = tuple(int(v) for v in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) == 2 and all(1 <= v <= MAX_SIDE for v in size):
+        return size
+    raise click.BadParameter(f"expected a side such as 96, or HxW such as 96x128 (1 to {MAX_SIDE}); received {value!r}")
+
+
+@cli.command("import")
+@click.argument("model")
+@click.option("--data", required=True,
+              help="The dataset the model classifies: sample, cifar10, ... or a PATH (class-per-subfolder images, "
+                   "CIFAR python batches). Its test split gives the run its accuracy; its train split calibrates int8.")
+@click.option("--name", default=None,
+              help="The run's model name (default: the file name without .keras; for keras:NAME, name in lower case).")
+@click.option("--run-name", default=None, help="Run folder name (default import-<time>).")
+@_runs_dir_option
+@click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
+              help="Labels file, one per line in the order of the model's outputs (default: the dataset's classes).")
+@click.option("--preprocess", default=None,
+              help="What the model expects: raw (0..255, it rescales inside), unit (0..1), keras-mobilenet (-1..1), "
+                   "imagenet, cifar10, or scale=1/255,mean=R,G,B,std=R,G,B[,crop=0.875]. Required for a file.")
+@click.option("--input-size", callback=_parse_size, default=None,
+              help="Input size for a model whose spatial size is dynamic, or for keras:NAME (e.g. 96 or 96x128).")
+@click.option("--classes", "num_classes", type=click.IntRange(2), default=None,
+              help="Number of classes (checked against the model and the dataset).")
+@click.option("--output-kind", type=click.Choice(["probabilities", "logits"]), default=None,
+              help="Whether the model outputs probabilities or logits (default: read from its output layer).")
+@_unsafe_load_option
+@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE:ATTR",
+              help="A custom layer or function the model needs, imported from MODULE (runs its code): only with "
+                   "--unsafe-load. Repeatable.")
+@click.option("--epochs", type=click.IntRange(0), default=0, show_default=True,
+              help="Fine-tune on the training split for N epochs first (Adam); keras:NAME starts from fresh weights.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, callback=finite_float(0, min_open=True),
+              help="Fine-tuning learning rate.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Fine-tuning batch size.")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="Seed of the data split and fine-tuning.")
+@click.option("--max-train-images", type=click.IntRange(1), default=None, help="Use at most N training images.")
+@click.option("--max-test-images", type=click.IntRange(1), default=None, help="Evaluate on at most N test images.")
+@click.option("--skip-bad-images", is_flag=True, help="Skip unreadable image files (counted) instead of refusing.")
+def import_command(model, data, name, run_name, runs_dir, labels_file, preprocess, input_size, num_classes,
+                   output_kind, unsafe_load, custom_objects, epochs, lr, batch_size, seed, max_train_images,
+                   max_test_images, skip_bad_images):
+    """Import MODEL (a .keras file, or keras:NAME of Keras Applications with fresh weights) and its dataset
+    as a run: runs/NAME/RUN/ with run.json, model.keras and the test accuracy. Then export, verify,
+    benchmark, classify and bundle it like any run."""
+    from edgecnn.importer import import_model
+
+    run = import_model(model, data=data, name=name, run_name=run_name, runs_dir=runs_dir, labels_file=labels_file,
+                       preprocess=preprocess, input_size=input_size, num_classes=num_classes, output_kind=output_kind,
+                       unsafe_load=unsafe_load, custom_objects=custom_objects, epochs=epochs, lr=lr,
+                       batch_size=batch_size, seed=seed, max_train_images=max_train_images,
+                       max_test_images=max_test_images, skip_bad_images=skip_bad_images,
+                       echo=lambda s: click.echo(s, err=True))
+    click.echo(str(run.path))
 
 
 def main():

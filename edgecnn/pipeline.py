@@ -1,5 +1,6 @@
 """``edgecnn pipeline MODEL``: train -> export (fp32 + int8 TFLite, ONNX) -> verify -> benchmark,
-and one ``report.md`` with its plots in the run. Each stage is the library function its own
+and one ``report.md`` with its plots in the run. Given a trained RUN instead (an imported model),
+training is skipped. Each stage is the library function its own
 command wraps; the pipeline only passes the run directory from one to the next.
 """
 from __future__ import annotations
@@ -27,11 +28,21 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
     from edgecnn.export import export_model
     from edgecnn.train import train
 
+    from edgecnn.runs import RUN_FILE, load_run
+
     stages: Dict[str, float] = {}
     t0 = time.perf_counter()
-    echo(f"[1/3] train {model_name} (recipe {recipe}, data {data})")
-    run = train(model_name, data=data, recipe=recipe, run_name=run_name, runs_dir=runs_dir, seed=seed,
-                echo=echo, **train_overrides)
+    if (Path(model_name) / RUN_FILE).is_file():  # a trained run, e.g. an imported model: no training
+        run = load_run(model_name)
+        if not run.trained:
+            from edgecnn.errors import RunError
+
+            raise RunError(f"{run.path}: not trained; train it first, or give a model name to train.")
+        echo(f"[1/3] trained run {run.path}: training skipped")
+    else:
+        echo(f"[1/3] train {model_name} (recipe {recipe}, data {data})")
+        run = train(model_name, data=data, recipe=recipe, run_name=run_name, runs_dir=runs_dir, seed=seed,
+                    echo=echo, **train_overrides)
     evaluate_run(run)  # per-class accuracy (eval.json) and the confusion-matrix PNG in the run
     stages["train"] = time.perf_counter() - t0
 
@@ -69,6 +80,17 @@ def _pct(v) -> str:
     return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "-"
 
 
+def _origin(info: dict) -> str:
+    """How the run's model came to be: its recipe, or where it was imported from."""
+    if isinstance(info.get("recipe"), dict):
+        return f"recipe {info['recipe'].get('name')}, {info.get('epochs_completed')} epochs"
+    src = info.get("source") if isinstance(info.get("source"), dict) else {}
+    what = src.get("file") or src.get("architecture") or "a Keras model"
+    tuned = (info.get("fine_tune") or {}).get("epochs")
+    tuned = f", fine-tuned {tuned} epochs" if tuned else ""
+    return f"imported from {what} (preprocessing {info.get('preprocess_arg')}{tuned})"
+
+
 def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
     """report.md from run.json, export/manifest.json and bench/results.json (nothing recomputed)."""
     from edgecnn.runs import BENCH_DIR, load_run, read_json_file, read_manifest
@@ -81,13 +103,14 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
     lines = [f"# {info['model']}: {run_dir.name}", "",
              f"Data: {info['dataset'].get('name')} ({info['dataset'].get('num_train')} train / "
              f"{info['dataset'].get('num_test')} test images, real CIFAR-10 unless named otherwise); "
-             f"recipe {info['recipe'].get('name')}, {info.get('epochs_completed')} epochs, seed {info.get('seed')}.",
+             f"{_origin(info)}, seed {info.get('seed')}.",
              "", "## Keras model (test split)", "",
-             f"top-1 {_pct(m.get('top1'))} · top-5 {_pct(m.get('top5'))} · macro-F1 {m.get('macro_f1', 0):.3f}",
-             "", "![training curves](training_curves.png)", "",
-             "## Artifacts: size, verified accuracy, speed", "",
-             "| artifact | precision | size | runtime | top-1 | agreement with Keras | verified | p50 latency (1 thread) | FPS |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"top-1 {_pct(m.get('top1'))} · top-5 {_pct(m.get('top5'))} · macro-F1 {m.get('macro_f1', 0):.3f}", ""]
+    if (run_dir / "training_curves.png").exists():
+        lines += ["![training curves](training_curves.png)", ""]
+    lines += ["## Artifacts: size, verified accuracy, speed", "",
+              "| artifact | precision | size | runtime | top-1 | agreement with Keras | verified | p50 latency (1 thread) | FPS |",
+              "|---|---|---|---|---|---|---|---|---|"]
     lat = {}
     for r in bench["rows"]:
         if r["threads"] == min(x["threads"] for x in bench["rows"]):

@@ -244,6 +244,16 @@ class Run:
     def export_dir(self) -> Path:
         return self.path / EXPORT_DIR
 
+    @property
+    def output_kind(self) -> str:
+        """What the model outputs: "probabilities" (it ends in softmax) or "logits"."""
+        return self.info.get("output_kind", "probabilities")
+
+    @property
+    def custom_objects(self) -> List[str]:
+        """``module:attr`` of the custom objects an imported model needs (loaded only when unsafe)."""
+        return list(self.info.get("custom_objects") or [])
+
     def load_model(self, *, unsafe: bool = False, custom_objects=None):
         """The trained tf_keras model, after its sha256 and config have been checked."""
         p = self.model_path
@@ -253,7 +263,15 @@ class Run:
         want = self.info.get("model_sha256")
         if want is not None or not unsafe:
             check_file_sha256(p, want, f"{MODEL_FILE} recorded in {RUN_FILE}", RunError)
-        model = load_keras(p, unsafe=unsafe or bool(self.info.get("unsafe_load")), custom_objects=custom_objects)
+        if self.info.get("unsafe_load") and not unsafe:
+            # run.json is untrusted too: it records that its model needs unsafe loading, it never
+            # switches unsafe loading on by itself.
+            raise RunError(f"{self.path}: this run's model was imported with --unsafe-load (it holds custom code"
+                           f"{': ' + ', '.join(self.custom_objects) if self.custom_objects else ''}); pass "
+                           f"--unsafe-load to load it, only if you trust it.")
+        if unsafe and self.custom_objects and custom_objects is None:
+            custom_objects = custom_objects_from(self.custom_objects)
+        model = load_keras(p, unsafe=unsafe, custom_objects=custom_objects)
         check_model_matches(model, self.input_shape, self.num_classes, f"{self.path}/{MODEL_FILE}", RunError)
         want_name = self.info.get("keras_model_name")
         if want_name is not None and model.name != want_name:
@@ -334,6 +352,18 @@ def validate_run_info(info, where: str) -> None:
             bad(f"'{key}' has the wrong type")
     if "trained" in info and not isinstance(info["trained"], bool):
         bad("'trained' must be true or false")
+    if info.get("output_kind", "probabilities") not in OUTPUT_KINDS:
+        bad(f"'output_kind' {info['output_kind']!r} must be one of {', '.join(OUTPUT_KINDS)}")
+    if "unsafe_load" in info and not isinstance(info["unsafe_load"], bool):
+        bad("'unsafe_load' must be true or false")
+    objs = info.get("custom_objects", [])
+    if not (isinstance(objs, list) and len(objs) <= 64 and all(isinstance(o, str) and len(o) <= 256 for o in objs)):
+        bad("'custom_objects' must be a list of module:attr strings")
+    if "source" in info and not isinstance(info["source"], dict):
+        bad("'source' has the wrong type")
+    classes = (info.get("dataset") or {}).get("classes")
+    if classes is not None and classes != labels:
+        bad("'dataset.classes' must equal 'labels' (the order of the model's outputs)")
     if "seed" in info and not (_is_int(info["seed"]) and info["seed"] >= 0):
         bad(f"'seed' {info['seed']!r} must be an integer >= 0")
     if info.get("trained") and not sha256_ok(info.get("model_sha256")):
@@ -444,7 +474,8 @@ def dataset_kwargs(info: dict, run_dir=None) -> dict:
     return {"source": source,
             "val_fraction": d.get("val_fraction", 0.1), "seed": info.get("seed", 0),
             "max_train": d.get("max_train_images"), "max_test": d.get("max_test_images"),
-            "skip_bad": bool(d.get("skip_bad_images", False))}
+            "skip_bad": bool(d.get("skip_bad_images", False)),
+            **({"classes": list(d["classes"])} if d.get("classes") is not None else {})}
 
 
 def versions() -> dict:
@@ -475,6 +506,25 @@ def _keras_allowed_module(module: str) -> bool:
     return module.startswith("edgecnn.models_keras.")
 
 
+# TensorFlow functions a functional model may call through a TFOpLambda layer and still load in
+# safe mode: ``x + 3.0`` or ``x * (1 / 6)`` on a Keras tensor is saved as one (MobileNetV3's
+# hard-swish has 56 of them). The layer looks its function up by name in the TensorFlow API, so any
+# other name (tf.io.write_file, tf.py_function) is refused: only element-wise arithmetic and
+# activations, which read no file and run no Python, are allowed.
+SAFE_TF_OPS = frozenset({
+    "__operators__.add", "__operators__.getitem", "math.add", "math.subtract", "math.multiply", "math.truediv",
+    "math.divide", "math.negative", "math.maximum", "math.minimum", "math.square", "math.sqrt", "math.abs",
+    "math.sigmoid", "math.tanh", "math.exp", "nn.relu", "nn.relu6", "nn.silu", "nn.swish", "nn.gelu",
+    "nn.softmax", "nn.sigmoid", "compat.v1.transpose", "reshape", "identity",
+})
+
+
+def _layer_name(o) -> str:
+    cfg = o.get("config")
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    return name if isinstance(name, str) else "?"
+
+
 def _check_keras_config(cfg, path) -> None:
     """Refuse configs that import or call code from outside Keras and edgecnn's registered layers."""
     stack = [cfg]
@@ -486,19 +536,61 @@ def _check_keras_config(cfg, path) -> None:
         if not isinstance(o, dict):
             continue
         cls = o.get("class_name")
-        if cls in ("Lambda", "TFOpLambda", "__lambda__") or "__lambda__" in o:
-            raise ModelFileError(f"{path}: holds a {cls or 'lambda'} layer, which runs code from the file; refused "
-                                 f"(pass --unsafe-load only for a model you trust).")
+        if cls == "TFOpLambda":
+            fn = (o.get("config") or {}).get("function") if isinstance(o.get("config"), dict) else None
+            if fn not in SAFE_TF_OPS:
+                raise ModelFileError(f"{path}: layer '{_layer_name(o)}' calls the TensorFlow function "
+                                     f"{str(fn)[:80]!r}, which is not element-wise arithmetic; refused in safe mode "
+                                     f"(pass --unsafe-load only for a model you trust).")
+        elif cls in ("Lambda", "__lambda__") or "__lambda__" in o:
+            raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is a {cls or 'lambda'} layer, which runs code "
+                                 f"from the file; refused (pass --unsafe-load only for a model you trust).")
         mod = o.get("module")
         if mod is not None and (not isinstance(mod, str) or not _keras_allowed_module(mod)):
-            raise ModelFileError(f"{path}: its config refers to code in module {mod!r} ({cls}); only Keras and "
-                                 f"edgecnn layers load safely. Register the layer and pass --unsafe-load with "
-                                 f"--custom-objects for a model you trust.")
+            cls_s, mod_s = str(cls)[:80], str(mod)[:120]
+            raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {cls_s} from module {mod_s!r}, not built into "
+                                 f"Keras; refused in safe mode. For a model you trust, register it: "
+                                 f"--custom-objects {mod_s}:{cls_s} --unsafe-load.")
         reg = o.get("registered_name")
         if isinstance(reg, str) and ">" in reg and not reg.startswith("edgecnn>"):
-            raise ModelFileError(f"{path}: custom object {reg!r} is not an edgecnn layer; refused (register it with "
-                                 f"--custom-objects and --unsafe-load for a model you trust).")
+            cls_s = str(cls)[:80]
+            raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is the custom object {reg[:80]!r}, not built into "
+                                 f"Keras; refused in safe mode. For a model you trust, register it: "
+                                 f"--custom-objects MODULE:{cls_s} --unsafe-load.")
         stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
+
+
+def safe_load_refusal(path) -> Optional[str]:
+    """Why safe mode would refuse the .keras zip at ``path`` (the one-line reason), or None."""
+    try:
+        _check_keras_config(check_keras_zip(path), path)
+    except ModelFileError as e:
+        return e.message
+    return None
+
+
+def custom_objects_from(specs) -> dict:
+    """``["module:attr", ...]`` -> {attr name: object}, importing each module. This runs the
+    module's code: only for ``--unsafe-load``, which the caller checks."""
+    import importlib
+
+    out = {}
+    for spec in specs or ():
+        mod, _, attr = str(spec).partition(":")
+        if not mod or not attr or not all(p.isidentifier() for p in mod.split(".") + attr.split(".")):
+            raise InvalidConfigError(f"--custom-objects {spec!r}: expected module:attr, such as mylayers:MyBlock.")
+        try:
+            obj = importlib.import_module(mod)
+        except Exception as e:  # noqa: BLE001 - ImportError or anything the module raises
+            msg = " ".join(str(e).split())[:120]
+            raise InvalidConfigError(f"--custom-objects {spec!r}: cannot import module '{mod}' "
+                                     f"({type(e).__name__}: {msg}); is it on PYTHONPATH?") from None
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise InvalidConfigError(f"--custom-objects {spec!r}: module '{mod}' has no '{attr}'.")
+            obj = getattr(obj, part)
+        out[attr.split(".")[-1]] = obj
+    return out
 
 
 def keras_file_kind(path) -> str:
@@ -615,15 +707,15 @@ def new_manifest(model: str, *, run=None, trained: bool, labels, preprocessing: 
             "tools": dict(tools), "created": now(), "dataset": dataset, "artifacts": {}}
 
 
-def artifact_entry(path, fmt: str, precision: str, inputs, outputs) -> dict:
-    """The entry of one written artifact (not yet verified)."""
+def artifact_entry(path, fmt: str, precision: str, inputs, outputs, output_kind: str = "probabilities") -> dict:
+    """The entry of one written artifact (not yet verified); ``output_kind`` as OUTPUT_KINDS."""
     from edgecnn.io import sha256_file
 
     p = Path(path)
     return {"format": fmt, "precision": precision, "sha256": sha256_file(p), "bytes": p.stat().st_size,
             "inputs": [t.to_dict() if hasattr(t, "to_dict") else dict(t) for t in inputs],
             "outputs": [t.to_dict() if hasattr(t, "to_dict") else dict(t) for t in outputs],
-            "output_kind": "probabilities", "verification": None, "verified": False}
+            "output_kind": output_kind, "verification": None, "verified": False}
 
 
 def export_root(export_dir) -> Path:

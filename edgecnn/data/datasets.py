@@ -88,10 +88,33 @@ def _subset(x, y, n: Optional[int], seed: int):
     return x[idx], y[idx]
 
 
+def _reorder(ds: Dataset, classes: Sequence[str]) -> None:
+    """Renumber ``ds``'s labels to the order of ``classes`` (the same names, maybe reordered)."""
+    classes = [str(c) for c in classes]
+    if sorted(classes) != sorted(ds.labels) or len(set(classes)) != len(classes):
+        missing = sorted(set(ds.labels) - set(classes))
+        extra = sorted(set(classes) - set(ds.labels))
+        raise DataError(f"{ds.source}: its classes differ from the model's labels (only in the data: "
+                        f"{', '.join(missing[:5]) or '-'}; only in the labels: {', '.join(extra[:5]) or '-'}).")
+    if classes == list(ds.labels):
+        return
+    new = np.asarray([classes.index(name) for name in ds.labels], np.int64)
+    for split in ("train", "val", "test"):
+        y = getattr(ds, f"y_{split}")
+        if y is not None:
+            setattr(ds, f"y_{split}", new[np.asarray(y, np.int64)])
+    ds.labels = classes
+
+
 def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3), *, val_fraction: float = 0.1,
                  seed: int = 0, max_train: Optional[int] = None, max_test: Optional[int] = None,
-                 skip_bad: bool = False) -> Dataset:
-    """Load a dataset by name or path. See the module docstring for the sources and splits."""
+                 skip_bad: bool = False, classes: Optional[Sequence[str]] = None) -> Dataset:
+    """Load a dataset by name or path. See the module docstring for the sources and splits.
+
+    ``classes``: the class names in the order of a model's outputs (an imported model trained
+    elsewhere): the labels are renumbered to that order by name, and a dataset whose class names
+    differ from them is refused.
+    """
     from edgecnn.data import cifar, folders, limits
 
     if not 0 <= val_fraction < 1:
@@ -151,6 +174,8 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
                 own_val = True
     if len(ds.labels) < 2:
         raise DataError(f"{ds.source}: {len(ds.labels)} class found; a classifier needs at least 2.")
+    if classes is not None:
+        _reorder(ds, classes)
     if not own_val:
         if val_fraction > 0:
             from edgecnn.data.folders import stratified_split

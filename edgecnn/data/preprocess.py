@@ -126,6 +126,93 @@ def spec_for(input_shape: Sequence[int], mean=CIFAR10_MEAN, std=CIFAR10_STD, sou
     return PreprocessSpec(input_size=(h, w), channels=c, crop_fraction=crop, mean=tuple(mean), std=tuple(std))
 
 
+# Named presets for ``parse_preprocess``: (scale, mean, std) of ``(u8 * scale - mean) / std``.
+PRESETS = {
+    "raw": (1.0, (0.0,), (1.0,)),  # 0..255 floats: the model rescales inside (a Rescaling layer)
+    "unit": (1.0 / 255.0, (0.0,), (1.0,)),  # 0..1
+    "keras-mobilenet": (1.0 / 127.5, (1.0,), (1.0,)),  # -1..1, Keras' "tf" mode (MobileNet, Inception)
+    "imagenet": (1.0 / 255.0, IMAGENET_MEAN, IMAGENET_STD),  # Keras' "torch" mode
+    "cifar10": (1.0 / 255.0, CIFAR10_MEAN, CIFAR10_STD),  # edgecnn's own zoo runs
+}
+_SPEC_KEYS = {"scale": "scale", "mean": "mean", "std": "std", "crop": "crop_fraction", "crop_fraction": "crop_fraction"}
+
+
+def parse_preprocess(text: str, input_size: Sequence[int], channels: int = 3) -> PreprocessSpec:
+    """A ``--preprocess`` string -> the spec for a model input of ``input_size`` (H, W) and ``channels``.
+
+    A preset (``raw``, ``unit``, ``keras-mobilenet``, ``imagenet``, ``cifar10``), then or instead
+    ``key=value`` items, comma-separated: ``scale=1/255,mean=0.485,0.456,0.406,std=0.229,0.224,0.225``
+    (bare numbers after ``mean=``/``std=`` continue the list; a single value applies to every
+    channel; ``crop=0.875`` centre-crops). Unset keys: scale 1/255, mean 0, std 1.
+    """
+    from edgecnn.errors import InvalidConfigError, did_you_mean
+
+    def bad(msg):
+        raise InvalidConfigError(f"--preprocess {text!r}: {msg}")
+
+    def number(tok):
+        try:
+            num, _, den = tok.strip().partition("/")
+            v = float(num) / float(den) if den else float(num)
+        except (ValueError, ZeroDivisionError):
+            bad(f"{tok.strip()!r} is not a number (such as 0.5 or 1/255)")
+        if not math.isfinite(v):
+            bad(f"{tok.strip()!r} is not a finite number")
+        return v
+
+    if not isinstance(text, str) or not text.strip():
+        bad(f"empty; give a preset ({', '.join(PRESETS)}) or scale=...,mean=...,std=...")
+    items = [t.strip() for t in text.split(",")]
+    scale, mean, std = 1.0 / 255.0, [0.0], [1.0]
+    values = {}
+    key = None
+    for i, tok in enumerate(items):
+        if "=" in tok:
+            name, _, val = tok.partition("=")
+            name = name.strip().lower()
+            if name not in _SPEC_KEYS:
+                bad(f"unknown key {name!r}; keys: scale, mean, std, crop.{did_you_mean(name, _SPEC_KEYS)}")
+            key = _SPEC_KEYS[name]
+            if key in values:
+                bad(f"{name} is given twice")
+            values[key] = [number(val)]
+        elif i == 0 and tok.lower() in PRESETS:
+            scale, mean, std = PRESETS[tok.lower()]
+            mean, std = list(mean), list(std)
+        elif i == 0 and not tok.replace(".", "").replace("/", "").replace("-", "").isdigit():
+            bad(f"unknown preset {tok!r}; one of {', '.join(PRESETS)}, or key=value items."
+                f"{did_you_mean(tok.lower(), PRESETS)}")
+        elif key in ("mean", "std"):
+            values[key].append(number(tok))
+        else:
+            bad(f"{tok!r} follows {key or 'nothing'}; only mean= and std= take several numbers")
+    for key in ("scale", "crop_fraction"):
+        if len(values.get(key, [0])) != 1:
+            bad(f"{key} takes one number")
+    scale = values.get("scale", [scale])[0]
+    mean, std = values.get("mean", mean), values.get("std", std)
+    fit = []
+    for key, v in (("mean", mean), ("std", std)):
+        if len(v) == 1:
+            v = v * channels
+        if len(v) != channels:
+            bad(f"{key} has {len(v)} values for a {channels}-channel model")
+        fit.append(tuple(v))
+    try:
+        return PreprocessSpec(input_size=tuple(int(s) for s in input_size), channels=int(channels),
+                              crop_fraction=values.get("crop_fraction", [1.0])[0], scale=scale,
+                              mean=fit[0], std=fit[1])
+    except PreprocessError as e:
+        bad(e.message.replace("; the run or manifest is corrupt or hostile", ""))
+
+
+def describe_range(spec: PreprocessSpec) -> str:
+    """The model input range a spec gives, e.g. '-1.00..1.00' (a line for logs and the README)."""
+    lo = min((0.0 * spec.scale - m) / s for m, s in zip(spec.mean, spec.std))
+    hi = max((255.0 * spec.scale - m) / s for m, s in zip(spec.mean, spec.std))
+    return f"{lo:.2f}..{hi:.2f}"
+
+
 def resize_bilinear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """uint8 HxWxC -> uint8 out_h x out_w x C; half-pixel centres, edge clamp, float32 math."""
     in_h, in_w = img.shape[:2]

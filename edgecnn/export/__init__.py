@@ -49,7 +49,8 @@ def _resolve(model_or_run, runs_dir=None, unsafe_load: bool = False):
         if Path(ref).exists() or "/" in ref:
             target = resolve(ref, runs_dir, manifest=False)
             if target.run_dir is None:
-                raise RunError(f"{ref}: not a run directory (no run.json), and not a model name.")
+                raise RunError(f"{ref}: not a run directory (no run.json), and not a model name. A Keras model of "
+                               f"your own becomes a run with 'edgecnn import {ref} --data PATH --preprocess SPEC'.")
             run = load_run(target.run_dir)
         else:
             from edgecnn.registry import get_entry
@@ -144,6 +145,7 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                    compress_epochs=compress_epochs)
     model, name, run, trained, labels, spec, ds_kwargs = _resolve(model_or_run, runs_dir, unsafe_load)
     run_dir = run.path if run is not None else None
+    output_kind = run.output_kind if run is not None else "probabilities"
     if not trained:
         echo("WARNING: " + UNTRAINED_WARNING.format(name=name))
     if out_dir is None:
@@ -252,7 +254,7 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                 extra["opset"] = onnx_opset(dst)
                 extra["batch"] = "dynamic" if int8_onnx_route == "ort_qdq" or prec == "fp32" else 1
             r = load(dst)
-            m["artifacts"][fname] = dict(mf.artifact_entry(dst, fmt, prec, r.inputs, r.outputs), **extra)
+            m["artifacts"][fname] = dict(mf.artifact_entry(dst, fmt, prec, r.inputs, r.outputs, output_kind), **extra)
             echo(f"wrote {fname} ({dst.stat().st_size / 1024:.1f} KiB)")
         mf.write_manifest(stage, m)
 
@@ -314,6 +316,8 @@ def _dataset_record(ds_kwargs, out_dir: Path) -> dict:
     else:
         rec = {"data_arg": source, "data_path": os.path.relpath(Path(source).resolve(), Path(out_dir).resolve())}
     rec.update({k: kw.get(k) for k in ("val_fraction", "seed", "max_train", "max_test", "skip_bad")}, split="test")
+    if kw.get("classes") is not None:
+        rec["classes"] = list(kw["classes"])
     return rec
 
 

@@ -9,6 +9,10 @@ the Keras top-1, and the largest absolute difference of the probabilities.
 Rules (``passed``):
 
 * fp32 (TFLite and ONNX): the same function as Keras, max |p - p_keras| <= ``fp32_tol`` (1e-4).
+
+Scores are compared as probabilities: for a model whose output is logits (``output_kind``, an
+imported model without a final softmax) softmax is applied to the Keras and the artifact outputs
+alike, as the device side does.
 * fp16, dynamic, int8 of a trained model: top-1 at most ``max_drop`` points (default 1.0)
   below the Keras top-1 on the same images.
 * fp16, dynamic, int8 of an untrained model (fresh weights): top-1 means nothing (the outputs
@@ -56,6 +60,10 @@ def held_out(m: dict, export_dir) -> Tuple[np.ndarray, np.ndarray, str]:
         source = dataset_source(rec, export_dir, str(Path(export_dir) / FILENAME))
         h, w = m["preprocessing"]["input_size"]
         kw = {k: rec.get(k) for k in ("max_train", "max_test")}
+        if rec.get("classes") is not None:
+            if rec["classes"] != m["labels"]:
+                raise RunError(f"{export_dir}: its dataset record's classes differ from its labels; refused.")
+            kw["classes"] = list(m["labels"])
         ds = load_dataset(source, (h, w, m["preprocessing"].get("channels", 3)),
                           val_fraction=float(rec.get("val_fraction") or 0.1), seed=int(rec.get("seed") or 0),
                           skip_bad=bool(rec.get("skip_bad")), **kw)
@@ -78,7 +86,7 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     ``data``: (uint8 images, labels, split description) (else the held-out split, see module doc).
     """
     from edgecnn import runtime
-    from edgecnn.data.preprocess import PreprocessSpec, preprocess
+    from edgecnn.data.preprocess import PreprocessSpec, preprocess, softmax
     from edgecnn.evaluate import top_k_accuracy
 
     from edgecnn.runs import reference_model
@@ -95,6 +103,9 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     x = preprocess(x_u8, spec)
     y = np.asarray(y).astype(np.int64).ravel()
     ref = np.asarray(keras_model.predict(x, batch_size=128, verbose=0), np.float32)
+    logits = {a["output_kind"] for a in m["artifacts"].values()} == {"logits"}
+    if logits:
+        ref = softmax(ref)
     ref_top1 = ref.argmax(1)
     k_top1 = top_k_accuracy(y, ref, 1)
     m["keras"] = dict(m.get("keras") or {}, top1=k_top1, top5=top_k_accuracy(y, ref, 5), split=split, n=int(len(y)))
@@ -104,6 +115,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
         runner = runtime.load(paths[name], threads=threads)
         batch = 100 if getattr(runner, "_dynamic_batch", False) else None  # TFLite: batch 1, as on a device
         out = runner.run(x, batch_size=batch)
+        if a["output_kind"] == "logits":
+            out = softmax(out)
         top1 = top_k_accuracy(y, out, 1)
         diff = float(np.max(np.abs(out - ref))) if len(out) else float("nan")
         agree = float(np.mean(out.argmax(1) == ref_top1))
