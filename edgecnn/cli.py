@@ -182,7 +182,8 @@ def train_command(model, data, recipe, epochs, batch_size, lr, optimizer, moment
                 mixed_precision=mixed_precision, max_train_images=max_train_images, max_test_images=max_test_images,
                 skip_bad_images=skip_bad_images, resume=resume, verbose=2 if quiet else 1, echo=click.echo,
                 **overrides)
-    click.echo(str(run.path))
+    if run is not None:  # None on a non-chief worker of a multi-worker job: the chief writes the run
+        click.echo(str(run.path))
 
 
 @cli.command("eval")
