@@ -283,10 +283,12 @@ def test_fleet_benchmark_two_boards_and_a_closed_port(sshd, sshd2, export, tmp_p
     assert fail["host"] == c and fail["status"] == "failed" and "refused the connection" in fail["reason"]
     assert "\n" not in fail["reason"]
     md = (out / "results.md").read_text()
+    main = md.split("## Boards")[0]  # the main table names each row's board
+    assert " board |" in main and main.count(f"| {a} |") == main.count(f"| {b} |") == 1
     assert "## Boards" in md and f"| {c} |" in md and "FAILED: " in md and f"| {a} |" in md and f"| {b} |" in md
     assert (out / "fleet.png").stat().st_size > 1000 and "fleet.png" in (out / "report.md").read_text()
     assert f"Warning: {c} failed" in r.stderr
-    table = r.stdout[r.stdout.index("board "):r.stdout.index("Written:")].rstrip()
+    table = r.stdout[r.stdout.index("\n\nboard ") + 2:r.stdout.index("Written:")].rstrip()
     assert table.count("\n") == 4 and "FAILED" in table.splitlines()[-1]
     print("\n" + table)
 

@@ -82,7 +82,7 @@ HEAD = ("artifact", "runtime", "thr", "batch", "size KiB", "init ms", "first ms"
         "p50 ms", "p90 ms", "p99 ms", "FPS", "runs", "peak RSS MiB (+load)", "top-1 (verified)")
 
 
-def _cells(row, with_device: bool) -> List[str]:
+def _cells(row, with_device: bool, with_board: bool = False) -> List[str]:
     t, lat, mem = row["timing"], row["timing"]["latency"], row["memory"]
     cells = [row["artifact"], row["runtime"], str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
              f"{t['init_ms']:.1f}", f"{t['first_inference_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['std_ms']:.3f}",
@@ -90,7 +90,13 @@ def _cells(row, with_device: bool) -> List[str]:
              str(lat["count"]), f"{mem['peak_rss_mb']:.1f} (+{mem['peak_increase_mb']:.1f})", _acc(row)]
     if with_device:
         cells.append((row.get("device") or {}).get("label") or "-")
+    if with_board:
+        cells.append(_board(row) or "this host")
     return cells
+
+
+def _several_boards(rows) -> bool:
+    return len({(r.get("remote") or {}).get("host") for r in rows}) > 1
 
 
 def _labels(rows) -> List[str]:
@@ -115,9 +121,9 @@ def format_table(rows: Sequence[dict]) -> str:
     """The aligned terminal table; one device label in the heading, or a column when they differ."""
     if not rows:
         return "(no results)"
-    with_dev = len(_labels(rows)) > 1
-    head = list(HEAD) + (["device"] if with_dev else [])
-    body = [_cells(r, with_dev) for r in rows]
+    with_dev, with_board = len(_labels(rows)) > 1, _several_boards(rows)
+    head = list(HEAD) + (["device"] if with_dev else []) + (["board"] if with_board else [])
+    body = [_cells(r, with_dev, with_board) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     numeric = set(range(2, 15))
     def line(cells):
@@ -130,10 +136,10 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    with_dev = len(_labels(rows)) > 1
-    head = list(HEAD) + (["device"] if with_dev else [])
+    with_dev, with_board = len(_labels(rows)) > 1, _several_boards(rows)
+    head = list(HEAD) + (["device"] if with_dev else []) + (["board"] if with_board else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r, with_dev)) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r, with_dev, with_board)) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -174,7 +180,9 @@ def plot_latency(rows: Sequence[dict], path) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 5))
     ax.boxplot(data, showfliers=True, whis=(1, 99))
     ax.set_xticks(range(1, len(rows) + 1))
-    ax.set_xticklabels([_row_label(r, with_dev) + f"\nn={len(d)}" for r, d in zip(rows, data)], fontsize=7)
+    boards = _several_boards(rows)
+    ax.set_xticklabels([_row_label(r, with_dev) + (f"\n{_board(r) or 'this host'}" if boards else "")
+                        + f"\nn={len(d)}" for r, d in zip(rows, data)], fontsize=7)
     ax.set_ylabel("latency per batch (ms)")
     ax.set_yscale("log")
     ax.set_title(_title("Latency distribution (whiskers p1-p99)", rows), fontsize=9)
@@ -262,10 +270,10 @@ def _board(r) -> Optional[str]:
 
 
 def _fleet_cells(doc: dict) -> List[List[str]]:
-    """A row per board x artifact, boards in the fleet's order; a failed board is one row."""
+    """A row per board x artifact for the boards of this run (``fleet``), in its order; a failed
+    board is one row. Rows merged in from elsewhere stay in the main table only."""
     rows = doc["rows"]
     order = list(doc.get("fleet") or [])
-    order += [b for b in dict.fromkeys(_board(r) or "this host" for r in rows) if b not in order]
     failed = {f["host"]: f for f in doc.get("failures") or []}
     out = []
     for board in order:
@@ -311,14 +319,18 @@ def plot_fleet(doc: dict, path) -> Optional[Path]:
     rows = doc["rows"]
     if plt is None or not rows:
         return None
-    boards = [b for b in dict.fromkeys(_board(r) or "this host" for r in rows)]
+    fleet = set(doc.get("fleet") or ())
+    rows = [r for r in rows if _board(r) in fleet]
+    boards = [b for b in doc.get("fleet") or () if any(_board(r) == b for r in rows)]
+    if not rows:
+        return None
     combos = list(dict.fromkeys((r["artifact"], r["runtime"], r["threads"], r["batch"]) for r in rows))
     width = 0.8 / max(1, len(boards))
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(combos) * max(1, len(boards)) ** 0.5 + 2), 4.5))
     for bi, board in enumerate(boards):
         xs, p50, p90 = [], [], []
         for ci, c in enumerate(combos):
-            r = next((r for r in rows if (_board(r) or "this host") == board
+            r = next((r for r in rows if _board(r) == board
                       and (r["artifact"], r["runtime"], r["threads"], r["batch"]) == c), None)
             if r is not None:
                 lat = r["timing"]["latency"]
