@@ -93,6 +93,17 @@ def weights_sha256(model) -> str:
     return h.hexdigest()
 
 
+def shard_per_worker(ds):
+    """``ds`` with tf.data's DATA auto-sharding: under a multi-worker strategy each worker takes its
+    share of every global batch. In-memory arrays have no files to split (AUTO would try files
+    first, then fall back with a warning)."""
+    import tensorflow as tf
+
+    opts = tf.data.Options()
+    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(opts)
+
+
 def _lr_schedule(r: Recipe, total_steps: int):
     import tf_keras
 
@@ -255,12 +266,8 @@ def _fit(*, model_name, model_kwargs, input_shape, num_classes, spec, recipe: Re
     train_ds = make_dataset(x_tr, y_tr, spec, batch_size=recipe.batch_size, training=True,
                             augment=recipe.augment(), seed=seed)
     val_ds = make_dataset(x_va, y_va, spec, batch_size=max(recipe.batch_size, 256)) if len(x_va) else None
-    # In-memory arrays have no files to split between workers: each worker takes its share of
-    # every global batch (AUTO would try files first and warn).
-    opts = tf.data.Options()
-    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = train_ds.with_options(opts)
-    val_ds = val_ds.with_options(opts) if val_ds is not None else None
+    train_ds = shard_per_worker(train_ds)
+    val_ds = shard_per_worker(val_ds) if val_ds is not None else None
     if mixed_precision:
         tf_keras.mixed_precision.set_global_policy("mixed_float16")
     try:

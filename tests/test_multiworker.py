@@ -72,6 +72,44 @@ def _leftovers(tmp: Path):
     return sorted(p.name for p in (tmp / "tmp").iterdir() if p.name.startswith("edgecnn-"))
 
 
+_SHARD_PROBE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from edgecnn.data.pipeline import make_dataset
+from edgecnn.data.preprocess import PreprocessSpec
+from edgecnn.train import make_strategy, shard_per_worker
+
+strategy = make_strategy("multiworker")
+x, y = np.zeros((64, 8, 8, 3), np.uint8), np.arange(64)
+ds = make_dataset(x, y, PreprocessSpec(input_size=(8, 8)), batch_size=16, training=True, seed=0)
+seen = []
+for batch in strategy.experimental_distribute_dataset(shard_per_worker(ds)):
+    seen += strategy.experimental_local_results(batch)[0][1].numpy().tolist()
+print("SEEN " + json.dumps(seen))
+"""
+
+
+def test_each_worker_trains_on_its_own_share_of_every_batch():
+    """The training pipeline as _fit shards it, distributed over two real workers: disjoint
+    halves of each epoch that together cover every image once."""
+    hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
+                   TF_CONFIG=json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen([sys.executable, "-c", _SHARD_PROBE], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=DEADLINE_S)[0] for p in procs]
+    seen = []
+    for out in outs:
+        line = [ln for ln in out.splitlines() if ln.startswith("SEEN ")]
+        assert line, out[-2000:]
+        seen.append(json.loads(line[0][5:]))
+    assert len(seen[0]) == len(seen[1]) == 32
+    assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(64))
+
+
 @pytest.fixture
 def job_dirs(tmp_path):
     (tmp_path / "tmp").mkdir()
