@@ -80,6 +80,9 @@ def cluster_info(strategy) -> Optional[dict]:
     if not spec:
         return None
     task_type, index = resolver.task_type, int(resolver.task_id or 0)
+    if task_type not in ("chief", "worker"):
+        raise InvalidConfigError(f"TF_CONFIG task type {task_type!r}: --strategy multiworker runs 'chief' and "
+                                 f"'worker' tasks only (no parameter servers or evaluators).")
     workers = sum(len(spec.get(kind) or ()) for kind in ("chief", "worker"))
     chief = task_type == "chief" or (task_type == "worker" and index == 0 and not spec.get("chief"))
     return {"workers": int(workers), "task": {"type": task_type, "index": index}, "chief": bool(chief)}
