@@ -347,8 +347,8 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
     if rounds is not None and not interleave:
         raise click.UsageError("--rounds applies to --interleave only")
     if interleave:
-        clash = [f for f, on in (("--remote", remote or hosts_file), ("--merge", merge_files), ("--op-profile", op_profile),
-                                 ("--seconds", seconds)) if on]
+        clash = [f for f, on in (("--remote", remote or hosts_file), ("--merge", merge_files),
+                                 ("--op-profile", op_profile), ("--seconds", seconds)) if on]
         if clash:
             raise click.UsageError(f"--interleave times in this process for --rounds x --runs: leave out {', '.join(clash)}")
         res = run_interleaved(list(targets), runtimes=list(runtimes) or None, threads=list(threads) or None,

@@ -16,7 +16,15 @@ import pytest
 
 TRAIN = ["train", "alexnet_tiny_dw", "--input-shape", "32,32,3", "--batch-size", "32", "--max-test-images", "40",
          "--strategy", "multiworker", "--name", "mw"]
+ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 240  # TensorFlow's import and first trace in two processes, on a loaded 2-core machine
+
+
+def _env(task: int, hosts, **extra) -> dict:
+    """This checkout's edgecnn, and the TF_CONFIG of worker ``task`` in a cluster of ``hosts``."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                TF_CONFIG=json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": task}}),
+                **extra)
 
 
 def _free_ports(n):
@@ -35,9 +43,7 @@ def _start_job(tmp: Path, runs: Path, args, tag: str):
     hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = []
     for i in range(2):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
-                   TMPDIR=str(tmp / "tmp"),
-                   TF_CONFIG=json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}))
+        env = _env(i, hosts, TMPDIR=str(tmp / "tmp"))
         log = open(tmp / f"{tag}-worker{i}.log", "wb")
         procs.append((subprocess.Popen([sys.executable, "-m", "edgecnn.cli", *TRAIN, *args, "--runs-dir", str(runs)],
                                        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log))
@@ -96,9 +102,7 @@ def test_each_worker_trains_on_its_own_share_of_every_batch():
     hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = []
     for i in range(2):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
-                   TF_CONFIG=json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}))
-        procs.append(subprocess.Popen([sys.executable, "-c", _SHARD_PROBE], env=env, stdout=subprocess.PIPE,
+        procs.append(subprocess.Popen([sys.executable, "-c", _SHARD_PROBE], env=_env(i, hosts), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     outs = [p.communicate(timeout=DEADLINE_S)[0] for p in procs]
     seen = []

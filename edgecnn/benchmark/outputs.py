@@ -36,7 +36,8 @@ def run_benchmark(targets: Sequence, *, runtimes=None, threads=None, warmup: int
                   seconds: Optional[float] = None, batch: int = 1, device: Optional[str] = None,
                   out_dir=None, random_inputs: bool = False, op_profile: bool = False, in_process: bool = False,
                   merge_files: Sequence = (), remote: Optional[str] = None, remote_options: Optional[dict] = None,
-                  hosts_file=None, progress: Optional[Callable[[str], None]] = None, command: Optional[str] = None) -> BenchmarkOutput:
+                  hosts_file=None, progress: Optional[Callable[[str], None]] = None,
+                  command: Optional[str] = None) -> BenchmarkOutput:
     """Benchmark ``targets`` here (or on ``remote``, an SSH destination, with ``remote_options``
     for ``run_remote_benchmark``; several, comma-separated, and/or the boards of ``hosts_file``:
     ``run_fleet_benchmark`` on all at once), merge ``merge_files`` in, and write results.json/csv/md,
