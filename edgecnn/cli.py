@@ -182,7 +182,8 @@ def train_command(model, data, recipe, epochs, batch_size, lr, optimizer, moment
                 mixed_precision=mixed_precision, max_train_images=max_train_images, max_test_images=max_test_images,
                 skip_bad_images=skip_bad_images, resume=resume, verbose=2 if quiet else 1, echo=click.echo,
                 **overrides)
-    click.echo(str(run.path))
+    if run is not None:  # None on a non-chief worker of a multi-worker job: the chief writes the run
+        click.echo(str(run.path))
 
 
 @cli.command("eval")
@@ -314,8 +315,14 @@ def _runtime_help(formats, auto=False):
 @click.option("--merge", "merge_files", multiple=True, type=click.Path(dir_okay=False),
               help="results.json from elsewhere (e.g. a Pi) to merge into this table; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results document as JSON instead of the table.")
-@click.option("--remote", default=None, metavar="USER@HOST",
-              help="Run it on this SSH host (a Pi set up with raspi/install.sh); its rows join the table in --out.")
+@click.option("--remote", default=None, metavar="USER@HOST[:PORT][,...]",
+              help="Run it on this SSH host (a Pi set up with raspi/install.sh); its rows join the table in --out. "
+                   "Several, comma-separated: every board at once, one table with a row per board x artifact; a "
+                   "board that fails is a row saying why (exit code 14 only when every board fails).")
+@click.option("--hosts-file", default=None, type=click.Path(dir_okay=False),
+              help="Boards to benchmark on, one USER@HOST[:PORT] per line ('#' comments); with or without --remote.")
+@click.option("--remote-timeout", default=3600, show_default=True, type=float, callback=finite_float(0, min_open=True),
+              help="With --remote/--hosts-file: seconds a board may take before it is stopped and reported failed.")
 @click.option("--remote-python", default="edgecnn-venv/bin/python", show_default=True,
               help="With --remote: the Python of the venv with edgecnn there (relative to the remote home).")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
@@ -323,8 +330,8 @@ def _runtime_help(formats, auto=False):
 @click.option("--identity", default=None, type=click.Path(dir_okay=False), help="With --remote: SSH key (ssh -i).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="With --remote: SSH port.")
 def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, device, out_dir, random_inputs,
-                      op_profile, in_process, interleave, rounds, merge_files, as_json, remote, remote_python,
-                      ssh_options, identity, port):
+                      op_profile, in_process, interleave, rounds, merge_files, as_json, remote, hosts_file,
+                      remote_timeout, remote_python, ssh_options, identity, port):
     """Benchmark artifacts or run directories: latency statistics, FPS, init time, peak RSS and the
     verified accuracy side by side; writes results.json/csv/md, report.md and plots."""
     import shlex
@@ -335,13 +342,13 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
 
     command = "edgecnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     progress = lambda s: click.echo(s, err=True)  # noqa: E731
-    if remote and op_profile:
+    if (remote or hosts_file) and op_profile:
         raise click.UsageError("--op-profile runs here, not on the remote host: leave it out with --remote")
     if rounds is not None and not interleave:
         raise click.UsageError("--rounds applies to --interleave only")
     if interleave:
-        clash = [f for f, on in (("--remote", remote), ("--merge", merge_files), ("--op-profile", op_profile),
-                                 ("--seconds", seconds)) if on]
+        clash = [f for f, on in (("--remote", remote or hosts_file), ("--merge", merge_files),
+                                 ("--op-profile", op_profile), ("--seconds", seconds)) if on]
         if clash:
             raise click.UsageError(f"--interleave times in this process for --rounds x --runs: leave out {', '.join(clash)}")
         res = run_interleaved(list(targets), runtimes=list(runtimes) or None, threads=list(threads) or None,
@@ -355,9 +362,9 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
         return
     res = run_benchmark(list(targets), runtimes=runtimes, threads=threads, warmup=warmup, runs=runs, seconds=seconds,
                         batch=batch, device=device, out_dir=out_dir, random_inputs=random_inputs, op_profile=op_profile,
-                        in_process=in_process, merge_files=merge_files, remote=remote,
+                        in_process=in_process, merge_files=merge_files, remote=remote, hosts_file=hosts_file,
                         remote_options=dict(remote_python=remote_python, port=port, identity=identity,
-                                            ssh_options=ssh_options),
+                                            ssh_options=ssh_options, timeout=remote_timeout),
                         progress=progress, command=command)
     if res.op_profiles:
         from edgecnn.benchmark.opprofile import format_op_profile
@@ -367,10 +374,15 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
         click.echo(json.dumps(res.doc, indent=2))
     else:
         click.echo(format_table(res.doc["rows"]))
+        if res.doc.get("fleet"):
+            from edgecnn.benchmark.report import fleet_table
+            click.echo("\n" + fleet_table(res.doc))
         click.echo("Written: " + ", ".join(str(p) for p in res.paths.values() if p))
         for key, what in (("latency_plot", "latency plot"), ("pareto_plot", "accuracy-vs-latency plot")):
             if res.paths.get(key) is None:
                 click.echo(f"Note: no {what} (matplotlib missing, or no verified accuracy in a manifest).")
+    for f in res.doc.get("failures") or []:
+        click.echo(f"Warning: {f['host']} failed: {f['reason']}", err=True)
 
 
 @cli.command("pipeline")

@@ -6,6 +6,16 @@ run.json (the artifact contract, ``edgecnn.runs``), model.keras, checkpoints/ (a
 state.json with the epoch, optimizer step and seed), history.csv, training_curves.png,
 logs/ (TensorBoard), and for ``folds > 1`` folds.json. Recipes live in ``edgecnn.recipes``.
 
+Multi-worker: ``strategy="multiworker"`` takes the cluster from ``TF_CONFIG`` (as Kubeflow's
+TFJob and Ray Train's TensorflowTrainer set it). Every worker runs the same fit on its shard of
+each global batch (tf.data ``AutoShardPolicy.DATA``: the arrays are in memory, there are no files
+to split). Only the chief (task "chief", else worker 0) writes the run directory; the others keep
+their history and state in a private temporary folder removed when they finish. Every worker
+gets the run's ``checkpoints/backup`` as its ``BackupAndRestore`` folder because tf_keras
+restores every worker from ``<backup>/chief`` (the chief's saves); a non-chief worker's saves go
+to ``<backup>/workertemp_<i>``, which tf_keras deletes after each save. So resuming after a lost
+worker needs the runs folder on storage all workers see (one machine, NFS, a shared volume).
+
 Resume: ``train(resume=RUN)`` (``edgecnn train --resume RUN``), or the same command again with
 the same ``--name``, rebuilds everything from run.json and continues from the last finished
 epoch; a crash loses at most the epoch in progress. The data order and augmentation streams
@@ -17,8 +27,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import inspect
+import hashlib
 import math
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -57,6 +70,41 @@ def make_strategy(name: str = "default"):
         # Reads the cluster from TF_CONFIG; without it this is a one-worker cluster.
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def cluster_info(strategy) -> Optional[dict]:
+    """The cluster of a multi-worker strategy as this task sees it, or None for one process:
+    ``{"workers": N, "task": {"type": "worker", "index": 0}, "chief": True}``."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not spec:
+        return None
+    task_type, index = resolver.task_type, int(resolver.task_id or 0)
+    if task_type not in ("chief", "worker"):
+        raise InvalidConfigError(f"TF_CONFIG task type {task_type!r}: --strategy multiworker runs 'chief' and "
+                                 f"'worker' tasks only (no parameter servers or evaluators).")
+    workers = sum(len(spec.get(kind) or ()) for kind in ("chief", "worker"))
+    chief = task_type == "chief" or (task_type == "worker" and index == 0 and not spec.get("chief"))
+    return {"workers": int(workers), "task": {"type": task_type, "index": index}, "chief": bool(chief)}
+
+
+def weights_sha256(model) -> str:
+    """sha256 over every weight array's bytes, in layer order: equal on workers that stayed in sync."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def shard_per_worker(ds):
+    """``ds`` with tf.data's DATA auto-sharding: under a multi-worker strategy each worker takes its
+    share of every global batch. In-memory arrays have no files to split (AUTO would try files
+    first, then fall back with a warning)."""
+    import tensorflow as tf
+
+    opts = tf.data.Options()
+    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(opts)
 
 
 def _lr_schedule(r: Recipe, total_steps: int):
@@ -207,7 +255,7 @@ def stratified_kfold(y: np.ndarray, k: int, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------------------- the training loop
 def _fit(*, model_name, model_kwargs, input_shape, num_classes, spec, recipe: Recipe, x_tr, y_tr, x_va, y_va,
          ckpt_dir: Path, history_csv: Path, log_dir: Optional[Path], seed: int, strategy, mixed_precision: bool,
-         verbose: int, on_epoch=None):
+         verbose: int, on_epoch=None, backup_dir: Optional[Path] = None):
     """Build, compile and fit one model with resumable checkpoints; returns the trained model."""
     import tensorflow as tf
     import tf_keras
@@ -221,6 +269,8 @@ def _fit(*, model_name, model_kwargs, input_shape, num_classes, spec, recipe: Re
     train_ds = make_dataset(x_tr, y_tr, spec, batch_size=recipe.batch_size, training=True,
                             augment=recipe.augment(), seed=seed)
     val_ds = make_dataset(x_va, y_va, spec, batch_size=max(recipe.batch_size, 256)) if len(x_va) else None
+    train_ds = shard_per_worker(train_ds)
+    val_ds = shard_per_worker(val_ds) if val_ds is not None else None
     if mixed_precision:
         tf_keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -239,7 +289,7 @@ def _fit(*, model_name, model_kwargs, input_shape, num_classes, spec, recipe: Re
         if mixed_precision:
             tf_keras.mixed_precision.set_global_policy("float32")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [tf_keras.callbacks.BackupAndRestore(str(ckpt_dir / "backup"), save_freq="epoch",
+    callbacks = [tf_keras.callbacks.BackupAndRestore(str(backup_dir or ckpt_dir / "backup"), save_freq="epoch",
                                                      delete_checkpoint=False),
                  _Progress.make(history_csv.parent, ckpt_dir, history_csv, seed, on_epoch)]
     if log_dir is not None and _have_tensorboard():
@@ -303,8 +353,10 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
           run_name: Optional[str] = None, runs_dir=None, seed: int = 0, model_kwargs: Optional[dict] = None,
           input_shape: Optional[Sequence[int]] = None, strategy: str = "default", mixed_precision: bool = False,
           max_train_images: Optional[int] = None, max_test_images: Optional[int] = None,
-          skip_bad_images: bool = False, resume=None, verbose: int = 1, echo=print, **overrides) -> Run:
+          skip_bad_images: bool = False, resume=None, verbose: int = 1, echo=print, **overrides) -> Optional[Run]:
     """Train a registered model and write its run directory; see the module docstring.
+
+    Returns the run; None on a multi-worker job's non-chief workers, which write no run.
 
     ``overrides`` are Recipe knobs (epochs, batch_size, lr, optimizer, momentum, weight_decay,
     lr_schedule, early_stopping, crop_pad, flip, brightness, contrast, val_fraction, folds, ...).
@@ -359,6 +411,14 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     ds = load_dataset(data, input_shape, **kw)
     spec = ds.spec(input_shape)
     strat = make_strategy(strategy)
+    cluster = cluster_info(strat)
+    if cluster is not None and rec.folds > 1:
+        raise InvalidConfigError("--folds runs its folds one after the other in one process; drop --folds with "
+                                 "--strategy multiworker.")
+    if cluster is not None and not cluster["chief"]:
+        return _train_worker(run_dir, cluster, rec=rec, ds=ds, spec=spec, strat=strat, model_name=model_name,
+                             model_kwargs=model_kwargs, input_shape=input_shape, seed=seed,
+                             mixed_precision=mixed_precision, verbose=verbose, echo=echo)
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -382,6 +442,8 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
                        f"({info['dataset'].get('num_train')} -> {len(ds.x_train)} training images); resume needs "
                        f"the same data, or start a new run.")
     info["num_replicas"] = int(strat.num_replicas_in_sync)
+    if cluster is not None:
+        info["cluster"] = {"workers": cluster["workers"], "task": cluster["task"]}
     write_run(run_dir, info)
 
     def on_epoch(kind, epoch, row, fold=None):
@@ -406,8 +468,15 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     except KeyboardInterrupt:
         raise TrainingError(f"Interrupted; {info['epochs_completed']} epoch(s) are checkpointed in {ckpt_dir}. "
                             f"Continue with 'edgecnn train --resume {run_dir}'.") from None
+    except Exception as e:
+        if cluster is None or not _is_op_error(e):
+            raise
+        raise _lost_peer(e, cluster, run_dir) from None
     train_seconds = time.perf_counter() - t0
     save_model(run_dir, info, model)
+    if cluster is not None:
+        info["cluster"]["weights_sha256"] = weights_sha256(model)
+        echo(f"Chief ({cluster['workers']} workers): weights sha256 {info['cluster']['weights_sha256']}")
     scores = predict(model, ds.x_test, spec)
     m = classification_metrics(ds.y_test, scores, ds.labels)
     info["metrics"] = {k: m[k] for k in ("top1", "top5", "macro_f1")}
@@ -423,6 +492,66 @@ def train(model_name: Optional[str] = None, *, data: str = "sample", recipe: str
     echo(f"{run_dir}: test top-1 {m['top1']:.4f}, top-5 {m['top5']:.4f}, macro-F1 {m['macro_f1']:.4f} "
          f"({len(ds.x_test)} images)")
     return load_run(run_dir)
+
+
+def _is_op_error(e: BaseException) -> bool:
+    import tensorflow as tf
+
+    return isinstance(e, tf.errors.OpError)
+
+
+def _lost_peer(e: BaseException, cluster: dict, run_dir: Path) -> TrainingError:
+    """A collective op that failed because a worker of the cluster died or was unreachable."""
+    import re
+
+    text = re.sub(r"\{\{.*?\}\}\s*", "", str(e))  # TF's "{{function_node ...}}" prefix
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
+    return TrainingError(
+        f"The {cluster['workers']}-worker job stopped: {first[:240]}. Restart every worker with the same command "
+        f"(same TF_CONFIG, --runs-dir and --name): they resume from the chief's last checkpoint in "
+        f"{run_dir / 'checkpoints' / 'backup'}.")
+
+
+def _train_worker(run_dir: Path, cluster: dict, *, rec: Recipe, ds, spec, strat, model_name, model_kwargs,
+                  input_shape, seed, mixed_precision, verbose, echo) -> None:
+    """A non-chief worker: the same fit as the chief, its history and state in a temporary folder
+    (TMPDIR) removed at the end; nothing of its own in the run folder. Its BackupAndRestore folder
+    is the chief's (tf_keras restores every worker from the chief's saves and writes a non-chief's
+    into ``workertemp_<i>`` beside them, deleted after each save). Returns None."""
+    task = cluster["task"]
+    backup = run_dir / "checkpoints" / "backup"
+    # On a machine without the chief's storage, tf_keras creates the backup path for its temporary
+    # saves: remove the folders it made (empty ones only) when done.
+    made = [p for p in (backup, *backup.parents) if not p.exists() and run_dir.parent.parent in p.parents]
+    # One name per run and task: a restarted worker removes what a killed one left.
+    key = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    work = Path(tempfile.gettempdir()) / f"edgecnn-{run_dir.name}-{key}-{task['type']}{task['index']}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        model, _ = _fit(recipe=rec, x_tr=ds.x_train, y_tr=ds.y_train, x_va=ds.x_val, y_va=ds.y_val,
+                        ckpt_dir=work / "checkpoints", history_csv=work / "history.csv", log_dir=None,
+                        backup_dir=backup, model_name=model_name, model_kwargs=model_kwargs,
+                        input_shape=input_shape, num_classes=ds.num_classes, spec=spec, seed=seed, strategy=strat,
+                        mixed_precision=mixed_precision, verbose=verbose)
+    except KeyboardInterrupt:
+        raise TrainingError(f"Interrupted; the chief's checkpoints in {backup} are where the job resumes from.") \
+            from None
+    except Exception as e:
+        if not _is_op_error(e):
+            raise
+        raise _lost_peer(e, cluster, run_dir) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(backup / f"workertemp_{task['index']}", ignore_errors=True)
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+    echo(f"Worker {task['type']}:{task['index']} of {cluster['workers']} done: weights sha256 "
+         f"{weights_sha256(model)}; the chief writes {run_dir}.")
+    return None
 
 
 def _cross_validate(ds, rec: Recipe, run_dir: Path, common: dict, on_epoch, echo) -> dict:

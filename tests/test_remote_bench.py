@@ -36,8 +36,8 @@ def _keygen(path: Path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgecnn-test", "-f", str(path)], check=True)
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
+def _sshd(tmp_path_factory, client_key=None):
+    """A real sshd on a free loopback port with its own host key; ``client_key`` (else a new one) may log in."""
     missing = [t for t in (SSHD, shutil.which("ssh"), shutil.which("ssh-keygen")) if not t or not os.path.exists(t)]
     if missing or not shutil.which("ssh"):
         pytest.skip("OpenSSH server/client not installed (run tools/ci_setup.sh): remote benchmark tests skipped")
@@ -45,8 +45,10 @@ def sshd(tmp_path_factory):
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     d = tmp_path_factory.mktemp("sshd")
     _keygen(d / "host_key")
-    _keygen(d / "client_key")
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    if client_key is None:
+        _keygen(d / "client_key")
+        client_key = d / "client_key"
+    shutil.copy(f"{client_key}.pub", d / "authorized_keys")
     port = _free_port()
     (d / "sshd_config").write_text(textwrap.dedent(f"""\
         Port {port}
@@ -79,11 +81,22 @@ def sshd(tmp_path_factory):
         pytest.skip(f"sshd could not be started: {(d / 'sshd.log').read_text()[-300:]}")
     host_pub = " ".join((d / "host_key.pub").read_text().split()[:2])
     (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
-    yield SimpleNamespace(dir=d, port=port, dest=f"{getpass.getuser()}@127.0.0.1", key=str(d / "client_key"),
+    yield SimpleNamespace(dir=d, port=port, dest=f"{getpass.getuser()}@127.0.0.1", key=str(client_key),
                           known_hosts=d / "known_hosts", opts=[f"UserKnownHostsFile={d / 'known_hosts'}"])
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    yield from _sshd(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sshd2(tmp_path_factory, sshd):
+    """A second board: another sshd, another host key, the same client key."""
+    yield from _sshd(tmp_path_factory, client_key=sshd.key)
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +239,80 @@ def test_remote_python_without_edgecnn_says_how_to_install(sshd, export, tmp_pat
     with pytest.raises(RemoteError, match="raspi/install.sh"):
         run_remote_benchmark([export.export], sshd.dest,
                              **dict(_remote(sshd), remote_python="/nonexistent/python"))
+
+
+# ----------------------------------------------------------------------------- a fleet of boards
+def test_hosts_file_and_remote_list_are_parsed_and_checked(tmp_path):
+    from edgecnn.benchmark.remote import destinations
+
+    hosts = tmp_path / "boards.txt"
+    hosts.write_text("# the lab's boards\npi@pi4-a.local\n\npi@pi5-b.local:2222   # the fast one\npi@[::1]:2200\n")
+    assert destinations("pi@pi4-a.local:22,pi@c", hosts, default_port=None) == [
+        ("pi@pi4-a.local", 22), ("pi@c", None), ("pi@pi5-b.local", 2222), ("pi@[::1]", 2200)]
+    hosts.write_text("pi@ok\npi@bad host\n")
+    with pytest.raises(InvalidConfigError, match="line 2"):
+        destinations(None, hosts)
+    for bad in ("pi@a,-oProxyCommand=id", "pi@a:70000", "pi@$(id):22", ","):
+        with pytest.raises(InvalidConfigError):
+            destinations(bad)
+
+
+def test_fleet_benchmark_two_boards_and_a_closed_port(sshd, sshd2, export, tmp_path):
+    """Two real sshd "boards" (different host keys, both in one known_hosts) and a port nobody
+    listens on: one table with a row per board x artifact, and one failure row saying why."""
+    kh = tmp_path / "known_hosts"
+    kh.write_text(sshd.known_hosts.read_text() + sshd2.known_hosts.read_text())
+    closed = _free_port()
+    hosts = tmp_path / "boards.txt"
+    hosts.write_text(f"# a board that is switched off\n{sshd.dest}:{closed}\n")
+    a, b, c = (f"{sshd.dest}:{p}" for p in (sshd.port, sshd2.port, closed))
+    out = tmp_path / "bench"
+    r = subprocess.run([sys.executable, "-m", "edgecnn.cli", "benchmark", str(export.export), "--remote", f"{a},{b}",
+                        "--hosts-file", str(hosts), "--identity", sshd.key, "--ssh-option", f"UserKnownHostsFile={kh}",
+                        "--remote-python", REMOTE_PYTHON, "--runs", "20", "--warmup", "2", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["fleet"] == [a, b, c]
+    assert sorted(row["remote"]["host"] for row in doc["rows"]) == sorted([a, b])
+    for row in doc["rows"]:  # each row carries the platform its board reported
+        assert row["artifact"] == "tiny_int8.tflite" and row["timing"]["latency"]["count"] == 20
+        assert row["platform"]["cpu_model"] and "isa_flags" in row["platform"]
+    assert len(doc["failures"]) == 1
+    fail = doc["failures"][0]
+    assert fail["host"] == c and fail["status"] == "failed" and "refused the connection" in fail["reason"]
+    assert "\n" not in fail["reason"]
+    md = (out / "results.md").read_text()
+    main = md.split("## Boards")[0]  # the main table names each row's board
+    assert " board |" in main and main.count(f"| {a} |") == main.count(f"| {b} |") == 1
+    assert "## Boards" in md and f"| {c} |" in md and "FAILED: " in md and f"| {a} |" in md and f"| {b} |" in md
+    assert (out / "fleet.png").stat().st_size > 1000 and "fleet.png" in (out / "report.md").read_text()
+    assert f"Warning: {c} failed" in r.stderr
+    table = r.stdout[r.stdout.index("\n\nboard ") + 2:r.stdout.index("Written:")].rstrip()
+    assert table.count("\n") == 4 and "FAILED" in table.splitlines()[-1]
+    print("\n" + table)
+
+
+def test_fleet_where_every_board_fails_writes_nothing(tmp_path, export):
+    """A board that accepts the connection and never answers is stopped at the timeout; with a
+    closed port beside it every board failed: one error, exit code 14, nothing written."""
+    from edgecnn.benchmark.remote import run_fleet_benchmark
+    from edgecnn.benchmark.outputs import run_benchmark
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    silent = srv.getsockname()[1]
+    try:
+        with pytest.raises(RemoteError, match="Every board failed") as e:
+            run_fleet_benchmark([export.export], [("pi@127.0.0.1", silent), ("pi@127.0.0.1", _free_port())],
+                                ssh_options=[f"UserKnownHostsFile={tmp_path / 'kh'}"], timeout=3)
+        assert f"pi@127.0.0.1:{silent}: The remote benchmark did not finish within 3 s" in e.value.message
+        assert "refused the connection" in e.value.message and e.value.exit_code == RemoteError.exit_code
+        with pytest.raises(RemoteError):
+            run_benchmark([export.export], remote=f"pi@127.0.0.1:{silent},pi@127.0.0.1:{_free_port()}",
+                          out_dir=tmp_path / "out", remote_options=dict(timeout=3, ssh_options=[
+                              f"UserKnownHostsFile={tmp_path / 'kh'}"]))
+    finally:
+        srv.close()
+    assert not (tmp_path / "out").exists()

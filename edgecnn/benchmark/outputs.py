@@ -36,9 +36,11 @@ def run_benchmark(targets: Sequence, *, runtimes=None, threads=None, warmup: int
                   seconds: Optional[float] = None, batch: int = 1, device: Optional[str] = None,
                   out_dir=None, random_inputs: bool = False, op_profile: bool = False, in_process: bool = False,
                   merge_files: Sequence = (), remote: Optional[str] = None, remote_options: Optional[dict] = None,
-                  progress: Optional[Callable[[str], None]] = None, command: Optional[str] = None) -> BenchmarkOutput:
+                  hosts_file=None, progress: Optional[Callable[[str], None]] = None,
+                  command: Optional[str] = None) -> BenchmarkOutput:
     """Benchmark ``targets`` here (or on ``remote``, an SSH destination, with ``remote_options``
-    for ``run_remote_benchmark``), merge ``merge_files`` in, and write results.json/csv/md,
+    for ``run_remote_benchmark``; several, comma-separated, and/or the boards of ``hosts_file``:
+    ``run_fleet_benchmark`` on all at once), merge ``merge_files`` in, and write results.json/csv/md,
     report.md and plots into ``out_dir`` (default: ``default_out_dir``). With ``op_profile``,
     one per-op profile per (artifact, runtime) as op_profile_<stem>_<runtime>.json beside them.
     Remote rows join a results.json already in ``out_dir`` (the local table they complete)."""
@@ -46,24 +48,31 @@ def run_benchmark(targets: Sequence, *, runtimes=None, threads=None, warmup: int
 
     if merge_files:
         merge_results(list(merge_files))  # every file validated before anything is measured or written
-    if remote:
-        from edgecnn.benchmark.remote import run_remote_benchmark
+    if remote or hosts_file is not None:
+        from edgecnn.benchmark.remote import destinations, run_fleet_benchmark, run_remote_benchmark
         if op_profile:
             raise InvalidConfigError("--op-profile runs here, not on the remote host: leave it out with --remote")
-        doc = run_remote_benchmark(list(targets), remote, runtimes=list(runtimes or []) or None,
-                                   threads=list(threads or []) or None, warmup=warmup, runs=runs, seconds=seconds,
-                                   batch=batch, device=device, random_inputs=random_inputs, in_process=in_process,
-                                   progress=progress, **(remote_options or {}))
+        opts = dict(remote_options or {})
+        hosts = destinations(remote, hosts_file, opts.pop("port", None))
+        common = dict(runtimes=list(runtimes or []) or None, threads=list(threads or []) or None, warmup=warmup,
+                      runs=runs, seconds=seconds, batch=batch, device=device, random_inputs=random_inputs,
+                      in_process=in_process, progress=progress, **opts)
+        if len(hosts) == 1 and hosts_file is None:
+            doc = run_remote_benchmark(list(targets), hosts[0][0], port=hosts[0][1], **common)
+        else:
+            doc = run_fleet_benchmark(list(targets), hosts, **common)
     else:
         from edgecnn.benchmark.harness import benchmark
         doc = benchmark(list(targets), runtimes=list(runtimes or []) or None, threads=list(threads or []) or None,
                         warmup=warmup, runs=runs, seconds=seconds, batch=batch, device=device,
                         random_inputs=random_inputs, isolate=not in_process, progress=progress, command=command)
+    fleet = {k: doc[k] for k in ("fleet", "failures") if k in doc}  # this run's boards, kept through merges
     if merge_files:
         doc = merge_results(list(merge_files) + [doc])
     out = Path(out_dir) if out_dir is not None else default_out_dir(targets)
-    if remote and (out / "results.json").is_file():  # the device's rows join the table already there
+    if (remote or hosts_file is not None) and (out / "results.json").is_file():  # join the table already there
         doc = merge_results([out / "results.json", doc])
+    doc.update(fleet)
     result = BenchmarkOutput(doc, write_results(doc, out), out)
     if op_profile:
         from edgecnn.benchmark.opprofile import op_profile as profile_ops

@@ -12,6 +12,14 @@
    rows get a ``remote`` entry and their local paths, and they are merged with the results
    already in ``out_dir`` into one comparison table, written atomically.
 
+A fleet: ``run_fleet_benchmark(paths, [("pi@a", None), ("pi@b", 2222)], ...)`` sends the same
+payload to every board at once (one SSH session each, one thread each, each with its own
+timeout) and returns one document: a row per board x artifact, each with the board's own
+platform (read on the board by its edgecnn) and ``remote.host`` = ``user@host:port``, plus a
+``failures`` list with one line per board that failed or timed out. Only when every board fails
+is it an error. ``destinations("pi@a,pi@b:2222", hosts_file)`` parses ``--remote`` and
+``--hosts-file``.
+
 Security: host keys are always checked (``StrictHostKeyChecking=yes``, never accept-new); an
 unknown or changed key is a RemoteError that says how to add the key. ``BatchMode=yes``: no
 password prompt hangs a run. The remote command is built with ``shlex.quote`` for every word;
@@ -275,8 +283,8 @@ def _run_ssh(cmd: List[str], stdin_bytes: bytes, timeout: float, progress: Calla
     for t in threads:
         t.join(timeout=10)
     if expired.is_set():
-        raise RemoteError(f"The remote benchmark did not finish within {timeout:.0f} s; it was stopped "
-                          f"Nothing was written locally.")
+        raise RemoteError(f"The remote benchmark did not finish within {timeout:g} s; it was stopped, "
+                          f"nothing was written locally.")
     return rc, out.decode("utf-8", "replace"), "\n".join(tail)
 
 
@@ -308,18 +316,36 @@ def run_remote_benchmark(paths: Sequence, remote: str, *, remote_python: str = D
     the remote rows merged into the rows already there (``merge``), plus ``remote-<host>.json``,
     the device's own document.
     """
-    say = progress or (lambda s: None)
     check_destination(remote)
-    tar_bytes, rel_args, files = _payload(paths)
-    args = {"paths": rel_args, "begin": BEGIN, "end": END,
-            "options": benchmark_options(runtimes=runtimes, threads=threads, runs=runs, warmup=warmup,
-                                         seconds=seconds, batch=batch, device=device,
-                                         random_inputs=random_inputs, in_process=in_process)}
+    payload = _payload(paths)
+    options = benchmark_options(runtimes=runtimes, threads=threads, runs=runs, warmup=warmup, seconds=seconds,
+                                batch=batch, device=device, random_inputs=random_inputs, in_process=in_process)
+    doc = _session(payload, options, remote, port=port, remote_python=remote_python, identity=identity,
+                   ssh_options=ssh_options, timeout=timeout, progress=progress or (lambda s: None))
+    if out_dir is not None:
+        write_remote_results(doc, out_dir, remote, merge=merge)
+    return doc
+
+
+def host_label(dest: str, port: Optional[int]) -> str:
+    """``user@host:port`` (``user@[v6]:port``): how a board is named in a fleet's table."""
+    host = _host_of(dest)
+    user = dest.rsplit("@", 1)[0] + "@" if "@" in dest else ""
+    return f"{user}{'[' + host + ']' if ':' in host else host}:{port or 22}"
+
+
+def _session(payload, options: List[str], remote: str, *, port, remote_python, identity, ssh_options, timeout,
+             progress: Callable[[str], None]) -> dict:
+    """One SSH session: send the payload, run the benchmark there, check and return its rows."""
+    tar_bytes, rel_args, files = payload
+    args = {"paths": rel_args, "begin": BEGIN, "end": END, "options": options}
     remote_cmd = " ".join(shlex.quote(w) for w in (remote_python, "-c", _BOOTSTRAP, json.dumps(args)))
     cmd = ssh_command(remote, remote_cmd, port=port, identity=identity, ssh_options=ssh_options)
+    say = progress
+    tag = host_label(remote, port) if port else _host_of(remote)
     say(f"sending {sum(1 for k in files if k.endswith(('.tflite', '.onnx')))} artifacts "
-        f"({len(tar_bytes) / 1024:.0f} KiB) to {remote} ...")
-    rc, out, err = _run_ssh(cmd, tar_bytes, timeout, lambda line: say(f"[{_host_of(remote)}] {line}"))
+        f"({len(tar_bytes) / 1024:.0f} KiB) to {remote}{f' port {port}' if port else ''} ...")
+    rc, out, err = _run_ssh(cmd, tar_bytes, timeout, lambda line: say(f"[{tag}] {line}"))
     if rc == 255:
         raise explain_ssh_failure(remote, port, err, rc)
     if rc == _NOT_INSTALLED or (rc == 127 and ("not found" in err or "No such file" in err)):
@@ -344,11 +370,136 @@ def run_remote_benchmark(paths: Sequence, remote: str, *, remote_python: str = D
             raise RemoteError(f"{remote} reports {row.get('artifact')} with a sha256 that matches no file sent; "
                               f"results discarded.")
         row["path"] = str(local)
-        row["remote"] = {"destination": remote, "port": port, "python": remote_python, "remote_path": rel}
-    doc.setdefault("notes", []).append(f"measured over SSH on {remote} with {remote_python}")
+        row["remote"] = {"destination": remote, "port": port, "python": remote_python, "remote_path": rel,
+                         "host": host_label(remote, port)}
+    doc.setdefault("notes", []).append(f"measured over SSH on {host_label(remote, port)} with {remote_python}")
+    return doc
 
-    if out_dir is not None:
-        write_remote_results(doc, out_dir, remote, merge=merge)
+
+# ----------------------------------------------------------------------------- a fleet
+MAX_HOSTS = 256
+_MAX_HOSTS_FILE_BYTES = 64 * 1024
+
+
+def parse_host(entry: str, default_port: Optional[int] = None, where: str = "--remote") -> Tuple[str, Optional[int]]:
+    """``user@host``, ``user@host:port`` or ``user@[v6]:port`` -> (destination, port)."""
+    text = entry.strip()
+    dest, port = text, default_port
+    m = re.match(r"^(.*?)(?::(\d{1,5}))?$", text)
+    if m and m.group(2) and (m.group(1).endswith("]") or ":" not in m.group(1)):
+        dest, port = m.group(1), int(m.group(2))
+        if not 1 <= port <= 65535:
+            raise InvalidConfigError(f"Received `{where} {entry}`: port {port} is not in 1..65535.")
+    try:
+        check_destination(dest)
+    except InvalidConfigError:
+        raise InvalidConfigError(f"Received `{where} {entry}`: expected USER@HOST or USER@HOST:PORT "
+                                 f"(e.g. pi@raspberrypi.local:22).") from None
+    return dest, port
+
+
+def read_hosts_file(path, default_port: Optional[int] = None) -> List[Tuple[str, Optional[int]]]:
+    """One ``user@host[:port]`` per line; '#' starts a comment; blank lines are skipped."""
+    from edgecnn.data.limits import read_bytes
+    from edgecnn.errors import DataError
+
+    try:
+        text = read_bytes(path, "hosts file", _MAX_HOSTS_FILE_BYTES).decode("utf-8")
+    except DataError as e:
+        raise InvalidConfigError(e.message) from None
+    except UnicodeDecodeError:
+        raise InvalidConfigError(f"{path}: not a UTF-8 text file of user@host[:port] lines.") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            out.append(parse_host(entry, default_port, where=f"--hosts-file {path} line {n}:"))
+    return out
+
+
+def destinations(remote: Optional[str], hosts_file=None, default_port: Optional[int] = None
+                 ) -> List[Tuple[str, Optional[int]]]:
+    """``--remote a,b:2222`` and ``--hosts-file`` -> the boards, in order, each once."""
+    found = [parse_host(e, default_port) for e in (remote or "").split(",") if e.strip()]
+    if remote is not None and not found:
+        raise InvalidConfigError(f"Received `--remote {remote}`: no USER@HOST in it.")
+    if hosts_file is not None:
+        listed = read_hosts_file(hosts_file, default_port)
+        if not listed:
+            raise InvalidConfigError(f"{hosts_file}: no user@host[:port] line in it.")
+        found += listed
+    seen, out = set(), []
+    for dest, port in found:
+        key = host_label(dest, port)
+        if key not in seen:
+            seen.add(key)
+            out.append((dest, port))
+    if len(out) > MAX_HOSTS:
+        raise InvalidConfigError(f"{len(out)} boards: at most {MAX_HOSTS} are benchmarked in one run.")
+    return out
+
+
+def run_fleet_benchmark(paths: Sequence, hosts: Sequence[Tuple[str, Optional[int]]], *,
+                        remote_python: str = DEFAULT_REMOTE_PYTHON, identity: Optional[str] = None,
+                        ssh_options: Sequence[str] = (), runtimes=None, threads=None, runs: Optional[int] = None,
+                        warmup: Optional[int] = None, seconds: Optional[float] = None, batch: Optional[int] = None,
+                        device: Optional[str] = None, random_inputs: bool = False, in_process: bool = False,
+                        timeout: float = 3600, parallel: int = 16,
+                        progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Benchmark ``paths`` on every board of ``hosts`` at once; one merged document.
+
+    Rows of every board that answered, each keeping its own platform and ``remote.host``;
+    ``failures``: ``{"host", "destination", "port", "status": "failed", "reason", "seconds"}`` for
+    each board that failed or passed ``timeout`` seconds; ``fleet``: every board, in order.
+    Raises RemoteError (nothing returned) only when every board failed.
+    """
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgecnn.errors import EdgecnnError
+
+    if not hosts:
+        raise InvalidConfigError("No board to benchmark on: give --remote USER@HOST[,...] or --hosts-file FILE.")
+    for dest, _ in hosts:
+        check_destination(dest)
+    say = progress or (lambda s: None)
+    payload = _payload(paths)  # once: every board gets the same checked bytes
+    options = benchmark_options(runtimes=runtimes, threads=threads, runs=runs, warmup=warmup, seconds=seconds,
+                                batch=batch, device=device, random_inputs=random_inputs, in_process=in_process)
+    lock = threading.Lock()
+
+    def locked_say(line: str):
+        with lock:
+            say(line)
+
+    def one(host):
+        dest, port = host
+        t0 = time.monotonic()
+        try:
+            return _session(payload, options, dest, port=port, remote_python=remote_python, identity=identity,
+                            ssh_options=ssh_options, timeout=timeout, progress=locked_say), None
+        except EdgecnnError as e:
+            why = " ".join(str(e.message).split())
+        except Exception as e:  # a board's failure never costs the others their results
+            why = f"{type(e).__name__}: {' '.join(str(e).split())}"
+        locked_say(f"[{host_label(dest, port)}] FAILED: {why}")
+        return None, {"host": host_label(dest, port), "destination": dest, "port": port, "status": "failed",
+                      "reason": why[:500], "seconds": round(time.monotonic() - t0, 1)}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(int(parallel), len(hosts)))) as pool:
+        results = list(pool.map(one, hosts))
+    failures = [f for _, f in results if f is not None]
+    docs = [d for d, _ in results if d is not None]
+    if not docs:
+        raise RemoteError(f"Every board failed ({len(failures)}): "
+                          + "; ".join(f"{f['host']}: {f['reason']}" for f in failures)[:1500])
+    from edgecnn.benchmark.report import merge_results
+
+    doc = merge_results(docs)
+    doc["notes"] = [n for d in docs for n in d.get("notes") or []] + \
+        [f"{f['host']}: FAILED ({f['reason']})" for f in failures]
+    doc["fleet"] = [host_label(d, p) for d, p in hosts]
+    doc["failures"] = failures
     return doc
 
 

@@ -82,7 +82,7 @@ HEAD = ("artifact", "runtime", "thr", "batch", "size KiB", "init ms", "first ms"
         "p50 ms", "p90 ms", "p99 ms", "FPS", "runs", "peak RSS MiB (+load)", "top-1 (verified)")
 
 
-def _cells(row, with_device: bool) -> List[str]:
+def _cells(row, with_device: bool, with_board: bool = False) -> List[str]:
     t, lat, mem = row["timing"], row["timing"]["latency"], row["memory"]
     cells = [row["artifact"], row["runtime"], str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
              f"{t['init_ms']:.1f}", f"{t['first_inference_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['std_ms']:.3f}",
@@ -90,7 +90,13 @@ def _cells(row, with_device: bool) -> List[str]:
              str(lat["count"]), f"{mem['peak_rss_mb']:.1f} (+{mem['peak_increase_mb']:.1f})", _acc(row)]
     if with_device:
         cells.append((row.get("device") or {}).get("label") or "-")
+    if with_board:
+        cells.append(_board(row) or "this host")
     return cells
+
+
+def _several_boards(rows) -> bool:
+    return len({(r.get("remote") or {}).get("host") for r in rows}) > 1
 
 
 def _labels(rows) -> List[str]:
@@ -115,9 +121,9 @@ def format_table(rows: Sequence[dict]) -> str:
     """The aligned terminal table; one device label in the heading, or a column when they differ."""
     if not rows:
         return "(no results)"
-    with_dev = len(_labels(rows)) > 1
-    head = list(HEAD) + (["device"] if with_dev else [])
-    body = [_cells(r, with_dev) for r in rows]
+    with_dev, with_board = len(_labels(rows)) > 1, _several_boards(rows)
+    head = list(HEAD) + (["device"] if with_dev else []) + (["board"] if with_board else [])
+    body = [_cells(r, with_dev, with_board) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     numeric = set(range(2, 15))
     def line(cells):
@@ -130,10 +136,10 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    with_dev = len(_labels(rows)) > 1
-    head = list(HEAD) + (["device"] if with_dev else [])
+    with_dev, with_board = len(_labels(rows)) > 1, _several_boards(rows)
+    head = list(HEAD) + (["device"] if with_dev else []) + (["board"] if with_board else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r, with_dev)) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r, with_dev, with_board)) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -174,7 +180,9 @@ def plot_latency(rows: Sequence[dict], path) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 5))
     ax.boxplot(data, showfliers=True, whis=(1, 99))
     ax.set_xticks(range(1, len(rows) + 1))
-    ax.set_xticklabels([_row_label(r, with_dev) + f"\nn={len(d)}" for r, d in zip(rows, data)], fontsize=7)
+    boards = _several_boards(rows)
+    ax.set_xticklabels([_row_label(r, with_dev) + (f"\n{_board(r) or 'this host'}" if boards else "")
+                        + f"\nn={len(d)}" for r, d in zip(rows, data)], fontsize=7)
     ax.set_ylabel("latency per batch (ms)")
     ax.set_yscale("log")
     ax.set_title(_title("Latency distribution (whiskers p1-p99)", rows), fontsize=9)
@@ -252,6 +260,100 @@ def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
     return save_figure(fig, path)
 
 
+# ----------------------------------------------------------------------------- a fleet of boards
+FLEET_HEAD = ("board", "board model", "core", "clock MHz", "ISA", "artifact", "runtime", "thr", "p50 ms", "mean ms",
+              "p90 ms", "FPS", "runs", "status")
+
+
+def _board(r) -> Optional[str]:
+    return (r.get("remote") or {}).get("host")
+
+
+def _fleet_cells(doc: dict) -> List[List[str]]:
+    """A row per board x artifact for the boards of this run (``fleet``), in its order; a failed
+    board is one row. Rows merged in from elsewhere stay in the main table only."""
+    rows = doc["rows"]
+    order = list(doc.get("fleet") or [])
+    failed = {f["host"]: f for f in doc.get("failures") or []}
+    out = []
+    for board in order:
+        if board in failed:
+            out.append([board, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                        "FAILED: " + failed[board]["reason"]])
+            continue
+        for r in rows:
+            if (_board(r) or "this host") != board:
+                continue
+            p, t, lat = r.get("platform") or {}, r["timing"], r["timing"]["latency"]
+            mhz = p.get("cpu_max_mhz")
+            out.append([board, p.get("board") or "-", p.get("cpu_model") or "-", f"{mhz:g}" if mhz else "-",
+                        " ".join(p.get("isa_flags") or []) or "-", r["artifact"], r["runtime"], str(r["threads"]),
+                        f"{lat['p50_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{t['fps']:.1f}",
+                        str(lat["count"]), "ok"])
+    return out
+
+
+def fleet_table(doc: dict) -> str:
+    """The boards side by side, aligned for a terminal (board model, core, clock and ISA as read
+    on each board; '-' where the board does not expose it)."""
+    body = _fleet_cells(doc)
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(FLEET_HEAD)]
+    numeric = {3, 7, 8, 9, 10, 11, 12}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([line(FLEET_HEAD), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
+
+
+def fleet_markdown(doc: dict) -> str:
+    lines = ["| " + " | ".join(FLEET_HEAD) + " |", "|" + "|".join("---" for _ in FLEET_HEAD) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in b) + " |" for b in _fleet_cells(doc)]
+    return "\n".join(lines)
+
+
+def plot_fleet(doc: dict, path) -> Optional[Path]:
+    """Median latency (bar) and p90 (whisker) per artifact, one bar per board side by side; the
+    failed boards are named in the title. None without matplotlib."""
+    plt = pyplot()
+    rows = doc["rows"]
+    if plt is None or not rows:
+        return None
+    fleet = set(doc.get("fleet") or ())
+    rows = [r for r in rows if _board(r) in fleet]
+    boards = [b for b in doc.get("fleet") or () if any(_board(r) == b for r in rows)]
+    if not rows:
+        return None
+    combos = list(dict.fromkeys((r["artifact"], r["runtime"], r["threads"], r["batch"]) for r in rows))
+    width = 0.8 / max(1, len(boards))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(combos) * max(1, len(boards)) ** 0.5 + 2), 4.5))
+    for bi, board in enumerate(boards):
+        xs, p50, p90 = [], [], []
+        for ci, c in enumerate(combos):
+            r = next((r for r in rows if _board(r) == board
+                      and (r["artifact"], r["runtime"], r["threads"], r["batch"]) == c), None)
+            if r is not None:
+                lat = r["timing"]["latency"]
+                xs.append(ci - 0.4 + width * (bi + 0.5))
+                p50.append(lat["p50_ms"])
+                p90.append(lat["p90_ms"])
+        ax.bar(xs, p50, width, label=board, zorder=2)
+        ax.errorbar(xs, p50, yerr=[[0] * len(p50), [max(0.0, b - a) for a, b in zip(p50, p90)]], fmt="none",
+                    ecolor="0.2", capsize=2, lw=0.8, zorder=3)
+    ax.set_xticks(range(len(combos)))
+    ax.set_xticklabels([f"{a}\n{rt} x{th}" + (f" b{b}" if b != 1 else "") for a, rt, th, b in combos], fontsize=7)
+    ax.set_ylabel("median latency per batch (ms); whisker: p90")
+    title = f"Latency per artifact on {len(boards)} board(s)"
+    failed = [f["host"] for f in doc.get("failures") or []]
+    if failed:
+        title += f"\nfailed: {', '.join(failed)}"
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 # ----------------------------------------------------------------------------- files
 def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
     """results.json, results.csv, results.md, report.md and the plots into ``out_dir``, as one set.
@@ -277,15 +379,18 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
         staged["csv"] = atomic_write_text(stage / "results.csv", csv_text(rows))
         staged["latency_plot"] = plot_latency(rows, stage / "latency.png") if rows else None
         staged["pareto_plot"] = plot_pareto(rows, stage / "pareto.png") if rows else None
+        staged["fleet_plot"] = plot_fleet(doc, stage / "fleet.png") if doc.get("fleet") else None
         md = ["# Benchmark results", "", headline(rows), "", markdown_table(rows), "",
               "Latency per batch in ms over the 'runs' timed runs after warm-up; FPS = 1000 / mean ms x batch; "
               "peak RSS in MiB of the benchmark process (+ its rise over the runtime before the model loaded); "
               "top-1 as verified at export (manifest.json)."]
+        if doc.get("fleet"):
+            md += ["", "## Boards", "", fleet_markdown(doc)]
         staged["md"] = atomic_write_text(stage / "results.md", "\n".join(md) + "\n")
         staged["report"] = atomic_write_text(stage / "report.md", report_markdown(doc, staged))
         staged["json"] = atomic_write_json(stage / "results.json", doc)
         paths: Dict[str, Optional[Path]] = {}
-        for key in ("csv", "latency_plot", "pareto_plot", "md", "report", "json"):
+        for key in ("csv", "latency_plot", "pareto_plot", "fleet_plot", "md", "report", "json"):
             src = staged[key]
             paths[key] = None if src is None else out / src.name
             if src is not None:
@@ -340,6 +445,18 @@ def validate_doc(doc, where: str) -> None:
         acc = r.get("accuracy") or {}
         if acc.get("top1") is not None and not num(acc["top1"]):
             bad(f"row {i}: accuracy 'top1' must be a finite number")
+        if r.get("remote") is not None and not isinstance(r["remote"], dict):
+            bad(f"row {i}: 'remote' must be an object")
+    fleet, failures = doc.get("fleet"), doc.get("failures")
+    if fleet is not None and not (isinstance(fleet, list) and all(isinstance(h, str) for h in fleet)):
+        bad("'fleet' must be a list of board names")
+    if failures is not None:
+        if not isinstance(failures, list):
+            bad("'failures' must be a list")
+        for i, f in enumerate(failures):
+            if not (isinstance(f, dict) and isinstance(f.get("host"), str) and isinstance(f.get("reason"), str)
+                    and f.get("status") == "failed"):
+                bad(f"failure {i} must be an object with 'host', 'reason' and status 'failed'")
 
 
 def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
@@ -348,6 +465,8 @@ def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
     if doc.get("command"):
         lines += ["", f"Command: `{doc['command']}`"]
     lines += ["", "## Results", "", markdown_table(rows), ""]
+    if doc.get("fleet"):
+        lines += ["## Boards", "", fleet_markdown(doc), ""]
     plats = {}
     for r in rows:
         p = r.get("platform") or {}
@@ -370,8 +489,11 @@ def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
     for n in doc.get("notes") or []:
         lines.append(f"- {n}")
     lines += ["## Plots", ""]
-    for key, title in (("latency_plot", "Latency distribution"), ("pareto_plot", "Accuracy vs latency")):
+    for key, title in (("latency_plot", "Latency distribution"), ("pareto_plot", "Accuracy vs latency"),
+                       ("fleet_plot", "Latency per board")):
         p = paths.get(key)
+        if key == "fleet_plot" and not doc.get("fleet"):
+            continue
         if p:
             lines.append(f"![{title}]({Path(p).name})")
         elif key == "pareto_plot" and pyplot() is not None:
@@ -384,8 +506,8 @@ def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
 def merge_results(results: Iterable[Union[dict, str, Path]]) -> dict:
     """Results documents (dicts or results.json paths, e.g. one from a Pi and one from here) ->
     one document whose rows form one comparison table. Rows keep their own device label and
-    platform; a later row for the same artifact sha256, runtime, threads, batch and host replaces
-    an earlier one."""
+    platform; a later row for the same artifact sha256, runtime, threads, batch, host and board
+    (``remote.host``) replaces an earlier one."""
     merged: Dict[tuple, dict] = {}
     sources = []
     for res in results:
@@ -400,7 +522,8 @@ def merge_results(results: Iterable[Union[dict, str, Path]]) -> dict:
         validate_doc(res, sources[-1])
         for r in res["rows"]:
             key = (r.get("sha256"), r.get("runtime"), r.get("threads"), r.get("batch"),
-                   (r.get("platform") or {}).get("hostname"), (r.get("device") or {}).get("label"))
+                   (r.get("platform") or {}).get("hostname"), (r.get("device") or {}).get("label"),
+                   _board(r))
             merged[key] = r
     import time
     import edgecnn
