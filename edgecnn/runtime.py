@@ -42,6 +42,7 @@ import numpy as np
 
 from edgecnn.data.preprocess import dequantize, quantize
 from edgecnn.errors import ModelFileError, RuntimeNotAvailableError, did_you_mean
+from edgecnn.quiet import native_silenced
 
 _TFLITE_MAGIC = b"TFL3"
 AUTO = "auto"
@@ -300,8 +301,9 @@ class TFLiteRunner(Runner):
         if preserve_all_tensors:
             kwargs["experimental_preserve_all_tensors"] = True
         try:
-            self._interp = mod.Interpreter(**kwargs)
-            self._interp.allocate_tensors()
+            with native_silenced():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
+                self._interp = mod.Interpreter(**kwargs)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelFileError(f"{self.source}: the TFLite runtime cannot load it ({str(e).splitlines()[0]})") from None
         self._refresh()

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgecnn.errors import ExportError
 from edgecnn.io import atomic_write_bytes
+from edgecnn.quiet import native_silenced
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
@@ -71,7 +72,8 @@ def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] =
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
     try:
-        return conv.convert()
+        with native_silenced():  # the converter prints its settings and MLIR notes from C++
+            return conv.convert()
     except Exception as e:  # ConverterError, ValueError, RuntimeError from MLIR passes
         msg = describe_converter_error(e)
         ops = [o.split(".", 1)[1] for o in _OP_RE.findall(str(e)) if o.startswith("tf.")]
