@@ -75,7 +75,8 @@ def models_command(names, paper, as_json, family):
 
     for n in names:
         get_entry(n)  # unknown names fail before anything is built
-    rows = zoo_table(list(names) or list_models(family), paper=paper)
+    # Named models are built (exact, a few seconds each); the whole zoo comes from the committed table.
+    rows = zoo_table(list(names) or list_models(family), paper=paper, exact=bool(names))
     if as_json:
         out = [{k: r[k] for k in ("name", "params", "macs", "fp32_bytes")} | ({"paper": r["paper"]} if paper else {})
                for r in rows]
