@@ -18,25 +18,24 @@ goes through Python logging, and the start-up lines come before absl reads any s
 
 Errors are unaffected: they come back as Python exceptions and edgecnn's one-line messages.
 Edgecnn's own warnings are printed by edgecnn (``click.echo(..., err=True)``), not hidden here.
-:func:`terminal` is the user's stderr even inside :func:`native_silenced` (progress bars use it).
+:func:`terminal` is the user's stderr even inside :func:`native_silenced` (progress bars use it:
+int8 calibration runs inside the converter).
 
 Nothing here imports TensorFlow; the light device install uses this module too.
 """
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
 import importlib.machinery
-import logging
 import os
 import sys
 import threading
 import warnings
-from typing import Optional, TextIO
+from typing import Optional, TextIO, Tuple
 
 _verbose = False
-_lock = threading.Lock()
-_terminal: Optional[TextIO] = None
+_lock = threading.RLock()
+_silenced: Optional[Tuple[bool, TextIO]] = None  # (user on a terminal, user's stderr) while silenced
 _NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx", "tf_keras", "h5py", "onnx", "onnxruntime", "matplotlib")
 
 
@@ -62,22 +61,27 @@ def configure(verbose: bool = False) -> None:
     if not sys.warnoptions:  # -W or PYTHONWARNINGS given by the user wins
         warnings.simplefilter("ignore")
         warnings.filterwarnings("default", module=r"edgecnn(\.|$)")
+    import logging  # here, not at the top: `edgecnn --help` imports this module and should stay fast
+
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     if "tensorflow" not in sys.modules and not any(isinstance(f, _SilentImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _SilentImport())
-    terminal()  # keep a handle on the real stderr before anything redirects it
 
 
 def terminal() -> TextIO:
-    """A text stream on the user's stderr, which :func:`native_silenced` leaves alone."""
-    global _terminal
-    if _terminal is None:
-        try:
-            _terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
-        except (AttributeError, OSError, ValueError):  # no real file descriptor (an IDE, pytest capture)
-            return sys.stderr
-    return _terminal
+    """The user's stderr, also inside :func:`native_silenced` (progress bars draw on it)."""
+    return _silenced[1] if _silenced else sys.stderr
+
+
+def on_terminal() -> bool:
+    """Whether the user's stdout and stderr are both terminals (also inside :func:`native_silenced`)."""
+    if _silenced:
+        return _silenced[0]
+    try:
+        return sys.stdout.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
@@ -87,10 +91,15 @@ def native_silenced():
     For C++ libraries that print straight to the descriptors (the TFLite converter, LiteRT's
     delegate messages). Python's own streams are flushed first so nothing of ours is lost.
     """
+    global _silenced
     if _verbose:
         yield
         return
     with _lock:
+        if _silenced:  # nested: already silenced
+            yield
+            return
+        ttys = on_terminal()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -99,21 +108,26 @@ def native_silenced():
         except OSError:  # no descriptors to redirect (closed stdio)
             saved = []
         devnull = os.open(os.devnull, os.O_WRONLY)
+        err = os.fdopen(os.dup(saved[1][1]), "w", encoding="utf-8", errors="replace") if saved else sys.stderr
         try:
             for fd, _ in saved:
                 os.dup2(devnull, fd)
+            _silenced = (ttys, err)
             yield
         finally:
-            for stream in (sys.stdout, sys.stderr):
+            _silenced = None
+            for stream in (sys.stdout, sys.stderr, err):
                 with contextlib.suppress(Exception):
                     stream.flush()
             for fd, copy in saved:
                 os.dup2(copy, fd)
                 os.close(copy)
             os.close(devnull)
+            if err is not sys.stderr:
+                err.close()
 
 
-class _SilentLoader(importlib.abc.Loader):
+class _SilentLoader:  # the loader protocol; importlib.abc would cost `edgecnn --help` 4 ms
     def __init__(self, loader):
         self._loader = loader
 
@@ -128,7 +142,7 @@ class _SilentLoader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
-class _SilentImport(importlib.abc.MetaPathFinder):
+class _SilentImport:  # a meta path finder
     """Runs the first ``import tensorflow`` inside :func:`native_silenced` (its start-up lines
     are printed while the package initialises), then steps aside."""
 

@@ -36,7 +36,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -251,8 +251,11 @@ class Runner:
     def get_output(self) -> np.ndarray:
         raise NotImplementedError
 
-    def run(self, x: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
-        """Float32 outputs for a float32 batch, in chunks of the model's batch size."""
+    def run(self, x: np.ndarray, batch_size: Optional[int] = None,
+            on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
+        """Float32 outputs for a float32 batch, in chunks of the model's batch size.
+
+        ``on_batch(n)`` hears each chunk of ``n`` images done (a progress bar's ``update``)."""
         x = np.asarray(x, np.float32)
         bs = batch_size or self.input.shape[0] or 1
         self.resize(bs)
@@ -267,6 +270,8 @@ class Runner:
             out = self.get_output()[:n]
             info = self.output
             outs.append(dequantize(out, info.scale, info.zero_point) if info.quantized else out.astype(np.float32))
+            if on_batch is not None:
+                on_batch(n)
         return np.concatenate(outs) if outs else np.zeros((0,) + tuple(self.output.shape[1:]), np.float32)
 
     def resize(self, batch_size: int) -> None:

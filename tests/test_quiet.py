@@ -118,3 +118,36 @@ def _timed(fn, *args) -> float:
     t = time.perf_counter()
     assert fn(*args).returncode == 0
     return time.perf_counter() - t
+
+
+def test_progress_bar_draws_on_the_users_stderr_while_native_output_is_silenced():
+    """int8 calibration runs inside the converter call, where descriptors 1 and 2 are on /dev/null."""
+    code = """if True:
+        import os
+        from edgecnn import progress, quiet
+        progress.on_terminal = lambda: True  # as if stdout and stderr were a terminal
+        with quiet.native_silenced():
+            os.write(2, b"native noise\\\\n")
+            with progress.bar(length=3, label="calibrating int8") as bar:
+                bar.update(3)
+        """
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=user_env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "calibrating int8" in p.stderr and "native noise" not in p.stderr
+
+
+def test_no_progress_bar_off_a_terminal_or_with_json(monkeypatch):
+    import click
+
+    from edgecnn import progress
+
+    assert not progress.active()  # pytest captures stdout and stderr: not a terminal
+    monkeypatch.setattr(progress, "on_terminal", lambda: True)
+    assert progress.active()
+    with click.Context(click.Command("x"), obj=None) as ctx:
+        ctx.params["as_json"] = True
+        assert not progress.active()
+    monkeypatch.setattr(progress, "on_terminal", lambda: False)
+    with progress.bar(range(3), label="x") as items:  # the silent stand-in iterates and updates alike
+        assert list(items) == [0, 1, 2]
+        items.update(1)

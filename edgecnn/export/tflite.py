@@ -16,6 +16,7 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 
+from edgecnn import progress
 from edgecnn.errors import ExportError
 from edgecnn.io import atomic_write_bytes
 from edgecnn.quiet import native_silenced
@@ -25,8 +26,11 @@ PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 def _representative(calibration: np.ndarray):
     def gen():
-        for i in range(len(calibration)):
-            yield [calibration[i:i + 1].astype(np.float32)]
+        # Runs inside the converter (native output silenced): the bar draws on the user's stderr.
+        with progress.bar(length=len(calibration), label="calibrating int8") as bar:
+            for i in range(len(calibration)):
+                yield [calibration[i:i + 1].astype(np.float32)]
+                bar.update(1)
     return gen
 
 
