@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs on a fresh Debian machine (`make test-deps`,
 # run by `make test` and .ci/run), and fails naming whatever is still missing: no test is
-# skipped for want of a tool.
-#   openssh-server, openssh-client   remote-benchmark tests (they start their own sshd on 127.0.0.1
-#                                    with a throwaway config; nothing is enabled as a service)
-#   shellcheck                       the Raspberry Pi install and service scripts
-#   default-jdk-headless, junit4,    the Android app's JVM tests (`make java-test`) and the bundle
-#   libhamcrest-java,                check in tests/test_android.py; org.json as Android ships it
-#   libandroid-json-java
+# skipped for want of a tool. The Debian packages, and the tests that need them:
+#   openssh-server, openssh-client: remote-benchmark tests (they start their own sshd on
+#     127.0.0.1 with a throwaway config; nothing is enabled as a service);
+#   the shell script linter (package of the same name): the Raspberry Pi install and service scripts;
+#   default-jdk-headless, junit4, libhamcrest-java, libandroid-json-java (org.json as Android
+#     ships it): the Android app's JVM tests (`make java-test`) and tests/test_android.py.
 # Idempotent: installs only what is missing (apt-get, as root or through sudo).
 set -uo pipefail
 
