@@ -1,11 +1,12 @@
 # edgecnn: `make demo` runs the main job offline; `make test` runs the test suite.
-# Both create the virtualenv they need (.venv) on first use.
+# Both create the virtualenv they need (.venv) on first use; `make test` also installs the system
+# packages the tests need (test-deps: tools/ci_setup.sh), or fails naming what is missing.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 EDGECNN := $(VENV)/bin/edgecnn
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo bench java-test arm-check clean
+.PHONY: install test test-deps demo bench java-test arm-check clean
 
 install: $(STAMP)
 
@@ -16,8 +17,13 @@ $(STAMP): setup.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: install java-test
+test: install test-deps java-test
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# sshd (remote-benchmark tests), shellcheck (Pi scripts), JDK + junit4 + hamcrest + org.json (the
+# app's JVM tests): installed with apt-get where missing; fails naming what it could not install.
+test-deps:
+	bash tools/ci_setup.sh
 
 # The main job, offline: the zoo against its papers, then QuickNet trained on the bundled real
 # CIFAR-10 sample, exported (fp32/int8 TFLite, ONNX), verified on LiteRT and ONNX Runtime,
@@ -63,28 +69,14 @@ ANDROID_CORE  := android_app/app/src/main/java/dev/edgecnn/sample/core
 ANDROID_TESTS := android_app/app/src/test/java/dev/edgecnn/sample/core
 JAVA_BUILD    := build/java
 JUNIT_CP      := /usr/share/java/junit4.jar:/usr/share/java/hamcrest-core.jar
-JAVA_DEBS     := $(if $(shell command -v javac),,default-jdk-headless) \
-                 $(if $(wildcard /usr/share/java/junit4.jar),,junit4) \
-                 $(if $(wildcard /usr/share/java/hamcrest-core.jar),,libhamcrest-java)
-SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
+# org.json as Android ships it (the app uses the platform's; the JVM tests Debian's libandroid-json-java)
+ORG_JSON_JAR  := /usr/share/java/com.android.json.jar
 
-.PHONY: java-deps
-
-java-deps:
-	@if [ -z "$(strip $(JAVA_DEBS))" ]; then \
-		echo "java-deps: javac, junit4 and hamcrest already installed"; \
-	elif command -v apt-get >/dev/null 2>&1; then \
-		echo "java-deps: installing $(strip $(JAVA_DEBS)) with apt-get"; \
-		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(JAVA_DEBS); \
-	else \
-		echo "java-deps: apt-get not available; install a JDK (17+), junit4 and hamcrest by hand (missing: $(strip $(JAVA_DEBS)))"; \
-	fi
-
-java-test: java-deps
+java-test: test-deps
 	@rm -rf $(JAVA_BUILD) && mkdir -p $(JAVA_BUILD)/main $(JAVA_BUILD)/test
-	javac --release 8 -Xlint:all -Xlint:-options -Werror -d $(JAVA_BUILD)/main $(ANDROID_CORE)/*.java
-	javac -Xlint:all -Werror -cp $(JAVA_BUILD)/main:$(JUNIT_CP) -d $(JAVA_BUILD)/test $(ANDROID_TESTS)/*.java
-	java -cp $(JAVA_BUILD)/main:$(JAVA_BUILD)/test:android_app/app/src/test/resources:$(JUNIT_CP) \
+	javac --release 8 -Xlint:all -Xlint:-options -Werror -cp $(ORG_JSON_JAR) -d $(JAVA_BUILD)/main $(ANDROID_CORE)/*.java
+	javac -Xlint:all -Werror -cp $(JAVA_BUILD)/main:$(JUNIT_CP):$(ORG_JSON_JAR) -d $(JAVA_BUILD)/test $(ANDROID_TESTS)/*.java
+	java -cp $(JAVA_BUILD)/main:$(JAVA_BUILD)/test:android_app/app/src/test/resources:$(JUNIT_CP):$(ORG_JSON_JAR) \
 		org.junit.runner.JUnitCore $(patsubst $(ANDROID_TESTS)/%.java,dev.edgecnn.sample.core.%,$(wildcard $(ANDROID_TESTS)/*Test.java))
 
 # Not part of `make test`: builds (once, cached in .arm-root/) an arm64 Debian root under qemu and

@@ -15,8 +15,13 @@ import edgecnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(edgecnn.__version__, prog_name="edgecnn")
-def cli():
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show what TensorFlow, the converters and the runtimes print (hidden by default).")
+def cli(verbose):
     """edgecnn: define, train, compress, export, verify, benchmark and bundle compact CNNs."""
+    from edgecnn import quiet
+
+    quiet.configure(verbose=verbose)
 
 
 # ---------------------------------------------------------------------------- option checks
@@ -70,7 +75,8 @@ def models_command(names, paper, as_json, family):
 
     for n in names:
         get_entry(n)  # unknown names fail before anything is built
-    rows = zoo_table(list(names) or list_models(family), paper=paper)
+    # Named models are built (exact, a few seconds each); the whole zoo comes from the committed table.
+    rows = zoo_table(list(names) or list_models(family), paper=paper, exact=bool(names))
     if as_json:
         out = [{k: r[k] for k in ("name", "params", "macs", "fp32_bytes")} | ({"paper": r["paper"]} if paper else {})
                for r in rows]

@@ -36,12 +36,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from edgecnn.data.preprocess import dequantize, quantize
 from edgecnn.errors import ModelFileError, RuntimeNotAvailableError, did_you_mean
+from edgecnn.quiet import native_silenced
 
 _TFLITE_MAGIC = b"TFL3"
 AUTO = "auto"
@@ -250,8 +251,11 @@ class Runner:
     def get_output(self) -> np.ndarray:
         raise NotImplementedError
 
-    def run(self, x: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
-        """Float32 outputs for a float32 batch, in chunks of the model's batch size."""
+    def run(self, x: np.ndarray, batch_size: Optional[int] = None,
+            on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
+        """Float32 outputs for a float32 batch, in chunks of the model's batch size.
+
+        ``on_batch(n)`` hears each chunk of ``n`` images done (a progress bar's ``update``)."""
         x = np.asarray(x, np.float32)
         bs = batch_size or self.input.shape[0] or 1
         self.resize(bs)
@@ -266,6 +270,8 @@ class Runner:
             out = self.get_output()[:n]
             info = self.output
             outs.append(dequantize(out, info.scale, info.zero_point) if info.quantized else out.astype(np.float32))
+            if on_batch is not None:
+                on_batch(n)
         return np.concatenate(outs) if outs else np.zeros((0,) + tuple(self.output.shape[1:]), np.float32)
 
     def resize(self, batch_size: int) -> None:
@@ -300,8 +306,9 @@ class TFLiteRunner(Runner):
         if preserve_all_tensors:
             kwargs["experimental_preserve_all_tensors"] = True
         try:
-            self._interp = mod.Interpreter(**kwargs)
-            self._interp.allocate_tensors()
+            with native_silenced():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
+                self._interp = mod.Interpreter(**kwargs)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelFileError(f"{self.source}: the TFLite runtime cannot load it ({str(e).splitlines()[0]})") from None
         self._refresh()

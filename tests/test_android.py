@@ -34,6 +34,8 @@ MAIN = APP / "app" / "src" / "main"
 JAVA = MAIN / "java" / "dev" / "edgecnn" / "sample"
 GOLDEN = APP / "app" / "src" / "test" / "resources" / "golden"
 ANDROID_NS = "{http://schemas.android.com/apk/res/android}"
+# org.json as Android ships it, from Debian's libandroid-json-java (the Makefile's java-test uses it too)
+ORG_JSON_JAR = Path("/usr/share/java/com.android.json.jar")
 
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(Path(__file__).parent))
@@ -202,15 +204,20 @@ def app_copy(tmp_path):
 
 
 def _java_reads_bundle(assets: Path, tmp: Path) -> dict:
-    """Run the app's own Spec/Preprocess classes on the bundle (BundleCheck); None without a JDK."""
+    """Run the app's own Spec/Preprocess classes on the bundle (BundleCheck); fails naming a missing JDK or
+    org.json (make test-deps installs both)."""
     if not shutil.which("javac"):
-        pytest.skip("no JDK (make java-deps installs one)")
+        pytest.fail("no JDK: `make test-deps` installs one (Debian's default-jdk-headless)", pytrace=False)
+    if not ORG_JSON_JAR.is_file():
+        pytest.fail(f"no {ORG_JSON_JAR} (org.json, as Android ships it): `make test-deps` installs "
+                    f"Debian's libandroid-json-java", pytrace=False)
     out = tmp / "classes"
     srcs = [str(p) for p in (JAVA / "core").glob("*.java")]
     test_core = APP / "app" / "src" / "test" / "java" / "dev" / "edgecnn" / "sample" / "core"
     srcs += [str(test_core / "Golden.java"), str(test_core / "BundleCheck.java")]
-    subprocess.run(["javac", "-nowarn", "-d", str(out)] + srcs, check=True, capture_output=True)
-    r = subprocess.run(["java", "-cp", str(out), "dev.edgecnn.sample.core.BundleCheck", str(assets)],
+    subprocess.run(["javac", "-nowarn", "-cp", str(ORG_JSON_JAR), "-d", str(out)] + srcs, check=True,
+                   capture_output=True)
+    r = subprocess.run(["java", "-cp", f"{out}:{ORG_JSON_JAR}", "dev.edgecnn.sample.core.BundleCheck", str(assets)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     images = {}

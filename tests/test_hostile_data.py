@@ -566,9 +566,22 @@ def test_download_progress_in_bytes_on_a_terminal(tmp_path, fake_net, monkeypatc
 
     err = Tty()
     monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr("sys.stdout", Tty())
     cifar.download("cifar10", tmp_path / "cache")
     total = len(fake_net["good"]) / 1e6
-    assert f"{total:.1f}/{total:.1f} MB" in err.getvalue() and "cifar-10-python.tar.gz" in err.getvalue()
+    assert f"{total:.1f}/{total:.1f} MB" in err.getvalue() and "Downloading cifar-10-python.tar.gz" in err.getvalue()
+    assert "Extracting cifar-10-python.tar.gz" in err.getvalue()
+
+
+def test_no_progress_bar_when_stdout_is_not_a_terminal(tmp_path, fake_net, monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)  # a terminal, but the output goes to a file or a pipe
+    cifar.download("cifar10", tmp_path / "cache")
+    assert err.getvalue() == ""
 
 
 def test_download_interrupted_extraction_is_not_a_dataset(tmp_path, fake_net, monkeypatch):

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from edgecnn.cli import cli
 from edgecnn.errors import InvalidConfigError, UnknownModelError
 from edgecnn.registry import create_model, get_entry, list_models
-from edgecnn.zoo_report import measure, paper_rows
+from edgecnn.zoo_report import TABLE, measure, paper_rows, stats_of, table_keys
 
 EXPECTED = {
     "quicknet", "mobilenetv2", "mobilenetv2_ref", "mobilenetv2_a", "mobilenetv2_b", "mobilenetv2_c",
@@ -77,9 +77,36 @@ def test_model_builds_runs_and_matches_paper(name):
     y = model(x, training=False).numpy()
     assert y.shape == (1, n_classes)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-4)  # softmax probabilities
+    # `edgecnn models` prints the committed table: it must say what this build says.
+    assert measure(name) == stats_of(model), f"{name}: {TABLE.name} is stale; rewrite it: python -m edgecnn.zoo_report"
     tf_keras.backend.clear_session()
     for row in paper_rows(name):
         assert row["ok"], f"{name} {row['figure']}: ours {row['ours']:.4g} vs paper {row['paper']:.4g} (±{row['rtol']:.0%})"
+
+
+def test_zoo_table_holds_exactly_the_builds_the_models_command_needs():
+    rows = json.loads(TABLE.read_text())["rows"]
+    assert sorted((r["name"], json.dumps(r["kwargs"], sort_keys=True)) for r in rows) == \
+        [(n, json.dumps(kw, sort_keys=True)) for n, kw in table_keys()]
+
+
+@pytest.mark.parametrize("name,kwargs", [(n, kw) for n, kw in table_keys() if kw], ids=lambda v: str(v))
+def test_zoo_table_rows_built_with_paper_arguments_match_a_build(name, kwargs):
+    # The default builds are checked in test_model_builds_runs_and_matches_paper.
+    assert measure(name, **kwargs) == measure(name, exact=True, **kwargs), \
+        f"{name} {kwargs}: {TABLE.name} is stale; rewrite it: python -m edgecnn.zoo_report"
+
+
+def test_cli_models_reads_the_table_and_builds_named_models(monkeypatch):
+    import edgecnn.zoo_report as zr
+
+    built = []
+    monkeypatch.setattr(zr, "_build", lambda name, kw: built.append(name) or zr._table()[(name, kw)])
+    res = CliRunner().invoke(cli, ["models"])
+    assert res.exit_code == 0, res.output
+    assert built == [] and len(res.output.strip().splitlines()) == 1 + len(list_models())
+    res = CliRunner().invoke(cli, ["models", "quicknet"])
+    assert res.exit_code == 0 and built == ["quicknet"] and "3,568,970" in res.output
 
 
 def test_input_shape_and_num_classes_are_honoured():

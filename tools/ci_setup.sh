@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
-# Installs what the remote-benchmark tests need on a fresh Debian machine: an OpenSSH server
-# (the tests start their own sshd on 127.0.0.1 with a throwaway config; nothing is enabled as a
-# service). Idempotent; where it cannot install, it says why and exits 0 so that the tests
-# skip with a visible reason instead of failing.
+# Installs the system packages the test suite needs on a fresh Debian machine (`make test-deps`,
+# run by `make test` and .ci/run), and fails naming whatever is still missing: no test is
+# skipped for want of a tool. The Debian packages, and the tests that need them:
+#   openssh-server, openssh-client: remote-benchmark tests (they start their own sshd on
+#     127.0.0.1 with a throwaway config; nothing is enabled as a service);
+#   the shell script linter (package of the same name): the Raspberry Pi install and service scripts;
+#   default-jdk-headless, junit4, libhamcrest-java, libandroid-json-java (org.json as Android
+#     ships it): the Android app's JVM tests (`make java-test`) and tests/test_android.py.
+# Idempotent: installs only what is missing (apt-get, as root or through sudo).
 set -uo pipefail
 
-have_sshd() { [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; }
+ORG_JSON_JAR=/usr/share/java/com.android.json.jar
+missing() {
+    local debs=()
+    { [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; } || debs+=(openssh-server)
+    command -v ssh >/dev/null || debs+=(openssh-client)
+    command -v shellcheck >/dev/null || debs+=(shellcheck)
+    command -v javac >/dev/null || debs+=(default-jdk-headless)
+    [ -f /usr/share/java/junit4.jar ] || debs+=(junit4)
+    [ -f /usr/share/java/hamcrest-core.jar ] || debs+=(libhamcrest-java)
+    [ -f "$ORG_JSON_JAR" ] || debs+=(libandroid-json-java)
+    echo "${debs[@]}"
+}
 
-if have_sshd; then
-    echo "ci_setup: openssh-server already installed"
+need=$(missing)
+if [ -z "$need" ]; then
+    echo "test-deps: sshd, shellcheck, JDK, junit4, hamcrest and org.json already installed"
 else
-    if [ "$(id -u)" != 0 ]; then
-        echo "ci_setup: SKIP installing openssh-server: not root (the remote-benchmark tests will skip)"
-    elif ! command -v apt-get >/dev/null; then
-        echo "ci_setup: SKIP installing openssh-server: no apt-get here (the remote-benchmark tests will skip)"
-    else
-        echo "ci_setup: installing openssh-server (apt-get)"
-        export DEBIAN_FRONTEND=noninteractive
-        if ! { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends openssh-server openssh-client >/dev/null; }; then
-            echo "ci_setup: SKIP: apt-get could not install openssh-server (the remote-benchmark tests will skip)"
-        fi
-        # The package may start a system sshd on port 22; the tests do not use it.
+    if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else sudo=(none); fi
+    if [ "${sudo[0]:-}" = none ] || ! command -v apt-get >/dev/null; then
+        echo "test-deps: cannot install $need (needs apt-get as root or through sudo); install them and re-run" >&2
+        exit 1
+    fi
+    echo "test-deps: installing $need (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086  # $need is a list of package names
+    { "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q --no-install-recommends $need >/dev/null; } ||
+        echo "test-deps: apt-get failed" >&2
+    # The openssh-server package may start a system sshd on port 22; the tests do not use it.
+    need=$(missing)
+    if [ -n "$need" ]; then
+        echo "test-deps: still missing after apt-get: $need" >&2
+        exit 1
     fi
 fi
 # sshd running as root wants its privilege-separation directory.
 if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then mkdir -p /run/sshd && chmod 0755 /run/sshd; fi
-have_sshd && echo "ci_setup: sshd ready: $(/usr/sbin/sshd -V 2>&1 | head -n1 || true)"
 exit 0

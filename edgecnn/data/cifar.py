@@ -17,7 +17,6 @@ place that needs a network.
 from __future__ import annotations
 
 import bz2
-import contextlib
 import gzip
 import hashlib
 import io
@@ -25,7 +24,6 @@ import lzma
 import os
 import pickle
 import shutil
-import sys
 import tarfile
 import tempfile
 import time
@@ -34,9 +32,9 @@ import zlib
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-import click
 import numpy as np
 
+from edgecnn import progress
 from edgecnn.data import limits
 from edgecnn.errors import DataError
 
@@ -337,11 +335,13 @@ def _extract_into(archive: Path, size: int, dest: Path) -> None:
                          f"a decompression bomb. Raise edgecnn.data.cifar.MAX_EXTRACT_BYTES for bigger datasets.")
 
     dest_abs = dest.resolve()
-    declared = members = 0
+    declared = members = bar_pos = 0
     try:
         with limits.open_regular(archive, "archive") as raw:
             stream = _CappedReader(_decompressor(raw), limit, archive)
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with tarfile.open(fileobj=stream, mode="r|") as tar, \
+                    progress.bar(length=size, label=f"Extracting {archive.name}", show_pos=False,
+                                 item_show_func=_megabytes(size)) as bar:
                 for m in tar:
                     members += 1
                     if members > MAX_MEMBERS:
@@ -351,6 +351,8 @@ def _extract_into(archive: Path, size: int, dest: Path) -> None:
                     if declared > limit:
                         raise too_big(declared)
                     _extract_member(tar, m, dest_abs)
+                    bar.update(raw.tell() - bar_pos, raw.tell())  # compressed bytes read so far
+                    bar_pos = raw.tell()
     except _Overflow:
         raise too_big(0) from None
     except DataError:
@@ -420,14 +422,8 @@ def _md5(path) -> str:
     return h.hexdigest()
 
 
-def _progress(total: Optional[int], label: str):
-    """click's progress bar on stderr counting megabytes; nothing at all when stderr is not a terminal."""
-    err = sys.stderr
-    if not total or not err.isatty():
-        return contextlib.nullcontext(None)
-    return click.progressbar(length=total, label=label, file=err, show_percent=True, show_pos=False,
-                             item_show_func=lambda done: None if done is None else
-                             f"{done / 1e6:.1f}/{total / 1e6:.1f} MB")
+def _megabytes(total: int):
+    return lambda done: None if done is None else f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
 
 
 def _fetch(url: str, archive: Path, md5: str) -> None:
@@ -453,7 +449,8 @@ def _fetch(url: str, archive: Path, md5: str) -> None:
         h, done, start = hashlib.md5(usedforsecurity=False), 0, time.monotonic()
         try:
             with atomic_path(archive) as tmp, open(tmp, "wb") as f, \
-                    _progress(total, f"Downloading {archive.name}") as bar:
+                    progress.bar(length=total, label=f"Downloading {archive.name}", show_pos=False,
+                                 item_show_func=_megabytes(total or 0)) as bar:
                 while True:
                     try:
                         chunk = r.read(1 << 20)
@@ -469,8 +466,7 @@ def _fetch(url: str, archive: Path, md5: str) -> None:
                                         f"Download it by other means and pass --data PATH.")
                     h.update(chunk)
                     f.write(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk), done)
+                    bar.update(len(chunk), done)
                 if total and done != total:
                     raise DataError(f"{url}: the download stopped at {done:,} of {total:,} bytes; try again.")
                 if h.hexdigest() != md5:

@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from edgecnn import progress
 from edgecnn.errors import ExportError, InvalidConfigError
 from edgecnn.export.compress_report import (accuracy, int8_measure, kernel_sparsity, unique_weights,  # noqa: F401
                                             weights_of, zipped_size)
@@ -142,15 +143,17 @@ def _is_input(layer) -> bool:
     return isinstance(layer, tf_keras.layers.InputLayer)
 
 
-def _fit(model, train_data, *, epochs, batch_size, learning_rate, callbacks=()):
+def _fit(model, train_data, *, epochs, batch_size, learning_rate, callbacks=(), label="fine-tuning"):
     import tf_keras
 
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
                   loss=tf_keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"])
     x, y = train_data
-    model.fit(x, np.asarray(y).reshape(-1), epochs=epochs, batch_size=batch_size, verbose=0,
-              callbacks=list(callbacks), shuffle=True)
+    with progress.bar(length=epochs * math.ceil(len(x) / batch_size), label=label) as bar:
+        step = tf_keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: bar.update(1))
+        model.fit(x, np.asarray(y).reshape(-1), epochs=epochs, batch_size=batch_size, verbose=0,
+                  callbacks=[*callbacks, step], shuffle=True)
 
 
 def _steps(n: int, batch_size: int, epochs: int) -> int:
@@ -213,7 +216,7 @@ def prune_model(model, sparsity: float, *, train_data, epochs: int = 2, batch_si
 
     with sk.prune_scope():
         pruned = tf_keras.models.clone_model(base, clone_function=wrap)
-    _fit(pruned, train_data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+    _fit(pruned, train_data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, label="pruning",
          callbacks=[sk.UpdatePruningStep()])
     stripped = sk.strip_pruning(pruned)
     per_layer = kernel_sparsity(stripped, targets)
@@ -264,7 +267,8 @@ def cluster_model(model, clusters: int, *, train_data, init: str = "KMEANS_PLUS_
 
     with ck.cluster_scope():
         clustered = tf_keras.models.clone_model(base, clone_function=wrap)
-    _fit(clustered, train_data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+    _fit(clustered, train_data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+         label="clustering")
     stripped = ck.strip_clustering(clustered)
     step = {
         "method": "cluster",
@@ -339,7 +343,8 @@ def quantize_aware_model(model, *, train_data, preserve: Optional[str] = None, e
     else:  # pragma: no cover - bounded by the number of layers
         raise ExportError("QAT: TFMOT kept refusing layers; giving up.")
 
-    _fit(qat, train_data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+    _fit(qat, train_data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+         label="quantization-aware training")
     wrapped = [l.layer.name for l in qat.layers if hasattr(l, "quantize_config") and getattr(l, "layer", None) is not None]
     dense = [{"layer": n, "reason": r} for n, r in skip.items()]
     step = {

@@ -16,16 +16,21 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 
+from edgecnn import progress
 from edgecnn.errors import ExportError
 from edgecnn.io import atomic_write_bytes
+from edgecnn.quiet import native_silenced
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
 def _representative(calibration: np.ndarray):
     def gen():
-        for i in range(len(calibration)):
-            yield [calibration[i:i + 1].astype(np.float32)]
+        # Runs inside the converter (native output silenced): the bar draws on the user's stderr.
+        with progress.bar(length=len(calibration), label="calibrating int8") as bar:
+            for i in range(len(calibration)):
+                yield [calibration[i:i + 1].astype(np.float32)]
+                bar.update(1)
     return gen
 
 
@@ -71,7 +76,8 @@ def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] =
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
     try:
-        return conv.convert()
+        with native_silenced():  # the converter prints its settings and MLIR notes from C++
+            return conv.convert()
     except Exception as e:  # ConverterError, ValueError, RuntimeError from MLIR passes
         msg = describe_converter_error(e)
         ops = [o.split(".", 1)[1] for o in _OP_RE.findall(str(e)) if o.startswith("tf.")]

@@ -85,7 +85,7 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     ``model``: the Keras model (else loaded from the manifest's model_file or run);
     ``data``: (uint8 images, labels, split description) (else the held-out split, see module doc).
     """
-    from edgecnn import runtime
+    from edgecnn import progress, runtime
     from edgecnn.data.preprocess import PreprocessSpec, preprocess, softmax
     from edgecnn.evaluate import top_k_accuracy
 
@@ -114,7 +114,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     for name, a in m["artifacts"].items():
         runner = runtime.load(paths[name], threads=threads)
         batch = 100 if getattr(runner, "_dynamic_batch", False) else None  # TFLite: batch 1, as on a device
-        out = runner.run(x, batch_size=batch)
+        with progress.bar(length=len(x), label=f"  verifying {name}") as bar:
+            out = runner.run(x, batch_size=batch, on_batch=bar.update)
         if a["output_kind"] == "logits":
             out = softmax(out)
         top1 = top_k_accuracy(y, out, 1)

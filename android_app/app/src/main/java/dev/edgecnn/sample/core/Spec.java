@@ -4,7 +4,9 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
-import java.util.Map;
+import org.json.JSONArray;
+import org.json.JSONException;
+import org.json.JSONObject;
 
 /**
  * The bundle spec, {@code assets/edgecnn.json}, written by {@code edgecnn bundle android}: the
@@ -14,6 +16,11 @@ import java.util.Map;
  * <p>{@link #check()} refuses what the app cannot run, with the same rules as the Python side
  * ({@code edgecnn/bundle.py}): NHWC, 1 or 3 channels, batch 1, one float32/int8/uint8 input and one
  * float32/int8/uint8 output of shape [1, num_classes].
+ *
+ * <p>The JSON is read with {@code org.json}, which Android ships (the JVM tests use the same
+ * implementation from Debian's {@code libandroid-json-java}). Its getters convert between types
+ * ({@code getInt} truncates 1.5, {@code getString} accepts a number); the typed helpers at the end
+ * refuse that instead, so a malformed spec fails here with the key named.
  */
 public final class Spec {
     /** The one asset name the app knows; every other file name comes from inside it. */
@@ -46,25 +53,33 @@ public final class Spec {
 
     /** Parses and checks the bundle spec; throws IllegalArgumentException naming the problem. */
     public static Spec parse(String json) {
-        Object root = Json.parse(json);
-        int schema = Json.integer(root, "schema");
+        try {
+            return parse(new JSONObject(json));
+        } catch (JSONException e) {
+            throw new IllegalArgumentException("invalid bundle spec: " + e.getMessage(), e);
+        }
+    }
+
+    private static Spec parse(JSONObject root) throws JSONException {
+        int schema = integer(root, "schema");
         if (schema != SCHEMA) {
             throw new IllegalArgumentException("bundle spec schema " + schema + " is not supported (expected "
                     + SCHEMA + "): re-run `edgecnn bundle android` with a matching edgecnn");
         }
         List<SampleImage> images = new ArrayList<>();
-        if (Json.has(root, "images")) {
-            for (Object o : Json.list(root, "images")) {
-                boolean known = Json.has(o, "label_index") && ((Map<?, ?>) o).get("label_index") != null;
-                int idx = known ? Json.integer(o, "label_index") : -1;
-                images.add(new SampleImage(Json.str(o, "file"), Json.str(o, "label"), idx));
+        if (root.has("images")) {
+            JSONArray list = root.getJSONArray("images");
+            for (int k = 0; k < list.length(); k++) {
+                JSONObject o = list.getJSONObject(k);
+                int idx = o.isNull("label_index") ? -1 : integer(o, "label_index");
+                images.add(new SampleImage(str(o, "file"), str(o, "label"), idx));
             }
         }
-        Spec spec = new Spec(Json.str(root, "model"), Json.str(root, "artifact"), Json.str(root, "model_file"),
-                Json.str(root, "labels_file"), Preprocessing.fromJson(Json.obj(root, "preprocessing")),
-                TensorInfo.fromJson(Json.obj(root, "input"), "input"),
-                TensorInfo.fromJson(Json.obj(root, "output"), "output"),
-                Json.str(root, "output_kind"), images);
+        Spec spec = new Spec(str(root, "model"), str(root, "artifact"), str(root, "model_file"),
+                str(root, "labels_file"), Preprocessing.fromJson(root.getJSONObject("preprocessing")),
+                TensorInfo.fromJson(root.getJSONObject("input"), "input"),
+                TensorInfo.fromJson(root.getJSONObject("output"), "output"),
+                str(root, "output_kind"), images);
         spec.check();
         return spec;
     }
@@ -154,23 +169,23 @@ public final class Spec {
             this.std = std.clone();
         }
 
-        public static Preprocessing fromJson(Map<String, Object> d) {
-            List<Object> size = Json.list(d, "input_size");
-            if (size.size() != 2) {
+        public static Preprocessing fromJson(JSONObject d) throws JSONException {
+            JSONArray size = d.getJSONArray("input_size");
+            if (size.length() != 2) {
                 throw new IllegalArgumentException("input_size must be [height, width]");
             }
-            String order = Json.has(d, "channel_order") ? Json.str(d, "channel_order") : "RGB";
+            String order = d.has("channel_order") ? str(d, "channel_order") : "RGB";
             if (!"RGB".equals(order)) {
                 throw new IllegalArgumentException("channel_order " + order + " is not supported (RGB only)");
             }
-            String resize = Json.has(d, "resize") ? Json.str(d, "resize") : "bilinear";
+            String resize = d.has("resize") ? str(d, "resize") : "bilinear";
             if (!"bilinear".equals(resize)) {
                 throw new IllegalArgumentException("resize " + resize + " is not supported (bilinear only)");
             }
-            return new Preprocessing(Json.toInt(size.get(0), "input_size"), Json.toInt(size.get(1), "input_size"),
-                    Json.integer(d, "channels"), Json.has(d, "layout") ? Json.str(d, "layout") : "NHWC",
-                    Json.num(d, "crop_fraction"), (float) Json.num(d, "scale"),
-                    floats(Json.list(d, "mean"), "mean"), floats(Json.list(d, "std"), "std"));
+            return new Preprocessing(toInt(size.get(0), "input_size"), toInt(size.get(1), "input_size"),
+                    integer(d, "channels"), d.has("layout") ? str(d, "layout") : "NHWC",
+                    num(d, "crop_fraction"), (float) num(d, "scale"),
+                    floats(d.getJSONArray("mean"), "mean"), floats(d.getJSONArray("std"), "std"));
         }
     }
 
@@ -190,15 +205,15 @@ public final class Spec {
             this.zeroPoint = zeroPoint;
         }
 
-        public static TensorInfo fromJson(Map<String, Object> d, String what) {
-            List<Object> s = Json.list(d, "shape");
-            int[] shape = new int[s.size()];
+        public static TensorInfo fromJson(JSONObject d, String what) throws JSONException {
+            JSONArray s = d.getJSONArray("shape");
+            int[] shape = new int[s.length()];
             for (int k = 0; k < shape.length; k++) {
-                shape[k] = Json.toInt(s.get(k), what + " shape");
+                shape[k] = toInt(s.get(k), what + " shape");
             }
-            return new TensorInfo(Json.has(d, "name") ? Json.str(d, "name") : what, shape, Json.str(d, "dtype"),
-                    Json.has(d, "scale") ? (float) Json.num(d, "scale") : 0f,
-                    Json.has(d, "zero_point") ? Json.integer(d, "zero_point") : 0);
+            return new TensorInfo(d.has("name") ? str(d, "name") : what, shape, str(d, "dtype"),
+                    d.has("scale") ? (float) num(d, "scale") : 0f,
+                    d.has("zero_point") ? integer(d, "zero_point") : 0);
         }
 
         /** Integer tensor with a scale: values are {@code (q - zeroPoint) * scale}. */
@@ -243,15 +258,45 @@ public final class Spec {
         }
     }
 
-    static float[] floats(List<Object> values, String what) {
-        float[] out = new float[values.size()];
+    static float[] floats(JSONArray values, String what) throws JSONException {
+        float[] out = new float[values.length()];
         for (int k = 0; k < out.length; k++) {
             Object v = values.get(k);
-            if (!(v instanceof Double)) {
+            if (!(v instanceof Number)) {
                 throw new IllegalArgumentException("'" + what + "' must hold numbers");
             }
-            out[k] = (float) (double) (Double) v;  // np.float32(python_float): one rounding
+            out[k] = (float) ((Number) v).doubleValue();  // np.float32(python_float): one rounding
         }
         return out;
+    }
+
+    // ---- strict typed access: org.json's getters convert, these name the key and refuse
+
+    static String str(JSONObject o, String key) throws JSONException {
+        Object v = o.get(key);
+        if (!(v instanceof String)) {
+            throw new IllegalArgumentException("'" + key + "' must be a string");
+        }
+        return (String) v;
+    }
+
+    static double num(JSONObject o, String key) throws JSONException {
+        Object v = o.get(key);
+        if (!(v instanceof Number)) {
+            throw new IllegalArgumentException("'" + key + "' must be a number");
+        }
+        return ((Number) v).doubleValue();
+    }
+
+    static int integer(JSONObject o, String key) throws JSONException {
+        return toInt(o.get(key), key);
+    }
+
+    static int toInt(Object v, String what) {
+        double d = v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
+        if (d != Math.rint(d) || Math.abs(d) > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("'" + what + "' must be an integer, got " + v);
+        }
+        return (int) d;
     }
 }

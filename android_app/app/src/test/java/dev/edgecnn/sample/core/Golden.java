@@ -10,6 +10,8 @@ import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import javax.imageio.ImageIO;
+import org.json.JSONException;
+import org.json.JSONObject;
 
 /** Test helpers: golden files from the test resources, PNG decoding with javax.imageio (JVM only). */
 final class Golden {
@@ -32,8 +34,8 @@ final class Golden {
         }
     }
 
-    static Object json(String rel) throws IOException {
-        return Json.parse(new String(bytes(rel), StandardCharsets.UTF_8));
+    static JSONObject json(String rel) throws IOException, JSONException {
+        return new JSONObject(new String(bytes(rel), StandardCharsets.UTF_8));
     }
 
     static Image png(String rel) throws IOException {

@@ -4,11 +4,10 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.List;
-import java.util.Map;
+import org.json.JSONArray;
+import org.json.JSONObject;
 import org.junit.Test;
 
 /**
@@ -19,57 +18,60 @@ import org.junit.Test;
 public class PreprocessGoldenTest {
 
     @Test
-    public void everyGoldenCaseMatchesPythonByteForByte() throws IOException {
-        List<Object> cases = Json.list(Golden.json("preprocess.json"), "cases");
-        assertTrue("expected at least 10 golden cases", cases.size() >= 10);
-        for (Object c : cases) {
-            String name = Json.str(c, "name");
-            Spec.Preprocessing spec = Spec.Preprocessing.fromJson(Json.obj(c, "spec"));
-            Image src = Golden.png(Json.str(c, "image"));
+    public void everyGoldenCaseMatchesPythonByteForByte() throws Exception {
+        JSONArray cases = Golden.json("preprocess.json").getJSONArray("cases");
+        assertTrue("expected at least 10 golden cases", cases.length() >= 10);
+        for (int i = 0; i < cases.length(); i++) {
+            JSONObject c = cases.getJSONObject(i);
+            String name = c.getString("name");
+            Spec.Preprocessing spec = Spec.Preprocessing.fromJson(c.getJSONObject("spec"));
+            Image src = Golden.png(c.getString("image"));
             Image fitted = Preprocess.fitImage(src, spec);
             assertEquals(name + ": fitted width", spec.width, fitted.width);
             assertEquals(name + ": fitted height", spec.height, fitted.height);
-            assertSameBytes(name + ": fitted uint8 image", Golden.bytes(Json.str(c, "fitted")), fitted.data);
+            assertSameBytes(name + ": fitted uint8 image", Golden.bytes(c.getString("fitted")), fitted.data);
 
             Spec.TensorInfo f32 = tensor(spec, "float32", 0f, 0);
             ByteBuffer buf = ByteBuffer.allocate(f32.elements() * 4).order(ByteOrder.LITTLE_ENDIAN);
             Preprocess.fillInput(fitted, spec, f32, buf);
-            assertSameBytes(name + ": float32 input tensor", Golden.bytes(Json.str(c, "float32")), buf.array());
+            assertSameBytes(name + ": float32 input tensor", Golden.bytes(c.getString("float32")), buf.array());
 
             for (String dtype : new String[] {"int8", "uint8"}) {
-                Map<String, Object> q = Json.obj(c, dtype);
-                Spec.TensorInfo t = tensor(spec, dtype, (float) Json.num(q, "scale"), Json.integer(q, "zero_point"));
+                JSONObject q = c.getJSONObject(dtype);
+                Spec.TensorInfo t = tensor(spec, dtype, (float) q.getDouble("scale"), q.getInt("zero_point"));
                 ByteBuffer qb = ByteBuffer.allocate(t.elements());
                 Preprocess.fillInput(fitted, spec, t, qb);
-                assertSameBytes(name + ": " + dtype + " input tensor", Golden.bytes(Json.str(q, "file")), qb.array());
+                assertSameBytes(name + ": " + dtype + " input tensor", Golden.bytes(q.getString("file")), qb.array());
             }
         }
     }
 
     @Test
-    public void bilinearResizeMatchesPythonByteForByte() throws IOException {
-        List<Object> cases = Json.list(Golden.json("preprocess.json"), "resizes");
-        assertTrue(cases.size() >= 3);
-        for (Object c : cases) {
-            int h = Json.integer(c, "height");
-            int w = Json.integer(c, "width");
-            Image out = Preprocess.resizeBilinear(Golden.png(Json.str(c, "image")), h, w);
-            assertSameBytes(Json.str(c, "image") + " resized to " + w + "x" + h, Golden.bytes(Json.str(c, "expected")),
+    public void bilinearResizeMatchesPythonByteForByte() throws Exception {
+        JSONArray cases = Golden.json("preprocess.json").getJSONArray("resizes");
+        assertTrue(cases.length() >= 3);
+        for (int i = 0; i < cases.length(); i++) {
+            JSONObject c = cases.getJSONObject(i);
+            int h = c.getInt("height");
+            int w = c.getInt("width");
+            Image out = Preprocess.resizeBilinear(Golden.png(c.getString("image")), h, w);
+            assertSameBytes(c.getString("image") + " resized to " + w + "x" + h, Golden.bytes(c.getString("expected")),
                     out.data);
         }
     }
 
     @Test
-    public void quantizeRoundsHalfToEvenAndClips() throws IOException {
-        for (Object c : Json.list(Golden.json("quantize.json"), "cases")) {
-            List<Object> xs = Json.list(c, "x");
-            List<Object> want = Json.list(c, "expected");
-            float[] x = Spec.floats(xs, "x");
-            String dtype = Json.str(c, "dtype");
-            byte[] q = Preprocess.quantize(x, (float) Json.num(c, "scale"), Json.integer(c, "zero_point"), dtype);
+    public void quantizeRoundsHalfToEvenAndClips() throws Exception {
+        JSONArray cases = Golden.json("quantize.json").getJSONArray("cases");
+        for (int i = 0; i < cases.length(); i++) {
+            JSONObject c = cases.getJSONObject(i);
+            JSONArray want = c.getJSONArray("expected");
+            float[] x = Spec.floats(c.getJSONArray("x"), "x");
+            String dtype = c.getString("dtype");
+            byte[] q = Preprocess.quantize(x, (float) c.getDouble("scale"), c.getInt("zero_point"), dtype);
             for (int k = 0; k < x.length; k++) {
                 int got = dtype.equals("int8") ? q[k] : q[k] & 0xFF;
-                assertEquals(dtype + " quantize(" + x[k] + ")", Json.toInt(want.get(k), "expected"), got);
+                assertEquals(dtype + " quantize(" + x[k] + ")", want.getInt(k), got);
             }
         }
     }

@@ -76,4 +76,26 @@ public class SpecTest {
             assertTrue(e.getMessage(), e.getMessage().contains("NCHW"));
         }
     }
+
+    @Test
+    public void refusesMalformedJsonAndWrongTypesNamingTheKey() {
+        String good = spec(INT8_IN, INT8_OUT);
+        String[][] bad = {
+            {good.substring(0, good.length() - 1), "invalid bundle spec"},
+            {good.replace("\"schema\": 1", "\"schema\": 1.5"), "'schema' must be an integer"},
+            {good.replace("\"quicknet\"", "3"), "'model' must be a string"},
+            {good.replace("\"zero_point\": -6", "\"zero_point\": \"-6\""), "'zero_point' must be an integer"},
+            {good.replace("\"crop_fraction\": 1.0", "\"crop_fraction\": \"1\""), "'crop_fraction' must be a number"},
+            {good.replace("[0.4914, 0.4822, 0.4465]", "[0.4914, \"x\", 0.4465]"), "'mean' must hold numbers"},
+            {good.replace("\"output_kind\": \"probabilities\",", ""), "output_kind"},
+        };
+        for (String[] b : bad) {
+            try {
+                Spec.parse(b[0]);
+                fail("accepted " + b[0]);
+            } catch (IllegalArgumentException e) {
+                assertTrue(e.getMessage(), e.getMessage().contains(b[1]));
+            }
+        }
+    }
 }
