@@ -284,7 +284,7 @@ def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
 
 # ---------------------------------------------------------------------------- benchmark / pipeline
 def _runtime_help(formats, auto=False):
-    from edgecnn.runtime import backend_help
+    from edgecnn.backends import backend_help
     return backend_help(formats, auto)
 
 
@@ -418,7 +418,7 @@ def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibratio
 
 # ---------------------------------------------------------------------------- classify / bundle
 def _classify_runtime(ctx, param, value):
-    from edgecnn.runtime import resolve_backend
+    from edgecnn.backends import resolve_backend
     return resolve_backend(value, ("tflite", "onnx"), auto=True)
 
 

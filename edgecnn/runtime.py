@@ -36,86 +36,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
 from edgecnn.data.preprocess import dequantize, quantize
-from edgecnn.errors import ModelFileError, RuntimeNotAvailableError, did_you_mean
+from edgecnn.backends import (ALIASES, AUTO, BACKENDS, DEFAULT_BACKEND, _FORMAT_LABEL, _TFLITE_PACKAGES,  # noqa: F401
+                              Backend, backend_help, backend_names, parse_backends, resolve_backend)
+from edgecnn.errors import ModelFileError, RuntimeNotAvailableError
 from edgecnn.quiet import native_silenced
 
 _TFLITE_MAGIC = b"TFL3"
-AUTO = "auto"
-
-
-@dataclasses.dataclass(frozen=True)
-class Backend:
-    """One backend name: the interpreter package it loads and, for TFLite, the kernel set."""
-
-    name: str
-    package: str  # litert | tflite-runtime | tf-lite | onnxruntime | keras (Runner.backend)
-    format: str  # the artifact format it runs: tflite | onnx | keras
-    kernels: Optional[str]  # TFLite only: xnnpack | builtin | reference
-    title: str
-
-    @property
-    def xnnpack(self) -> Optional[bool]:
-        """Whether the XNNPACK delegate runs the model (None where the notion does not apply)."""
-        return self.kernels == "xnnpack" if self.format == "tflite" else None
-
-
-BACKENDS: Dict[str, Backend] = {b.name: b for b in (
-    Backend("litert", "litert", "tflite", "xnnpack", "LiteRT, XNNPACK delegate"),
-    Backend("litert-noxnn", "litert", "tflite", "builtin", "LiteRT, builtin kernels (no XNNPACK)"),
-    Backend("litert-ref", "litert", "tflite", "reference", "LiteRT, portable reference kernels"),
-    Backend("tflite-runtime", "tflite-runtime", "tflite", "xnnpack", "tflite-runtime, XNNPACK delegate"),
-    Backend("tf-lite", "tf-lite", "tflite", "xnnpack", "tf.lite.Interpreter (TensorFlow), XNNPACK delegate"),
-    Backend("onnxruntime", "onnxruntime", "onnx", None, "ONNX Runtime, CPU execution provider"),
-    Backend("keras", "keras", "keras", None, "tf_keras model as a tf.function (float reference)"),
-)}
-ALIASES = {"tflite_runtime": "tflite-runtime", "tf_lite": "tf-lite", "tf.lite": "tf-lite", "ort": "onnxruntime",
-           "onnx": "onnxruntime", "litert-xnnpack": "litert", "litert_noxnn": "litert-noxnn",
-           "litert_ref": "litert-ref", "litert-reference": "litert-ref", "tf": "keras"}
-# The default backend per artifact format, and auto's order of TFLite packages.
-DEFAULT_BACKEND = {"tflite": "litert", "onnx": "onnxruntime", "keras": "keras"}
-_TFLITE_PACKAGES = ("litert", "tflite-runtime", "tf-lite")
-_FORMAT_LABEL = {"tflite": "TFLite", "onnx": "ONNX", "keras": "a Keras model"}
-
-
-def backend_names(formats: Sequence[str] = ("tflite", "onnx", "keras"), auto: bool = False) -> List[str]:
-    """The canonical names that run any of ``formats`` (and 'auto' first where it is allowed)."""
-    return ([AUTO] if auto else []) + [n for n, b in BACKENDS.items() if b.format in formats]
-
-
-def backend_help(formats: Sequence[str] = ("tflite", "onnx", "keras"), auto: bool = False) -> str:
-    """The names for an option's help text, so that every command lists the same ones."""
-    return ", ".join(backend_names(formats, auto))
-
-
-def resolve_backend(name, formats: Sequence[str] = ("tflite", "onnx", "keras"), auto: bool = False) -> str:
-    """A backend name or alias -> its canonical name; an unknown name fails with a did-you-mean."""
-    key = str(name).strip().lower()
-    key = ALIASES.get(key, key)
-    allowed = backend_names(formats, auto)
-    if key not in allowed:
-        raise RuntimeNotAvailableError(
-            f"Unknown runtime '{name}'.{did_you_mean(str(name), allowed)} Choose from: {', '.join(allowed)}.")
-    return key
-
-
-def parse_backends(value, formats: Sequence[str] = ("tflite", "onnx", "keras")) -> List[str]:
-    """'litert,onnxruntime' or a list of such strings -> canonical names, each once, in order."""
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else [value]
-    out: List[str] = []
-    for item in items:
-        for name in str(item).split(","):
-            if name.strip():
-                key = resolve_backend(name.strip(), formats)
-                if key not in out:
-                    out.append(key)
-    return out
 
 
 @dataclasses.dataclass
