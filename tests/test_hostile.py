@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _refusals import assert_refused
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
@@ -107,16 +108,6 @@ def invoke(*args, cwd=None):
         return CliRunner().invoke(cli, [str(a) for a in args])
     finally:
         os.chdir(old)
-
-
-def assert_refused(res, code: int, *words):
-    out = res.output
-    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}:\n{out}\n{res.exception!r}"
-    errors = [line for line in out.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, out
-    assert "Traceback" not in out
-    for w in words:
-        assert w.lower() in errors[0].lower(), errors[0]
 
 
 def edit_manifest(world: Path, fn):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _refusals import assert_refused
 from click.testing import CliRunner
 
 import edgecnn  # noqa: F401
@@ -35,16 +36,6 @@ def invoke(*args):
 def ok(res):
     assert res.exit_code == 0, f"exit {res.exit_code}:\n{res.output}\n{res.exception!r}"
     return res
-
-
-def assert_refused(res, code: int, *words):
-    out = res.output
-    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}:\n{out}\n{res.exception!r}"
-    errors = [line for line in out.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, out
-    assert "Traceback" not in out
-    for w in words:
-        assert w.lower() in errors[0].lower(), errors[0]
 
 
 def _images(n_per_class: int, seed: int = 0):
