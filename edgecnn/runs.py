@@ -53,7 +53,7 @@ FILENAME = MANIFEST  # the manifest's file name, as the export modules call it
 RUN_SCHEMA = 1
 SCHEMA = 1  # manifest schema
 
-FORMATS = {"tflite": ("fp32", "fp16", "dynamic", "int8"), "onnx": ("fp32", "int8")}
+FORMATS = {"tflite": ("fp32", "fp16", "dynamic", "int8", "mixed"), "onnx": ("fp32", "int8")}
 OUTPUT_KINDS = ("probabilities", "logits")
 TENSOR_DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64")
 NAMED_DATASETS = ("sample", "cifar10", "cifar100", "fashion_mnist")

@@ -9,9 +9,9 @@ the Keras top-1, and the largest absolute difference of the probabilities.
 Rules (``passed``):
 
 * fp32 (TFLite and ONNX): the same function as Keras, max |p - p_keras| <= ``fp32_tol`` (1e-4).
-* fp16, dynamic, int8 of a trained model: top-1 at most ``max_drop`` points (default 1.0)
-  below the Keras top-1 on the same images.
-* fp16, dynamic, int8 of an untrained model (fresh weights): top-1 means nothing (the outputs
+* fp16, dynamic, int8, mixed of a trained model: top-1 at most ``max_drop`` points (default
+  1.0) below the Keras top-1 on the same images.
+* fp16, dynamic, int8, mixed of an untrained model (fresh weights): top-1 means nothing (the outputs
   are close to uniform; with ties the top-1 itself is arbitrary), so the check is that the
   artifact computes the Keras function within quantization noise: finite probabilities, rows
   summing to 1 within 0.02 (plus n_classes/512 for int8, whose probabilities are rounded to
