@@ -220,3 +220,35 @@ def test_mixed_needs_int8():
         export_model("alexnet_tiny_dw", int8=False, mixed=True)
     with pytest.raises(InvalidConfigError):
         export_model("alexnet_tiny_dw", int8=True, mixed=True, cost_table={"ops": {"a": {"fp32_us": -1}}})
+
+
+def test_prelu_snapping_keeps_only_layers_within_the_budget():
+    import tf_keras as keras
+
+    from edgecnn.export import deploy
+    from edgecnn.export.mixed import choose_prelu
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = keras.layers.PReLU(shared_axes=[1, 2], name="p_small")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c2")(x)
+    x = keras.layers.PReLU(shared_axes=[1, 2], name="p_big")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(5, activation="softmax", name="fc")(x)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(4)
+    model.get_layer("p_small").set_weights([rng.uniform(-0.004, 0.004, (1, 1, 8)).astype(np.float32)])
+    model.get_layer("p_big").set_weights([rng.uniform(-3.0, 3.0, (1, 1, 8)).astype(np.float32)])
+    x = rng.normal(size=(300, 8, 8, 3)).astype(np.float32)
+    y = model.predict(x[100:], verbose=0).argmax(1)
+    exact, _ = deploy.prepare_for_deploy(model, check_inputs=x[:32])
+    chosen, rep = choose_prelu(model, exact, x[:64], (x[100:], y), max_drop=2.0, rounds=1, runs=5)
+    zero = rep["candidates"]["zero"]
+    assert zero["layers"] == ["p_small"] and zero["float_val_drop"] <= 1.0  # p_big's alphas are kept
+    assert rep["chosen"] in rep["candidates"] and "exact" in rep["candidates"]
+    # the snapped copy changed the snapped layer only, and the original model is untouched
+    snapped = deploy.snap_prelu(model, {"p_small": "zero"})
+    assert not np.any(snapped.get_layer("p_small").get_weights()[0])
+    np.testing.assert_array_equal(snapped.get_layer("p_big").get_weights()[0], model.get_layer("p_big").get_weights()[0])
+    assert np.any(model.get_layer("p_small").get_weights()[0])

@@ -150,6 +150,9 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
         raise InvalidConfigError("--int8-io needs --int8.")
     if mixed and not int8:
         raise InvalidConfigError("--mixed needs --int8.")
+    if mixed and qat:
+        raise InvalidConfigError("--mixed chooses float ops after post-training calibration; it does not combine "
+                                 "with --qat (whose int8 graph is fixed by the QAT wrappers).")
     if cost_table is not None and not mixed:
         raise InvalidConfigError("--cost-table needs --mixed.")
     if cost_table is not None:
@@ -320,8 +323,15 @@ def _export_mixed(dep_model, model, dst: Path, stage: Path, name: str, cal, val,
     # The accuracy fallback is judged on the validation split (verification then uses the test
     # split); fresh weights have no meaningful top-1, so their choice is by speed alone.
     val_pre = (preprocess(val[0], spec), np.asarray(val[1]).astype(np.int64).ravel()) if trained and val else None
+    prelu = None
+    if val_pre is not None and dep_model is not model:  # the PReLU rewrite ran: its snapped variants compete
+        from edgecnn.export.mixed import choose_prelu
+
+        dep_model, prelu = choose_prelu(model, dep_model, cal, val_pre, max_drop, echo=echo)
     data, report = build_mixed(dep_model, cal, val=val_pre, held_out=preprocess(test[0][:32], spec),
                                keras_model=model, max_drop=max_drop, cost_table=cost_table, echo=echo)
+    if prelu is not None:
+        report["prelu"] = prelu
     if val_pre is None:
         report["accuracy_fallback"] = {"skipped": ("untrained weights: top-1 is meaningless" if not trained else
                                                    "the dataset has no validation split")}
@@ -336,7 +346,8 @@ def _export_mixed(dep_model, model, dst: Path, stage: Path, name: str, cal, val,
     n_speed = sum(1 for f in report["float_ops"] if f["why"] == "speed")
     echo(f"mixed precision: {len(report['float_ops'])} op(s) kept float ({n_speed} for speed, "
          f"{len(report['float_ops']) - n_speed} for accuracy)")
-    return {"float_ops": report["float_ops"], "quant_report": REPORT_FILE,
+    extra = {"prelu": prelu["chosen"]} if prelu else {}
+    return {**extra, "float_ops": report["float_ops"], "quant_report": REPORT_FILE,
             "quant_report_sha256": sha256_file(stage / REPORT_FILE), "flatbuffer": fb}
 
 

@@ -53,6 +53,7 @@ BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 REPORT_FILE = "quant_report.json"
 COST_TABLE_SCHEMA = 1
 _INF = float("inf")
+_EPS = 1e-9  # points of top-1: 100 * (a - b) of two image fractions is not exact in floating point
 
 
 # ----------------------------------------------------------------------------- the graph
@@ -385,7 +386,7 @@ def accuracy_fallback(q: "Quantizer", base_float: Sequence[str], errors: Dict[st
         return d
 
     d = drop_of(fl)
-    if d <= max_drop:
+    if d <= max_drop + _EPS:
         return [], steps
     ranked = sorted((n for n in errors if n in g["nodes"]), key=lambda n: -errors[n]["rel_rmse"])
     added: List[str] = []
@@ -398,15 +399,15 @@ def accuracy_fallback(q: "Quantizer", base_float: Sequence[str], errors: Dict[st
             continue
         added += new
         d = drop_of(fl + added)
-        if d <= max_drop:
+        if d <= max_drop + _EPS:
             break
-    if d > max_drop:
+    if d > max_drop + _EPS:
         return added, steps
     for n in sorted(added, key=lambda n: errors.get(n, {}).get("rel_rmse", 0.0)):
         if len(steps) > 2 * max_steps:
             break
         trial = [o for o in added if o != n]
-        if drop_of(fl + trial) <= max_drop:
+        if drop_of(fl + trial) <= max_drop + _EPS:
             added = trial
     return added, steps
 
@@ -553,6 +554,68 @@ def measure_op_costs(model, graph: dict, calibration: np.ndarray, *, rounds: int
                        f"interleaved in one process, lowest of {rounds} round medians of {runs} invokes; "
                        f"quantize/dequantize = the float-I/O model's extra time split by element count"),
             "ops": ops, "tensors": tensors, "unmeasured": unmeasured}
+
+
+# ----------------------------------------------------------------------------- PReLU candidates
+def _keras_top1(model, x, y) -> float:
+    return float(np.mean(np.asarray(model.predict(x, batch_size=128, verbose=0)).argmax(1) == y))
+
+
+def choose_prelu(model, exact_model, calibration: np.ndarray, val: Tuple[np.ndarray, np.ndarray], max_drop: float, *,
+                 threads: int = 1, rounds: int = 5, runs: int = 50, echo=None) -> Tuple[object, Optional[dict]]:
+    """The int8 graph's PReLU form: the exact rewrite (``exact_model``), or alphas snapped per
+    layer to 0 (a ReLU fused into the conv) or to the layer's mean (a LeakyReLU).
+
+    A snapped candidate starts with every PReLU snapped; while the float model's top-1 on
+    ``val`` is more than ``max_drop / 2`` points below the original's (half the budget: int8
+    adds its own loss), the layer whose alphas moved most gets its exact alphas back. The
+    candidates left are converted to full int8 and timed whole, interleaved, in this process:
+    the fastest is used. Timing the whole graph, not assuming a kernel path is fast, is what
+    catches slow kernels such as an int8 LEAKY_RELU whose alpha XNNPACK does not take.
+    -> (the model to quantize, report or None when the model has no PReLU)."""
+    from edgecnn.export import deploy
+    from edgecnn.export.tflite import convert_tflite
+    from edgecnn.runtime import load
+
+    echo = echo or (lambda s: None)
+    names = deploy.prelu_names(model)
+    if not names:
+        return exact_model, None
+    xv, yv = val
+    k_top1 = _keras_top1(model, xv, yv)
+    alphas = {n: model.get_layer(n).get_weights()[0] for n in names}
+    cands = {"exact": (exact_model, {"layers": [], "float_val_drop": 0.0})}
+    for how in ("zero", "mean"):
+        moved = {n: float(np.mean(np.abs(a - (0.0 if how == "zero" else np.mean(a))))) for n, a in alphas.items()}
+        snapped = sorted(names, key=lambda n: moved[n])
+        drop = None
+        while snapped:
+            m = deploy.snap_prelu(model, {n: how for n in snapped})
+            drop = 100.0 * (k_top1 - _keras_top1(m, xv, yv))
+            if drop <= max_drop / 2 + _EPS:
+                break
+            snapped.pop()  # the layer whose alphas moved most gets them back
+        if not snapped:
+            continue
+        dep, rep = deploy.prepare_for_deploy(m, check_inputs=calibration[:64])
+        if rep.get("rejected"):
+            continue
+        cands[how] = (dep, {"layers": sorted(snapped), "float_val_drop": drop})
+        echo(f"  PReLU '{how}': {len(snapped)} of {len(names)} layer(s) snapped, float top-1 drop {drop:.2f} points")
+    keys = list(cands)
+    runners = []
+    for k in keys:
+        r = load(convert_tflite(cands[k][0], "int8", calibration=calibration), threads=threads)
+        r.set_input(r.prepare(np.asarray(calibration[:1], np.float32)))
+        runners.append(r)
+    times = _interleaved(runners, rounds, runs)
+    best = keys[int(np.argmin(times))]
+    report = {"keras_val_top1": k_top1, "budget_float_drop": max_drop / 2, "chosen": best,
+              "candidates": {k: dict(cands[k][1], int8_us=t) for k, t in zip(keys, times)},
+              "timing": f"full int8 of each candidate, interleaved, lowest of {rounds} round medians of {runs} invokes"}
+    echo(f"  PReLU form for int8: '{best}' ("
+         + ", ".join(f"{k} {t:.0f} us" for k, t in zip(keys, times)) + ")")
+    return cands[best][0], report
 
 
 # ----------------------------------------------------------------------------- the whole step
