@@ -401,13 +401,16 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
               help="Allowed int8 top-1 drop, points.")
 @click.option("--bench-runs", default=200, show_default=True, type=click.IntRange(1), help="Timed runs per artifact.")
 @click.option("--max-train-images", type=click.IntRange(1), default=None, help="Train on at most N images (seeded).")
-def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibration, max_drop, bench_runs, max_train_images):
-    """Train, export (fp32 + int8 TFLite, ONNX), verify, benchmark MODEL and write report.md in its run."""
+@click.option("--mixed/--no-mixed", default=True, show_default=True,
+              help="Also the mixed-precision TFLite (per-op int8/float by measured cost; 'edgecnn export --mixed').")
+def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibration, max_drop, bench_runs, max_train_images,
+                     mixed):
+    """Train, export (fp32 + int8 + mixed TFLite, ONNX), verify, benchmark MODEL and write report.md in its run."""
     from edgecnn.pipeline import run_pipeline
 
     overrides = {k: v for k, v in {"epochs": epochs, "max_train_images": max_train_images}.items() if v is not None}
     run_pipeline(model, data=data, recipe=recipe, run_name=run_name, runs_dir=runs_dir, calibration=calibration,
-                 max_drop=max_drop, bench_runs=bench_runs, echo=click.echo, **overrides)
+                 max_drop=max_drop, bench_runs=bench_runs, echo=click.echo, mixed=mixed, **overrides)
 
 
 # ---------------------------------------------------------------------------- classify / bundle
