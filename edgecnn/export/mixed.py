@@ -725,4 +725,5 @@ def error_plot(report: dict, path, title: str):
     ax.set_ylabel("int8 RMSE / RMS of float output")
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
     return save_figure(fig, path)
