@@ -1,9 +1,11 @@
 """Mixed precision: each op int8 where it is faster and safe, float where it is not.
 
-Full-integer int8 is not the fastest choice for every op on every CPU. On this Sapphire Rapids
-CPU (LiteRT 2.3, XNNPACK, 1 thread) int8 depthwise convs run ~2x *slower* than fp32 and the
-small early GEMMs of structure E gain nothing (docs/int8-export.md), so its full-int8 model
-stays near 0.7x fp32. This module chooses the precision of every op from two pieces of data:
+Full-integer int8 is not the fastest choice for every op on every CPU. On a Sapphire Rapids
+CPU (LiteRT 2.3, XNNPACK, 1 thread) int8 depthwise convs ran ~2x *slower* than fp32 and the
+small early GEMMs of structure E gained nothing (docs/int8-export.md: full int8 E near 0.7x
+fp32); on an AMD EPYC without AMX the same ops are near par and full int8 E runs at 0.52x
+(docs/mixed-precision.md). So costs are measured on the target, never assumed. This module
+chooses the precision of every op from two pieces of data:
 
 1. **A cost table** (``measure_op_costs``, or any dict of the same form): per op its fp32 and
    int8 cost on the target, per tensor the cost of a QUANTIZE and a DEQUANTIZE of it. Here it is
