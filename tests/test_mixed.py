@@ -252,3 +252,37 @@ def test_prelu_snapping_keeps_only_layers_within_the_budget():
     assert not np.any(snapped.get_layer("p_small").get_weights()[0])
     np.testing.assert_array_equal(snapped.get_layer("p_big").get_weights()[0], model.get_layer("p_big").get_weights()[0])
     assert np.any(model.get_layer("p_small").get_weights()[0])
+
+
+def test_the_contract_checks_a_mixed_entry_and_its_report(tmp_path):
+    """Mixed entries are validated like the rest of an untrusted manifest; verify checks the report's sha256."""
+    from edgecnn import runs
+    from edgecnn.errors import ModelFileError
+    from edgecnn.io import sha256_file
+
+    (tmp_path / "quant_report.json").write_text("{}")
+    entry = {"format": "tflite", "precision": "mixed", "sha256": "0" * 64, "bytes": 1, "output_kind": "probabilities",
+             "verified": False, "verification": None,
+             "inputs": [{"name": "x", "shape": [1, 32, 32, 3], "dtype": "float32", "scale": 0.0, "zero_point": 0}],
+             "outputs": [{"name": "y", "shape": [1, 2], "dtype": "float32", "scale": 0.0, "zero_point": 0}],
+             "float_ops": [{"op": "DEPTHWISE_CONV_2D", "node": "m/dw/depthwise", "why": "speed"}],
+             "quant_report": "quant_report.json", "quant_report_sha256": sha256_file(tmp_path / "quant_report.json")}
+    from edgecnn.data.preprocess import spec_for
+
+    m = runs.new_manifest("m", trained=False, labels=["a", "b"], preprocessing=spec_for((32, 32, 3)).to_dict(), tools={})
+    m["artifacts"]["m_mixed.tflite"] = entry
+    runs.validate(m, where="t")
+    assert runs.quant_report_path(tmp_path, m, "m_mixed.tflite") == tmp_path / "quant_report.json"
+    (tmp_path / "quant_report.json").write_text('{"edited": true}')
+    with pytest.raises(ModelFileError, match="sha256"):
+        runs.quant_report_path(tmp_path, m, "m_mixed.tflite")
+    for bad in ({"float_ops": [{"op": "ADD", "node": "n", "why": "because"}]}, {"float_ops": "all"},
+                {"quant_report": "../x.json"}, {"quant_report_sha256": "abc"}):
+        broken = json.loads(json.dumps(m))
+        broken["artifacts"]["m_mixed.tflite"].update(bad)
+        with pytest.raises(ModelFileError):
+            runs.validate(broken, where="t")
+    onnx = json.loads(json.dumps(m))
+    onnx["artifacts"] = {"m_mixed.onnx": dict(entry, format="onnx")}
+    with pytest.raises(ModelFileError, match="unknown format/precision"):
+        runs.validate(onnx, where="t")

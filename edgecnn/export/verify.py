@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from edgecnn.errors import RunError, VerificationError
-from edgecnn.runs import FILENAME, artifact_path, manifest_file, read_manifest, write_manifest
+from edgecnn.runs import FILENAME, artifact_path, manifest_file, quant_report_path, read_manifest, write_manifest
 
 FP32_TOL = 1e-4
 UNTRAINED_TOL = 0.1
@@ -89,6 +89,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     export_dir = p.parent
     m = read_manifest(p)
     paths = {name: artifact_path(export_dir, m, name) for name in m["artifacts"]}  # every sha256, recomputed
+    for name in m["artifacts"]:
+        quant_report_path(export_dir, m, name)  # a mixed artifact's report, its sha256 too
     keras_model = model if model is not None else reference_model(export_dir, m, unsafe=unsafe_load)
     x_u8, y, split = data if data is not None else held_out(m, export_dir)
     spec = PreprocessSpec.from_dict(m["preprocessing"])
