@@ -286,3 +286,20 @@ def test_the_contract_checks_a_mixed_entry_and_its_report(tmp_path):
     onnx["artifacts"] = {"m_mixed.onnx": dict(entry, format="onnx")}
     with pytest.raises(ModelFileError, match="unknown format/precision"):
         runs.validate(onnx, where="t")
+
+
+def test_cli_refuses_a_bad_cost_table_before_any_work(tmp_path):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    bad = tmp_path / "costs.json"
+    bad.write_text(json.dumps({"ops": {"n": {"fp32_us": 1.0, "int8_us": -3.0}}}))
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(cli, ["export", "alexnet_tiny_dw", "--int8", "--mixed", "--cost-table", str(bad),
+                                   "--out", str(out), "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 5, res.output
+    assert "int8_us" in res.output and "Traceback" not in res.output
+    assert not out.exists() or not any(out.iterdir())
+    res = CliRunner().invoke(cli, ["export", "alexnet_tiny_dw", "--mixed", "--out", str(out)])
+    assert res.exit_code == 5 and "--mixed needs --int8" in res.output
