@@ -102,7 +102,7 @@ def _float_op_types(tflite):
     from edgecnn.runtime import load
 
     r = load(tflite, backend="litert-noxnn")
-    dt = {d["index"]: np.dtype(d["dtype"]).name for d in r._interp.get_tensor_details()}
+    dt = {d["index"]: np.dtype(d["dtype"]).name for d in r.tensor_details()}
     return [(o["op_name"], dt[o["inputs"][0]]) for o in r.ops() if o["op_name"] not in ("QUANTIZE", "DEQUANTIZE")]
 
 

@@ -71,7 +71,7 @@ def op_graph(tflite) -> dict:
     from edgecnn.runtime import load
 
     r = load(tflite, backend="litert-noxnn")
-    details = {d["index"]: d for d in r._interp.get_tensor_details()}
+    details = {d["index"]: d for d in r.tensor_details()}
 
     def name(i):
         return details[i]["name"] if i in details else f"t{i}"
@@ -92,7 +92,8 @@ def op_graph(tflite) -> dict:
         if o["op_name"] not in BOUNDARY_OPS:
             for t in o["outputs"]:
                 produced[t] = name(o["outputs"][0])
-    in_t, out_t = root(r._in[0]["index"]), root(r._out[0]["index"])
+    ins_idx, outs_idx = r.io_indices()
+    in_t, out_t = root(ins_idx[0]), root(outs_idx[0])
     nodes, consumers, producer, elements, scale = {}, {}, {}, {}, {}
     for o in ops:
         if o["op_name"] in BOUNDARY_OPS:
@@ -466,11 +467,11 @@ def _set_random_inputs(runner) -> None:
     from edgecnn.data.preprocess import quantize
 
     rng = np.random.default_rng(0)
-    for d, info in zip(runner._in, runner.inputs):
+    xs = []
+    for info in runner.inputs:
         x = rng.standard_normal(info.shape).astype(np.float32)
-        if info.quantized:
-            x = quantize(x, info.scale, info.zero_point, np.dtype(info.dtype))
-        runner._interp.set_tensor(d["index"], x)
+        xs.append(quantize(x, info.scale, info.zero_point, np.dtype(info.dtype)) if info.quantized else x)
+    runner.set_inputs(xs)
 
 
 def _interleaved(runners: Sequence, rounds: int, runs: int) -> List[float]:
