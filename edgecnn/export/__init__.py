@@ -328,8 +328,12 @@ def _export_mixed(dep_model, model, dst: Path, stage: Path, name: str, cal, val,
         from edgecnn.export.mixed import choose_prelu
 
         dep_model, prelu = choose_prelu(model, dep_model, cal, val_pre, max_drop, echo=echo)
-    data, report = build_mixed(dep_model, cal, val=val_pre, held_out=preprocess(test[0][:32], spec),
+    # Held-out layer errors on validation images where there are some (the test split stays
+    # untouched by every choice made here), else on the test split (fresh weights).
+    held, held_split = ((val_pre[0][:32], "val") if val_pre is not None else (preprocess(test[0][:32], spec), "test"))
+    data, report = build_mixed(dep_model, cal, val=val_pre, held_out=held,
                                keras_model=model, max_drop=max_drop, cost_table=cost_table, echo=echo)
+    report["error_images"]["held_out_split"] = held_split
     if prelu is not None:
         report["prelu"] = prelu
     if val_pre is None:
