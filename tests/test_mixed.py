@@ -303,3 +303,28 @@ def test_cli_refuses_a_bad_cost_table_before_any_work(tmp_path):
     assert not out.exists() or not any(out.iterdir())
     res = CliRunner().invoke(cli, ["export", "alexnet_tiny_dw", "--mixed", "--out", str(out)])
     assert res.exit_code == 5 and "--mixed needs --int8" in res.output
+
+
+def test_each_op_of_a_separable_conv_is_costed_alone():
+    """SeparableConv2D is one Keras layer but two TFLite ops: each one-op model holds one of them."""
+    import tf_keras as keras
+
+    from edgecnn.export.mixed import Quantizer, _chain_model
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 4))
+    x = keras.layers.SeparableConv2D(16, 3, padding="same", name="sep")(inp)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="act")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+    cal = np.random.default_rng(0).normal(size=(8, 8, 8, 4)).astype(np.float32)
+    q = Quantizer(model, cal)
+    parts = {}
+    for node, info in q.graph["nodes"].items():
+        if info["op"] in ("DEPTHWISE_CONV_2D", "CONV_2D"):
+            sub, feed = _chain_model(model, node, info["op"])
+            kinds = [type(l).__name__ for l in sub.layers if type(l).__name__ != "InputLayer"]
+            parts[info["op"]] = (kinds, tuple(sub.inputs[0].shape[1:]), feed(cal)[0].shape)
+    assert parts["DEPTHWISE_CONV_2D"] == (["DepthwiseConv2D"], (8, 8, 4), (8, 8, 8, 4))
+    assert parts["CONV_2D"] == (["Conv2D", "BatchNormalization", "ReLU"], (8, 8, 4), (8, 8, 8, 4))

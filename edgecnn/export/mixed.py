@@ -416,9 +416,14 @@ def accuracy_fallback(q: "Quantizer", base_float: Sequence[str], errors: Dict[st
 
 
 # ----------------------------------------------------------------------------- per-op cost
-def _chain_model(model, node: str):
+def _chain_model(model, node: str, op: str = ""):
     """A one-op Keras model for the TFLite op ``node``: the layers its name mentions, from the
-    first one's input(s) to the last one's output, with the trained weights (shared layers)."""
+    first one's input(s) to the last one's output, with the trained weights (shared layers).
+    -> (model, feed) where ``feed(calibration)`` gives its real input activations, or None.
+
+    A SeparableConv2D becomes two TFLite ops (DEPTHWISE_CONV_2D, then CONV_2D 1x1 with what
+    follows fused into it); each is rebuilt alone from the layer's two kernels, so that the two
+    ops' costs are not both the whole layer's."""
     import tf_keras as keras
 
     names = _layer_set(node)
@@ -429,15 +434,46 @@ def _chain_model(model, node: str):
     first, last = layers[0], layers[-1]
     if type(first).__name__ == "InputLayer":
         return None
+    if type(first).__name__ == "SeparableConv2D":
+        return _separable_part(model, first, last, op, order)
     ins = first.input if isinstance(first.input, list) else [first.input]
     try:
-        return keras.Model(ins if len(ins) > 1 else ins[0], last.output), ins
+        sub = keras.Model(ins if len(ins) > 1 else ins[0], last.output)
     except Exception:  # noqa: BLE001 - a group that is not a closed subgraph: no cost measured
         return None
+    return sub, lambda cal: _activations(model, ins, cal)
+
+
+def _separable_part(model, sep, last, op: str, order: dict):
+    import tf_keras as keras
+
+    cfg = sep.get_config()
+    weights = sep.get_weights()
+    dw = keras.layers.DepthwiseConv2D(cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
+                                      depth_multiplier=cfg["depth_multiplier"], dilation_rate=cfg["dilation_rate"],
+                                      use_bias=False)
+    x = keras.Input(tuple(sep.input.shape[1:]))
+    y = dw(x)
+    dw.set_weights([weights[0]])
+    if op == "DEPTHWISE_CONV_2D":
+        return keras.Model(x, y), lambda cal: _activations(model, [sep.input], cal)
+    # the 1x1 part and every layer after it up to ``last`` (BN, activations fused into the conv)
+    dw_model = keras.Model(x, y)
+    p_in = keras.Input(tuple(y.shape[1:]))
+    pw = keras.layers.Conv2D(cfg["filters"], 1, use_bias=cfg["use_bias"], activation=cfg["activation"])
+    z = pw(p_in)
+    pw.set_weights([weights[1]] + weights[2:3])
+    old = sep.output
+    for layer in model.layers[order[sep.name] + 1:order[last.name] + 1]:
+        if layer.input is old:
+            z, old = layer(z), layer.output
+    if old is not last.output:
+        return None
+    return keras.Model(p_in, z), lambda cal: [dw_model.predict(_activations(model, [sep.input], cal)[0], verbose=0)]
 
 
 def _activations(model, ins, calibration: np.ndarray) -> List[np.ndarray]:
-    """The model's real activations at ``ins`` (the one-op model's inputs) on ``calibration``."""
+    """The model's real activations at ``ins`` (tensors of the model) on ``calibration``."""
     import tf_keras as keras
 
     feats = keras.Model(model.inputs, ins if len(ins) > 1 else ins[0])
@@ -509,13 +545,13 @@ def measure_op_costs(model, graph: dict, calibration: np.ndarray, *, rounds: int
     built, unmeasured = [], []
     t0 = time.time()
     for node, info in graph["nodes"].items():
-        chain = _chain_model(model, node)
+        chain = _chain_model(model, node, info["op"])
         if chain is None:
             unmeasured.append(node)
             continue
-        sub, ins = chain
+        sub, feed = chain
         try:
-            acts = _activations(model, ins, cal)
+            acts = feed(cal)
             rs = []
             for mode in ("fp32", "int8", "int8_float_io"):
                 r = load(_convert_one_op(sub, acts, mode), threads=threads)
