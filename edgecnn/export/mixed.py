@@ -532,6 +532,22 @@ def _interleaved(runners: Sequence, rounds: int, runs: int) -> List[float]:
     return best
 
 
+def _cpu_label() -> str:
+    """The CPU the table was measured on ('AMD EPYC, x86_64'): costs belong to one target."""
+    import platform
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model or platform.processor() or 'unknown CPU'}, {platform.machine()}"
+
+
 def measure_op_costs(model, graph: dict, calibration: np.ndarray, *, rounds: int = 5, runs: int = 50,
                      threads: int = 1, echo=None) -> dict:
     """The cost table of ``model``'s ops on this machine's LiteRT + XNNPACK (see module doc).
@@ -579,7 +595,7 @@ def measure_op_costs(model, graph: dict, calibration: np.ndarray, *, rounds: int
     tensors = {}
     for t in set(tensors_q) | set(tensors_dq):
         qv, dv = tensors_q.get(t), tensors_dq.get(t)
-        # a tensor nobody measured from one side: the other side's per-element cost
+        # a tensor measured from one side only (e.g. the model input): that side's estimate for both
         qv = float(np.mean(qv)) if qv else float(np.mean(dv))
         dv = float(np.mean(dv)) if dv else qv
         tensors[t] = {"quantize_us": qv, "dequantize_us": dv}
@@ -587,7 +603,7 @@ def measure_op_costs(model, graph: dict, calibration: np.ndarray, *, rounds: int
         echo(f"  cost table: {len(ops)} ops measured ({len(unmeasured)} not) in {time.time() - t0:.0f} s")
     from edgecnn.runtime import runtime_version
 
-    return {"schema": COST_TABLE_SCHEMA, "target": f"this machine, LiteRT {runtime_version('litert')} XNNPACK, "
+    return {"schema": COST_TABLE_SCHEMA, "target": f"{_cpu_label()}, LiteRT {runtime_version('litert')} XNNPACK, "
                                                    f"{threads} thread(s), batch 1",
             "method": (f"one-op models at their real shapes (fp32; int8 with int8 I/O; int8 with float I/O), "
                        f"interleaved in one process, lowest of {rounds} round medians of {runs} invokes; "
