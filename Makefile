@@ -39,7 +39,9 @@ demo: install
 # make bench: (1) the papers' speed and size claims beside this machine's figures, one run
 # (edgecnn bench paper: bench/paper_claims.md/.json/*.png; one export folder per model cached in
 # bench/.cache/<model>/, so re-runs only time); (2) with an exported run (BENCH_RUN=runs/<model>/<run>,
-# default the first under runs/): its x86 figures and the x86 baseline of a Raspberry Pi 4;
+# default the first under runs/): its x86 figures and the x86 baseline of a Raspberry Pi 4 (every
+# artifact of the export, the mixed-precision one included), and when it has a _mixed.tflite, fp32 /
+# int8 / mixed timed interleaved in one process (bench/mixed_interleaved/);
 # (3) the harness's own overhead, on that run's int8 model, else on the cached structure-E int8 model.
 BENCH_RUN ?= $(patsubst %/export/manifest.json,%,$(firstword $(wildcard runs/*/*/export/manifest.json)))
 BENCH_ART = $(firstword $(wildcard $(BENCH_RUN)/export/*_int8.tflite) $(wildcard $(BENCH_RUN)/export/*.tflite))
@@ -50,7 +52,11 @@ bench: install
 	@if [ -n "$(BENCH_RUN)" ]; then \
 		set -x; \
 		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,litert-noxnn,onnxruntime,keras --threads 1,2 --runs 300 && \
-		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,onnxruntime --device pi4 --runs 300 --out $(BENCH_RUN)/bench/pi4_baseline; \
+		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,onnxruntime --device pi4 --runs 300 --out $(BENCH_RUN)/bench/pi4_baseline && \
+		if ls $(BENCH_RUN)/export/*_mixed.tflite >/dev/null 2>&1; then \
+			$(EDGECNN) benchmark $(BENCH_RUN)/export/*_fp32.tflite $(BENCH_RUN)/export/*_int8.tflite \
+				$(BENCH_RUN)/export/*_mixed.tflite --interleave --rounds 9 --runs 200 --out $(BENCH_RUN)/bench/mixed_interleaved; \
+		fi; \
 	else \
 		echo "make bench: no exported run under runs/, run benchmark skipped ('make demo' or 'edgecnn export' makes one; or BENCH_RUN=runs/<model>/<run>)"; \
 	fi

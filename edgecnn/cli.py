@@ -235,10 +235,17 @@ def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
 @click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (TFMOT).")
 @click.option("--compress-epochs", type=click.IntRange(1), default=2, show_default=True,
               help="Fine-tuning epochs per compression step.")
+@click.option("--mixed", is_flag=True,
+              help="Also <model>_mixed.tflite (needs --int8): each op int8 or float by its measured cost, with "
+                   "boundaries paid for, and layers reverted to float while full int8 drops more than --max-drop.")
+@click.option("--cost-table", "cost_table", default=None, type=click.Path(dir_okay=False),
+              help="With --mixed: per-op costs of the target from this JSON file (the form of quant_report.json's "
+                   "cost_table) instead of measuring them on this machine.")
 @click.option("--runs-dir", default=None, help="Runs root (default: $EDGECNN_RUNS or ./runs).")
 @_unsafe_load_option
 def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration, out_dir, int8_io, max_drop,
-                   no_rewrite, onnx_int8_route, prune, cluster, qat, compress_epochs, runs_dir, unsafe_load):
+                   no_rewrite, onnx_int8_route, prune, cluster, qat, compress_epochs, mixed, cost_table, runs_dir,
+                   unsafe_load):
     """Export MODEL_OR_RUN (a run directory, or a model name: its newest run, else fresh weights)
     to TFLite/ONNX and verify every artifact on its real runtime."""
     from edgecnn.export import export_model
@@ -255,10 +262,16 @@ def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration
 
             raise InvalidConfigError(f"MODEL '{model_or_run}' disagrees with --run {run_ref}, a run of '{run_model}'; "
                                      f"give one of them.")
+    table = None
+    if cost_table is not None:
+        from edgecnn.errors import InvalidConfigError
+        from edgecnn.runs import read_json_file
+
+        table = read_json_file(cost_table, "cost table", InvalidConfigError)
     export_model(source, out_dir, int8=int8, fp16=fp16, dynamic=dynamic, onnx=onnx, calibration=calibration,
                  int8_io=int8_io, max_drop=max_drop, rewrite=not no_rewrite, int8_onnx_route=onnx_int8_route,
-                 prune=prune, cluster=cluster, qat=qat, compress_epochs=compress_epochs, runs_dir=runs_dir,
-                 unsafe_load=unsafe_load)
+                 prune=prune, cluster=cluster, qat=qat, compress_epochs=compress_epochs, mixed=mixed,
+                 cost_table=table, runs_dir=runs_dir, unsafe_load=unsafe_load)
 
 
 @cli.command("verify")
@@ -406,14 +419,17 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
               help="Allowed int8 top-1 drop, points.")
 @click.option("--bench-runs", default=200, show_default=True, type=click.IntRange(1), help="Timed runs per artifact.")
 @click.option("--max-train-images", type=click.IntRange(1), default=None, help="Train on at most N images (seeded).")
-def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibration, max_drop, bench_runs, max_train_images):
-    """Train, export (fp32 + int8 TFLite, ONNX), verify, benchmark MODEL and write report.md in its run.
+@click.option("--mixed/--no-mixed", default=True, show_default=True,
+              help="Also the mixed-precision TFLite (per-op int8/float by measured cost; 'edgecnn export --mixed').")
+def pipeline_command(model, data, recipe, epochs, run_name, runs_dir, calibration, max_drop, bench_runs, max_train_images,
+                     mixed):
+    """Train, export (fp32 + int8 + mixed TFLite, ONNX), verify, benchmark MODEL and write report.md in its run.
     MODEL may be a trained run directory instead (an imported model): training is skipped."""
     from edgecnn.pipeline import run_pipeline
 
     overrides = {k: v for k, v in {"epochs": epochs, "max_train_images": max_train_images}.items() if v is not None}
     run_pipeline(model, data=data, recipe=recipe, run_name=run_name, runs_dir=runs_dir, calibration=calibration,
-                 max_drop=max_drop, bench_runs=bench_runs, echo=click.echo, **overrides)
+                 max_drop=max_drop, bench_runs=bench_runs, echo=click.echo, mixed=mixed, **overrides)
 
 
 # ---------------------------------------------------------------------------- classify / bundle

@@ -1,4 +1,4 @@
-"""``edgecnn pipeline MODEL``: train -> export (fp32 + int8 TFLite, ONNX) -> verify -> benchmark,
+"""``edgecnn pipeline MODEL``: train -> export (fp32 + int8 + mixed TFLite, ONNX) -> verify -> benchmark,
 and one ``report.md`` with its plots in the run. Given a trained RUN instead (an imported model),
 training is skipped. Each stage is the library function its own
 command wraps; the pipeline only passes the run directory from one to the next.
@@ -17,7 +17,7 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
                  runs_dir=None, seed: int = 0, calibration: int = 200, max_drop: float = 1.0,
                  bench_runs: int = 200, bench_warmup: int = 20, threads: Sequence[int] = (1,),
                  runtimes: Sequence[str] = ("litert", "onnxruntime"), echo: Callable[[str], None] = print,
-                 **train_overrides) -> Path:
+                 mixed: bool = True, **train_overrides) -> Path:
     """Run every stage for one model; returns the run directory (with report.md).
 
     A failed verification does not stop the report from being written: the report says which
@@ -51,7 +51,7 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
     failure = None
     try:
         export_model(run.path, run.path / "export", int8=True, onnx=True, calibration=calibration,
-                     max_drop=max_drop)
+                     max_drop=max_drop, mixed=mixed)
     except VerificationError as e:  # artifacts are kept, marked unverified; report it, then fail
         failure = e
     stages["export_verify"] = time.perf_counter() - t1
@@ -127,6 +127,15 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
     lines += ["", f"Latency measured with LiteRT (XNNPACK) / ONNX Runtime, batch 1, {dev}; "
               "full statistics in [bench/results.md](bench/results.md).", "",
               "![latency](bench/latency.png) ![accuracy vs latency](bench/pareto.png)", ""]
+    mixed = [(n, a) for n, a in manifest["artifacts"].items() if a["precision"] == "mixed"]
+    for name, a in mixed:
+        fl = a.get("float_ops") or []
+        why = {w: sum(1 for f in fl if f.get("why") == w) for w in ("speed", "accuracy")}
+        lines += ["## Mixed precision", "",
+                  f"{name}: {len(fl)} op(s) kept float ({why['speed']} for speed, {why['accuracy']} for accuracy)"
+                  + (f"; PReLU form '{a['prelu']}'" if a.get("prelu") else "") + ". Per-layer error and op costs: "
+                  "[export/quant_report.md](export/quant_report.md).", "",
+                  "![per-layer int8 error](export/quant_error.png)", ""]
     if (run_dir / "eval.json").exists():
         ev = read_json_file(run_dir / "eval.json", "evaluation")
         per_class = ev.get("per_class_accuracy") or {}

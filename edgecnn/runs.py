@@ -53,7 +53,7 @@ FILENAME = MANIFEST  # the manifest's file name, as the export modules call it
 RUN_SCHEMA = 1
 SCHEMA = 1  # manifest schema
 
-FORMATS = {"tflite": ("fp32", "fp16", "dynamic", "int8"), "onnx": ("fp32", "int8")}
+FORMATS = {"tflite": ("fp32", "fp16", "dynamic", "int8", "mixed"), "onnx": ("fp32", "int8")}
 OUTPUT_KINDS = ("probabilities", "logits")
 TENSOR_DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64")
 NAMED_DATASETS = ("sample", "cifar10", "cifar100", "fashion_mnist")
@@ -902,6 +902,48 @@ def validate(m, where: str = "manifest") -> None:
             bad(f"artifact {name}: 'verification' must be null or an object with 'passed'")
         if a["verified"] and not (isinstance(v, dict) and v.get("passed") is True):
             bad(f"artifact {name}: marked verified without a passed verification")
+        if a["precision"] == "mixed":
+            _validate_mixed_entry(name, a, bad)
+
+
+FLOAT_OP_REASONS = ("speed", "accuracy")
+
+
+def _validate_mixed_entry(name: str, a: dict, bad) -> None:
+    """A mixed-precision entry: its float ops (op, node, why) and the quantization report it names
+    (a plain file name beside the artifact, with its sha256)."""
+    ops = a.get("float_ops")
+    if not (isinstance(ops, list) and len(ops) <= 100_000):
+        bad(f"artifact {name}: 'float_ops' must be a list")
+    for f in ops:
+        if not (isinstance(f, dict) and isinstance(f.get("op"), str) and isinstance(f.get("node"), str)
+                and len(f["op"]) <= 64 and len(f["node"]) <= 4096 and f.get("why") in FLOAT_OP_REASONS):
+            bad(f"artifact {name}: each float op needs 'op', 'node' (strings) and 'why' "
+                f"({' or '.join(FLOAT_OP_REASONS)})")
+    rep = a.get("quant_report")
+    if rep is not None:
+        if not (isinstance(rep, str) and _NAME_RE.match(rep) and rep != MANIFEST):
+            bad(f"artifact {name}: 'quant_report' must be a plain file name")
+        if not sha256_ok(a.get("quant_report_sha256")):
+            bad(f"artifact {name}: 'quant_report_sha256' is missing or not a sha256")
+
+
+def quant_report_path(export_dir, manifest: dict, name: str) -> Optional[Path]:
+    """The quantization report a mixed artifact names, inside the export folder, its sha256
+    checked (None when the entry names none)."""
+    from edgecnn.io import sha256_file
+
+    a = manifest["artifacts"][name]
+    rep = a.get("quant_report")
+    if rep is None:
+        return None
+    p = inside(export_dir, rep, "quantization report")
+    if not p.exists():
+        raise ModelFileError(f"{p}: the quantization report of {name} is missing.")
+    regular_file(p, "quantization report")
+    if sha256_file(p) != a["quant_report_sha256"]:
+        raise ModelFileError(f"{p}: sha256 does not match the manifest's record for {name}; refusing to trust it.")
+    return p
 
 
 # ---------------------------------------------------------------------------- one resolver

@@ -278,6 +278,20 @@ class TFLiteRunner(Runner):
         here and nowhere else."""
         return [dict(d) for d in self._interp._get_ops_details()]
 
+    def tensor_details(self) -> List[dict]:
+        """Every tensor's index, name, dtype, shape and quantization parameters (no values): what
+        the graph of a model is read from (edgecnn.export.mixed)."""
+        return [dict(d) for d in self._interp.get_tensor_details()]
+
+    def io_indices(self) -> Tuple[List[int], List[int]]:
+        """The tensor indices of the model's inputs and outputs."""
+        return [int(d["index"]) for d in self._in], [int(d["index"]) for d in self._out]
+
+    def set_inputs(self, xs_native: Sequence[np.ndarray]) -> None:
+        """Set every input of a model with several (``set_input`` sets the first)."""
+        for d, x in zip(self._in, xs_native):
+            self._interp.set_tensor(d["index"], x)
+
     def tensor_shape(self, index: int) -> Tuple[int, ...]:
         """The shape of tensor ``index`` of the main subgraph (also of tensors no public call reports)."""
         return tuple(int(d) for d in self._interp._get_tensor_details(int(index), 0)["shape"])

@@ -25,7 +25,7 @@ Each ROW is self-describing, so rows from a Pi and from here merge into one tabl
 
     artifact        file name ("quicknet_int8.tflite", "model.keras")
     path, sha256    where it was and what exactly it was
-    format          "tflite" | "onnx" | "keras";  precision: "fp32"|"fp16"|"dynamic"|"int8"|null
+    format          "tflite" | "onnx" | "keras";  precision: "fp32"|"fp16"|"dynamic"|"int8"|"mixed"|null
     model, run      from manifest.json / run.json, else null
     size_bytes      file size
     runtime         a canonical name of edgecnn.runtime.BACKENDS: "litert" | "litert-noxnn" | "litert-ref" |

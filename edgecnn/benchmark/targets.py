@@ -43,7 +43,7 @@ class Target:
             return self.entry["precision"]
         if self.format == "keras":
             return "fp32"
-        m = re.search(r"_(fp32|fp16|dynamic|int8)$", self.path.stem)
+        m = re.search(r"_(fp32|fp16|dynamic|int8|mixed)$", self.path.stem)
         return m.group(1) if m else None
 
     @property
@@ -75,7 +75,7 @@ class Target:
                 "reason": v.get("reason"), "source": "manifest verification"}
 
 
-_PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3}
+_PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3, "mixed": 4}
 
 
 def resolve_targets(paths: Sequence, want_keras: bool = False) -> List[Target]:

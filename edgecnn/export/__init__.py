@@ -8,7 +8,8 @@ it was. Verification runs at the end: an artifact that fails it is kept and mark
 and ``VerificationError`` is raised after the manifest is written.
 
 Modules: tflite.py (TFLiteConverter), onnx.py (tf2onnx, ONNX Runtime quantization),
-deploy.py (exact graph rewrites for fast int8 kernels), verify.py, manifest handling lives in edgecnn.runs (TF-free),
+deploy.py (exact graph rewrites for fast int8 kernels), mixed.py (per-op precision: int8 where it
+is faster and safe, float where it is not), verify.py, manifest handling lives in edgecnn.runs (TF-free),
 compress.py (TFMOT pruning/clustering/QAT).
 """
 from __future__ import annotations
@@ -88,17 +89,19 @@ def _labels_for(model, sample_labels):
 
 
 def _datasets(ds_kwargs, input_shape):
-    """(x_train uint8, y_train, (x_test, y_test, split)) of the run's dataset or the bundled sample."""
+    """(x_train uint8, y_train, (x_test, y_test, split), (x_val, y_val) or None) of the run's
+    dataset or the bundled sample (which has no validation split)."""
     if ds_kwargs:
         from edgecnn.data.datasets import load_dataset
 
         kw = dict(ds_kwargs)
         ds = load_dataset(kw.pop("source"), input_shape, **kw)
-        return ds.x_train, ds.y_train, (ds.x_test, ds.y_test, f"{ds.name} test")
+        val = (ds.x_val, ds.y_val) if len(ds.x_val) else None
+        return ds.x_train, ds.y_train, (ds.x_test, ds.y_test, f"{ds.name} test"), val
     from edgecnn.data.sample import load_sample
 
     (xtr, ytr), (xte, yte), _ = load_sample()
-    return xtr, ytr, (xte, yte, "bundled CIFAR-10 sample test")
+    return xtr, ytr, (xte, yte, "bundled CIFAR-10 sample test"), None
 
 
 def calibration_images(x_train_u8: np.ndarray, spec, n: int = 200, seed: int = 0) -> np.ndarray:
@@ -115,7 +118,8 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                  onnx: bool = True, calibration: int = 200, int8_io: bool = False, max_drop: float = 1.0,
                  rewrite: bool = True, int8_onnx_route: str = "ort_qdq", verify: bool = True,
                  prune: Optional[float] = None, cluster: Optional[int] = None, qat: bool = False,
-                 compress_epochs: int = 2, runs_dir=None, unsafe_load: bool = False,
+                 compress_epochs: int = 2, mixed: bool = False, cost_table: Optional[dict] = None,
+                 runs_dir=None, unsafe_load: bool = False,
                  echo: Optional[Callable[[str], None]] = None) -> dict:
     """Export ``model_or_run`` (a run dir, a ``train.Run``, a model name, or a tf_keras model).
 
@@ -123,6 +127,10 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
     loud warning, ``"trained": false``). fp32 TFLite is always written; ``int8``/``fp16``/
     ``dynamic`` add TFLite files, ``onnx`` adds fp32 ONNX (and int8 ONNX with ``int8``).
     Returns the manifest (also written to ``out_dir/manifest.json``).
+
+    ``mixed`` (needs ``int8``): also ``<model>_mixed.tflite``, each op int8 or float as the cost
+    table (``cost_table``, else measured here) and the ``max_drop`` budget choose
+    (edgecnn.export.mixed), with quant_report.json/.md and quant_error.png beside it.
 
     The commit is all-or-nothing: everything is converted into a staging folder, verified there,
     and moved into place manifest last (readers trust only files the manifest names with a
@@ -141,6 +149,17 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
         raise InvalidConfigError(f"Unknown int8 ONNX route '{int8_onnx_route}'; one of {', '.join(INT8_ROUTES)}.")
     if int8_io and not int8:
         raise InvalidConfigError("--int8-io needs --int8.")
+    if mixed and not int8:
+        raise InvalidConfigError("--mixed needs --int8.")
+    if mixed and qat:
+        raise InvalidConfigError("--mixed chooses float ops after post-training calibration; it does not combine "
+                                 "with --qat (whose int8 graph is fixed by the QAT wrappers).")
+    if cost_table is not None and not mixed:
+        raise InvalidConfigError("--cost-table needs --mixed.")
+    if cost_table is not None:
+        from edgecnn.export.mixed import validate_cost_table
+
+        validate_cost_table(cost_table)
     _check_options(calibration=calibration, max_drop=max_drop, prune=prune, cluster=cluster,
                    compress_epochs=compress_epochs)
     model, name, run, trained, labels, spec, ds_kwargs = _resolve(model_or_run, runs_dir, unsafe_load)
@@ -157,7 +176,7 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
         raise ExportError(f"{out_dir}: cannot create the output folder ({e.strerror or e}).") from None
     _remove_stale_stages(out_dir)
     own_run = run_dir is not None and out_dir.resolve() == (Path(run_dir) / mf.EXPORT_DIR).resolve()
-    x_train, y_train, test = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
+    x_train, y_train, test, val = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
     cal = calibration_images(x_train, spec, calibration)
 
     compression, qat_model = None, None
@@ -219,14 +238,19 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                     echo(f"deploy rewrite: {len(dep_report['prelu'])} PReLU layer(s) rebuilt from int8-fast ops "
                          f"(float max diff {dep_report.get('max_abs_diff', 0):.1e})")
 
-        jobs = [("tflite", "fp32")] + [("tflite", p) for p, on in (("fp16", fp16), ("dynamic", dynamic), ("int8", int8)) if on]
+        jobs = [("tflite", "fp32")] + [("tflite", p) for p, on in (("fp16", fp16), ("dynamic", dynamic), ("int8", int8),
+                                                                   ("mixed", mixed)) if on]
         if onnx:
             jobs += [("onnx", "fp32")] + ([("onnx", "int8")] if int8 else [])
         for fmt, prec in jobs:
             fname = mf.artifact_name(name, fmt, prec)
             dst = stage / fname
             extra = {}
-            if fmt == "tflite":
+            if fmt == "tflite" and prec == "mixed":
+                extra.update(_export_mixed(dep_model, model, dst, stage, name, cal, val, test, spec, max_drop,
+                                           cost_table, trained, echo))
+                extra["graph"] = "deploy" if dep_model is not model else "original"
+            elif fmt == "tflite":
                 src = dep_model if prec == "int8" else model
                 export_tflite(src, dst, prec, calibration=cal if prec == "int8" else cal[:2],
                               int8_io=int8_io and prec == "int8", info=extra)
@@ -287,6 +311,50 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
 
 
 STAGE_PREFIX = ".export-"
+
+
+def _export_mixed(dep_model, model, dst: Path, stage: Path, name: str, cal, val, test, spec, max_drop: float,
+                  cost_table, trained: bool, echo) -> dict:
+    """Write ``<model>_mixed.tflite`` and its quant_report.json/.md + quant_error.png into the
+    stage; -> the manifest entry's extra fields (float ops and why, the report and its sha256)."""
+    from edgecnn.data.preprocess import preprocess
+    from edgecnn.export.compact import compact_tflite
+    from edgecnn.export.mixed import REPORT_FILE, build_mixed, error_plot, report_markdown
+    from edgecnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+    # The accuracy fallback is judged on the validation split (verification then uses the test
+    # split); fresh weights have no meaningful top-1, so their choice is by speed alone.
+    val_pre = (preprocess(val[0], spec), np.asarray(val[1]).astype(np.int64).ravel()) if trained and val else None
+    prelu = None
+    if val_pre is not None and dep_model is not model:  # the PReLU rewrite ran: its snapped variants compete
+        from edgecnn.export.mixed import choose_prelu
+
+        dep_model, prelu = choose_prelu(model, dep_model, cal, val_pre, max_drop, echo=echo)
+    # Held-out layer errors on validation images where there are some (the test split stays
+    # untouched by every choice made here), else on the test split (fresh weights).
+    held, held_split = ((val_pre[0][:32], "val") if val_pre is not None else (preprocess(test[0][:32], spec), "test"))
+    data, report = build_mixed(dep_model, cal, val=val_pre, held_out=held,
+                               keras_model=model, max_drop=max_drop, cost_table=cost_table, echo=echo)
+    report["error_images"]["held_out_split"] = held_split
+    if prelu is not None:
+        report["prelu"] = prelu
+    if val_pre is None:
+        report["accuracy_fallback"] = {"skipped": ("untrained weights: top-1 is meaningless" if not trained else
+                                                   "the dataset has no validation split")}
+    data, fb = compact_tflite(data, [np.asarray(cal[i:i + 1], np.float32) for i in range(min(2, len(cal)))])
+    atomic_write_bytes(dst, data)
+    atomic_write_json(stage / REPORT_FILE, report)
+    atomic_write_text(stage / "quant_report.md", report_markdown(report, name))
+    try:
+        error_plot(report, stage / "quant_error.png", f"{name}: per-op int8 error")
+    except Exception as e:  # noqa: BLE001 - matplotlib missing or headless trouble: the table still says it
+        echo(f"note: quant_error.png not written ({type(e).__name__})")
+    n_speed = sum(1 for f in report["float_ops"] if f["why"] == "speed")
+    echo(f"mixed precision: {len(report['float_ops'])} op(s) kept float ({n_speed} for speed, "
+         f"{len(report['float_ops']) - n_speed} for accuracy)")
+    extra = {"prelu": prelu["chosen"]} if prelu else {}
+    return {**extra, "float_ops": report["float_ops"], "quant_report": REPORT_FILE,
+            "quant_report_sha256": sha256_file(stage / REPORT_FILE), "flatbuffer": fb}
 
 
 def _check_options(*, calibration, max_drop, prune, cluster, compress_epochs) -> None:

@@ -359,3 +359,20 @@ def count_layers(model) -> Dict[str, int]:
 
 def prelu_names(model) -> List[str]:
     return [l.name for l in model.layers if type(l).__name__ == "PReLU"]
+
+
+def snap_prelu(model, values: Dict[str, str]) -> object:
+    """A copy of ``model`` with the alphas of each named PReLU layer replaced: ``"zero"`` (the
+    layer becomes a ReLU, which the converter fuses into the conv before it) or ``"mean"`` (one
+    shared alpha, the layer's mean: a LeakyReLU after ``rewrite_prelu``). Not exact: a candidate
+    for the int8 graph that is kept only when its held-out accuracy stays within budget
+    (edgecnn.export.mixed.choose_prelu). ``model`` itself is untouched."""
+    keras = _k()
+    new = keras.models.clone_model(model)
+    new.set_weights(model.get_weights())
+    for name, how in values.items():
+        layer = new.get_layer(name)
+        (alpha,) = layer.get_weights()
+        fill = 0.0 if how == "zero" else float(np.mean(alpha))
+        layer.set_weights([np.full_like(alpha, fill)])
+    return new

@@ -13,9 +13,9 @@ Rules (``passed``):
 Scores are compared as probabilities: for a model whose output is logits (``output_kind``, an
 imported model without a final softmax) softmax is applied to the Keras and the artifact outputs
 alike, as the device side does.
-* fp16, dynamic, int8 of a trained model: top-1 at most ``max_drop`` points (default 1.0)
-  below the Keras top-1 on the same images.
-* fp16, dynamic, int8 of an untrained model (fresh weights): top-1 means nothing (the outputs
+* fp16, dynamic, int8, mixed of a trained model: top-1 at most ``max_drop`` points (default
+  1.0) below the Keras top-1 on the same images.
+* fp16, dynamic, int8, mixed of an untrained model (fresh weights): top-1 means nothing (the outputs
   are close to uniform; with ties the top-1 itself is arbitrary), so the check is that the
   artifact computes the Keras function within quantization noise: finite probabilities, rows
   summing to 1 within 0.02 (plus n_classes/512 for int8, whose probabilities are rounded to
@@ -33,7 +33,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from edgecnn.errors import RunError, VerificationError
-from edgecnn.runs import FILENAME, artifact_path, manifest_file, read_manifest, write_manifest
+from edgecnn.runs import FILENAME, artifact_path, manifest_file, quant_report_path, read_manifest, write_manifest
 
 FP32_TOL = 1e-4
 UNTRAINED_TOL = 0.1
@@ -97,6 +97,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     export_dir = p.parent
     m = read_manifest(p)
     paths = {name: artifact_path(export_dir, m, name) for name in m["artifacts"]}  # every sha256, recomputed
+    for name in m["artifacts"]:
+        quant_report_path(export_dir, m, name)  # a mixed artifact's report, its sha256 too
     keras_model = model if model is not None else reference_model(export_dir, m, unsafe=unsafe_load)
     x_u8, y, split = data if data is not None else held_out(m, export_dir)
     spec = PreprocessSpec.from_dict(m["preprocessing"])
