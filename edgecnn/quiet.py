@@ -119,12 +119,24 @@ def native_silenced():
             for stream in (sys.stdout, sys.stderr, err):
                 with contextlib.suppress(Exception):
                     stream.flush()
+            _flush_c_stdio()  # C/C++ output buffered while silenced must land in /dev/null, not later
             for fd, copy in saved:
                 os.dup2(copy, fd)
                 os.close(copy)
             os.close(devnull)
             if err is not sys.stderr:
                 err.close()
+
+
+def _flush_c_stdio() -> None:
+    """fflush(NULL): the C library's stdout buffer (C++'s std::cout writes through it) is flushed
+    only when full or at exit when stdout is not a terminal, after the descriptors are restored."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
 
 
 class _SilentLoader:  # the loader protocol; importlib.abc would cost `edgecnn --help` 4 ms

@@ -328,3 +328,24 @@ def test_each_op_of_a_separable_conv_is_costed_alone():
             parts[info["op"]] = (kinds, tuple(sub.inputs[0].shape[1:]), feed(cal)[0].shape)
     assert parts["DEPTHWISE_CONV_2D"] == (["DepthwiseConv2D"], (8, 8, 4), (8, 8, 8, 4))
     assert parts["CONV_2D"] == (["Conv2D", "BatchNormalization", "ReLU"], (8, 8, 4), (8, 8, 8, 4))
+
+
+def test_cli_mixed_export_of_fresh_weights_is_quiet_and_verified(tmp_path):
+    """The installed command in a fresh process: the converter's per-calibration prints (also the
+    ones the QuantizationDebugger's option setter triggers) stay hidden, and the mixed artifact of
+    an untrained 200-class model passes the untrained rule like the int8 one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_quiet import noise_lines
+
+    exe = Path(sys.executable).with_name("edgecnn")
+    env = dict(os.environ, EDGECNN_RUNS=str(tmp_path / "runs"))
+    p = subprocess.run([str(exe), "export", "alexnet_tiny_dw", "--int8", "--mixed", "--no-onnx", "--calibration", "16"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert noise_lines(p.stdout + p.stderr) == [], p.stderr
+    m = json.loads((tmp_path / "runs" / "alexnet_tiny_dw" / "untrained" / "export" / "manifest.json").read_text())
+    assert m["artifacts"]["alexnet_tiny_dw_mixed.tflite"]["verified"] is True

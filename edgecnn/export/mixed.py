@@ -48,6 +48,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgecnn.errors import ExportError, InvalidConfigError
+from edgecnn.quiet import native_silenced
 
 INPUT_NODE = "__input__"
 OUTPUT_NODE = "__output__"
@@ -283,9 +284,10 @@ class Quantizer:
 
         self._tf = tf
         try:
-            self.debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=_debug_converter(model, calibration),
-                debug_dataset=_batches(np.asarray(calibration[:1], np.float32)))
+            with native_silenced():  # the converter's C++ prints, shown with -v
+                self.debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=_debug_converter(model, calibration),
+                    debug_dataset=_batches(np.asarray(calibration[:1], np.float32)))
         except Exception as e:  # noqa: BLE001 - ConverterError, ValueError from the MLIR passes
             from edgecnn.export.tflite import describe_converter_error
 
@@ -296,9 +298,10 @@ class Quantizer:
 
     def build(self, float_ops: Sequence[str], debug: bool = False) -> bytes:
         """The model with ``float_ops`` (node names) float and every other op int8."""
-        self.debugger.options = self._tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_nodes=list(float_ops) or None)
-        return self.debugger.get_debug_quantized_model() if debug else self.debugger.get_nondebug_quantized_model()
+        with native_silenced():  # setting the options re-quantizes the model in the converter
+            self.debugger.options = self._tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=list(float_ops) or None)
+            return self.debugger.get_debug_quantized_model() if debug else self.debugger.get_nondebug_quantized_model()
 
     def layer_errors(self, images: np.ndarray) -> Dict[str, dict]:
         """Per quantized op (node name): RMSE/scale and RMSE relative to the float tensor's RMS,
@@ -318,7 +321,8 @@ class Quantizer:
         dbg = tf.lite.experimental.QuantizationDebugger(
             quant_debug_model_content=self.build([], debug=True),
             debug_dataset=_batches(np.asarray(images, np.float32)), debug_options=opts)
-        dbg.run()
+        with native_silenced():
+            dbg.run()
         out = {}
         for key, stats in dbg.layer_statistics.items():
             node = self._node_of(key)
@@ -494,7 +498,8 @@ def _convert_one_op(sub, acts: List[np.ndarray], mode: str) -> bytes:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if mode == "int8":
             conv.inference_input_type = conv.inference_output_type = tf.int8
-    return conv.convert()
+    with native_silenced():
+        return conv.convert()
 
 
 def _set_random_inputs(runner) -> None:

@@ -136,7 +136,7 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
         else:
             # int8 softmax outputs are multiples of 1/256: each of the n probabilities may be off by
             # half a step, so n near-uniform probabilities may sum to 1 +- n/512 (200 classes: 0.39).
-            sum_tol = 0.02 + (out.shape[1] / 512.0 if a["precision"] == "int8" else 0.0)
+            sum_tol = 0.02 + (out.shape[1] / 512.0 if a["precision"] in ("int8", "mixed") else 0.0)
             sums_ok = bool(np.all(np.isfinite(out))) and bool(np.all(np.abs(out.sum(1) - 1.0) <= sum_tol))
             passed = sums_ok and diff <= UNTRAINED_TOL
             reason = (f"untrained model: top-1 not checked; probabilities {'valid' if sums_ok else 'INVALID'}, "
