@@ -236,19 +236,23 @@ def test_archive_that_is_a_fifo_is_not_opened(tmp_path, via_link):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({fifo.name, path.name})
 
 
-def test_interrupted_extraction_leaves_no_folder(tmp_path, monkeypatch):
-    archive = tmp_path / "c.tar.gz"
-    _cifar10_targz(archive, tmp_path)
-    calls = []
-    real = cifar._extract_member
+def _interrupt_extraction_at(monkeypatch, n: int) -> None:
+    """A Ctrl-C while the ``n``-th archive member is extracted (the real extraction up to then)."""
+    real, calls = cifar._extract_member, []
 
     def flaky(tar, m, dest):
         calls.append(m.name)
-        if len(calls) == 4:
+        if len(calls) == n:
             raise KeyboardInterrupt
         return real(tar, m, dest)
 
     monkeypatch.setattr(cifar, "_extract_member", flaky)
+
+
+def test_interrupted_extraction_leaves_no_folder(tmp_path, monkeypatch):
+    archive = tmp_path / "c.tar.gz"
+    _cifar10_targz(archive, tmp_path)
+    _interrupt_extraction_at(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         cifar.extract_archive(archive, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tar.gz", "src"]
@@ -586,15 +590,8 @@ def test_no_progress_bar_when_stdout_is_not_a_terminal(tmp_path, fake_net, monke
 
 def test_download_interrupted_extraction_is_not_a_dataset(tmp_path, fake_net, monkeypatch):
     cache = tmp_path / "cache"
-    real, calls = cifar._extract_member, []
-
-    def flaky(tar, m, dest):
-        calls.append(m.name)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real(tar, m, dest)
-
-    monkeypatch.setattr(cifar, "_extract_member", flaky)
+    real = cifar._extract_member
+    _interrupt_extraction_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         cifar.download("cifar10", cache)
     assert sorted(p.name for p in cache.iterdir()) == ["cifar-10-python.tar.gz"]  # verified archive only
