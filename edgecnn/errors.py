@@ -84,6 +84,12 @@ class BundleError(EdgecnnError):
     exit_code = 15
 
 
+class EmulatorError(EdgecnnError):
+    """The arm64 emulator (qemu-user, its root, the counting plugin) is missing or failed."""
+
+    exit_code = 16
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     """' Did you mean: a, b?' or '' — for messages that quote an unknown name."""
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)

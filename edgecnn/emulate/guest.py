@@ -1,0 +1,68 @@
+"""Runs inside the emulated arm64 guest (python3.11 + numpy + LiteRT only; no edgecnn import).
+
+argv: JOB.json. The job lists TFLite files (paths as the guest sees them) and how many invokes to
+count. For each model, in order: load with one thread (XNNPACK engaged unless the job says
+``"xnnpack": false``), set a fixed random input, invoke ``warmup`` times (XNNPACK packs weights on
+the first invoke), then open region k with a marker syscall, invoke ``invokes`` times, close it.
+The counting plugin sees only what happens between the markers.
+
+Prints one line to stdout, ``EDGECNN-RESULT <json>``: per model whether XNNPACK took the graph (it did when the
+interpreter's delegated tensors have no TFLite buffer: the delegate owns them), and a digest of
+the output, so a wrong kernel choice (a core the emulator gets wrong) shows up as a changed answer.
+"""
+import hashlib
+import json
+import os
+import sys
+
+RESULT_PREFIX = "EDGECNN-RESULT "  # the host reads the one stdout line that starts so
+MARK_BASE = 0x6564676563000000  # "edgec" << 24: the plugin's region markers (lseek offsets)
+
+
+def mark(value):
+    try:
+        os.lseek(-1, value, 0)  # fd -1: EBADF, no effect; the plugin catches the syscall
+    except OSError:
+        pass
+
+
+def main():
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        job = json.load(fh)
+    results = []
+    for k, item in enumerate(job["models"]):
+        resolver = OpResolverType.AUTO if item.get("xnnpack", True) else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        it = Interpreter(model_path=item["path"], num_threads=1, experimental_op_resolver_type=resolver)
+        it.allocate_tensors()
+        rng = np.random.default_rng(item.get("seed", 0))
+        for d in it.get_input_details():
+            if np.issubdtype(d["dtype"], np.integer):
+                info = np.iinfo(d["dtype"])
+                x = rng.integers(info.min, info.max, size=d["shape"], endpoint=True).astype(d["dtype"])
+            else:
+                x = rng.standard_normal(d["shape"]).astype(d["dtype"])
+            it.set_tensor(d["index"], x)
+        for _ in range(int(item.get("warmup", 1))):
+            it.invoke()
+        mark(MARK_BASE + 2 * k)
+        for _ in range(int(item["invokes"])):
+            it.invoke()
+        mark(MARK_BASE + 2 * k + 1)
+        delegated = 0
+        for t in it.get_tensor_details():
+            try:
+                it.get_tensor(t["index"])
+            except ValueError:  # "Tensor data is null": owned by the delegate
+                delegated += 1
+        out = [it.get_tensor(d["index"]) for d in it.get_output_details()]
+        digest = hashlib.sha256(b"".join(np.ascontiguousarray(o).tobytes() for o in out)).hexdigest()
+        results.append({"region": k, "delegated_tensors": delegated, "tensors": len(it.get_tensor_details()),
+                        "output_sha256": digest, "output": [o.astype(float).ravel().tolist()[:16] for o in out]})
+    print(RESULT_PREFIX + json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()
