@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "edgecnn"
 
 # Rank of each stage: a module may import modules of a lower rank, and modules of its own stage
 # package (export.* among themselves, benchmark.* among themselves). The shared base is rank 0.
-BASE = {"errors", "io", "quiet", "progress", "backends", "registry", "analysis", "models_keras", "data", "runs", "runtime",
+BASE = {"errors", "io", "quiet", "progress", "backends", "registry", "analysis", "models_keras", "data", "runs", "runtime", "emulate",
         "zoo_report", "inspect"}
 STAGES = [("evaluate",), ("recipes",), ("train",), ("importer",), ("export",), ("benchmark",), ("pipeline", "paper"),
           ("classify", "bundle"), ("cli", "__main__", "__init__")]

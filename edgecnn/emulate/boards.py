@@ -7,10 +7,10 @@ Sources (docs/arm-emulation.md has the links):
   L1D (4-way), 512 KB L2 per core (8-way), 2 MB shared L3, "up to 17 GB/s" memory bandwidth;
   bcm2837.adoc / rp3a0.adoc: 4x Cortex-A53 @ 1.4 GHz (3 B+) / 1.0 GHz (Zero 2 W), 512 KB L2.
 - DRAM bandwidth a program gets (not the bus peak): Pi 4 single-thread STREAM copy 5.5 GB/s
-  (sci-pi.org.uk/bench/stream.html); Pi 5 tinymembench copy 4.9-6.2 GB/s (geerlingguy/sbc-reviews
-  #21, raspberrypi/firmware #1876). Copy moves each byte twice: ~11 GB/s of traffic on a Pi 5,
-  ~11 GB/s counted the same way on a Pi 4 (STREAM counts both). Pi 3 / Zero 2: LPDDR2, ~2 GB/s
-  (an estimate from the bus width and clock; no stored measurement).
+  (sci-pi.org.uk/bench/stream.html; STREAM counts the bytes read and written); Pi 5 tinymembench
+  copy 4.9-6.2 GB/s (geerlingguy/sbc-reviews #21, raspberrypi/firmware #1876; tinymembench counts
+  each copied byte once, so ~11 GB/s of traffic). Pi 3 / Zero 2: LPDDR2 (32-bit, 900 MHz: 3.6 GB/s
+  peak), taken as 2 GB/s sustained (an estimate; no stored measurement).
 - The CPU part numbers in cpuinfo are Arm's MIDR values (0xd08 A72, 0xd0b A76, 0xd03 A53).
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Board:
 
 BOARDS: Dict[str, Board] = {b.name: b for b in (
     Board("pi4", "Raspberry Pi 4 (BCM2711)", "cortex-a72", "cortex-a72", 1.5, 4,
-          ((32 * 1024, 2), (1024 * 1024, 16)), 11.0,
+          ((32 * 1024, 2), (1024 * 1024, 16)), 5.5,
           "0xd08", "0x0", 3, "fp asimd evtstrm crc32 cpuid", "BCM2835", "Raspberry Pi 4 Model B Rev 1.4",
           notes="1.5 GHz: boards from 2020 on run 1.8 GHz (firmware), 20% faster in compute-bound ops"),
     Board("pi5", "Raspberry Pi 5 (BCM2712)", "cortex-a76", "cortex-a76", 2.4, 4,
