@@ -579,6 +579,32 @@ def bench_paper_command(out_dir, models, precisions, runs, seconds, rounds, warm
                f"or checking the cache)")
 
 
+@bench_group.command("emulator")
+@click.option("--out", "out_dir", default="bench", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder: emulator_calibration.md and .json.")
+@click.option("--boards", "boards", multiple=True, callback=_split_names, metavar="NAMES",
+              help="Boards to count on besides the Pi 4 the model is fitted on (default: pi5, pi3).")
+@click.option("--invokes", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="Invokes counted per model (the counts are per inference).")
+@click.option("--write", is_flag=True, help="Also replace the calibration edgecnn ships with this one.")
+def bench_emulator_command(out_dir, boards, invokes, write):
+    """The arm64 cost model against published Raspberry Pi 4 figures (docs/arm-emulation.md).
+
+    Builds MobileNet v1 and v2 (224x224, random weights, fp32 and int8), counts what each executes
+    on the emulated boards' cores, fits the cost model on the Pi 4 figures and prints the
+    calibration table: published vs predicted latency per figure, also left out of the fit."""
+    from edgecnn.arm_calibration import markdown, run
+    from edgecnn.emulate import BOARDS
+    from edgecnn.errors import InvalidConfigError, did_you_mean
+
+    for b in boards:
+        if b not in BOARDS:
+            raise InvalidConfigError(f"unknown board {b!r}: one of {', '.join(BOARDS)}.{did_you_mean(b, BOARDS)}")
+    doc = run(out_dir, boards=tuple(boards) or ("pi4", "pi5", "pi3"), invokes=invokes, write=write,
+              say=lambda s: click.echo(s, err=True))
+    click.echo(markdown(doc))
+
+
 # ---------------------------------------------------------------------------- import (bring your own model)
 def _parse_size(ctx, param, value):
     if value is None:

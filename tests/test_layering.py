@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "edgecnn"
 # package (export.* among themselves, benchmark.* among themselves). The shared base is rank 0.
 BASE = {"errors", "io", "quiet", "progress", "backends", "registry", "analysis", "models_keras", "data", "runs", "runtime", "emulate",
         "zoo_report", "inspect"}
-STAGES = [("evaluate",), ("recipes",), ("train",), ("importer",), ("export",), ("benchmark",), ("pipeline", "paper"),
+STAGES = [("evaluate",), ("recipes",), ("train",), ("importer",), ("export",), ("benchmark",), ("pipeline", "paper", "arm_calibration"),
           ("classify", "bundle"), ("cli", "__main__", "__init__")]
 
 
