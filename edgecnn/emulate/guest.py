@@ -3,11 +3,14 @@
 argv: JOB.json. The job lists TFLite files (paths as the guest sees them) and how many invokes to
 count. For each model, in order: load with one thread (XNNPACK engaged unless the job says
 ``"xnnpack": false``), set a fixed random input, invoke ``warmup`` times (XNNPACK packs weights on
-the first invoke), then open region k with a marker syscall, invoke ``invokes`` times, close it.
+the first invoke), then open region 2k+1 with a marker syscall, invoke ``invokes`` times, close it (region 2k, the same
+loop with no invoke, measures the fixed cost of markers and loop, which the host subtracts).
 The counting plugin sees only what happens between the markers.
 
-Prints one line to stdout, ``EDGECNN-RESULT <json>``: per model whether XNNPACK took the graph (it did when the
-interpreter's delegated tensors have no TFLite buffer: the delegate owns them), and a digest of
+Prints one line to stdout, ``EDGECNN-RESULT <json>``: per model whether XNNPACK took the graph (the
+interpreter's execution plan holds XNNPACK's DELEGATE nodes; none when XNNPACK could not start,
+e.g. without the board's cpuinfo, and LiteRT silently ran its builtin kernels instead), how many
+tensors the delegate owns (no TFLite buffer), and a digest of
 the output, so a wrong kernel choice (a core the emulator gets wrong) shows up as a changed answer.
 """
 import hashlib
@@ -47,10 +50,14 @@ def main():
             it.set_tensor(d["index"], x)
         for _ in range(int(item.get("warmup", 1))):
             it.invoke()
-        mark(MARK_BASE + 2 * k)
-        for _ in range(int(item["invokes"])):
-            it.invoke()
-        mark(MARK_BASE + 2 * k + 1)
+        # Region 2k: the same loop with no invoke, the fixed cost of the markers and the loop (its
+        # counts are subtracted from region 2k+1's, so short models count exactly per invoke).
+        for region, n in ((2 * k, 0), (2 * k + 1, int(item["invokes"]))):
+            mark(MARK_BASE + 2 * region)
+            for _ in range(n):
+                it.invoke()
+            mark(MARK_BASE + 2 * region + 1)
+        delegate_nodes = sum(1 for op in it._get_ops_details() if op.get("op_name") == "DELEGATE")
         delegated = 0
         for t in it.get_tensor_details():
             try:
@@ -59,7 +66,7 @@ def main():
                 delegated += 1
         out = [it.get_tensor(d["index"]) for d in it.get_output_details()]
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(o).tobytes() for o in out)).hexdigest()
-        results.append({"region": k, "delegated_tensors": delegated, "tensors": len(it.get_tensor_details()),
+        results.append({"region": k, "delegate_nodes": delegate_nodes, "delegated_tensors": delegated, "tensors": len(it.get_tensor_details()),
                         "output_sha256": digest, "output": [o.astype(float).ravel().tolist()[:16] for o in out]})
     print(RESULT_PREFIX + json.dumps(results), flush=True)
 

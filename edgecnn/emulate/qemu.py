@@ -49,6 +49,7 @@ class Counts:
     writebacks: float              # dirty lines written back from the last level
     xnnpack: bool                  # XNNPACK took the graph (asserted from the interpreter, not assumed)
     delegated_tensors: int
+    delegate_nodes: int
     output_sha256: str
     output: list = field(default_factory=list)
 
@@ -133,6 +134,22 @@ def _board_files(root: Path, board: Board):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _net_regions(raw: List[dict]) -> List[dict]:
+    """Per model, region 2k+1 (the invokes) less region 2k (the same loop without invokes)."""
+    by = {r["region"]: r for r in raw}
+    out = []
+    for k in range(len(raw) // 2):
+        base, r = by.get(2 * k), by.get(2 * k + 1)
+        if base is None or r is None:
+            break
+        net = {"classes": {c: r["classes"][c] - base["classes"].get(c, 0) for c in r["classes"]},
+               "misses": [a - b for a, b in zip(r["misses"], base["misses"])]}
+        for key in ("instructions", "bytes_loaded", "bytes_stored", "writebacks", "accesses"):
+            net[key] = r[key] - base[key]
+        out.append(net)
+    return out
+
+
 def count(models: Sequence[Path], board: str, *, invokes: int = 4, warmup: int = 1, xnnpack: bool = True,
           root: Optional[Path] = None, timeout: float = 900.0) -> List[Counts]:
     """Per-invoke counts of each TFLite file in ``models`` on the emulated ``board``, measured in
@@ -167,7 +184,7 @@ def count(models: Sequence[Path], board: str, *, invokes: int = 4, warmup: int =
         for line in res.stdout.splitlines():
             if line.startswith(RESULT_PREFIX):
                 guest = json.loads(line[len(RESULT_PREFIX):])
-        regions = [json.loads(ln) for ln in out.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        regions = _net_regions([json.loads(ln) for ln in out.read_text(encoding="utf-8").splitlines() if ln.strip()])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if guest is None or len(guest) != len(models) or len(regions) != len(models):
@@ -175,7 +192,7 @@ def count(models: Sequence[Path], board: str, *, invokes: int = 4, warmup: int =
     result = []
     for g, r in zip(guest, regions):
         n = float(invokes)
-        engaged = g["delegated_tensors"] > 0
+        engaged = g["delegate_nodes"] > 0
         if xnnpack and not engaged:
             raise EmulatorError(f"XNNPACK did not take the model on the emulated {board}: its counts would be "
                                 f"LiteRT's builtin kernels, not what the board runs")
@@ -183,7 +200,7 @@ def count(models: Sequence[Path], board: str, *, invokes: int = 4, warmup: int =
                              classes={k: v / n for k, v in r["classes"].items()},
                              bytes_loaded=r["bytes_loaded"] / n, bytes_stored=r["bytes_stored"] / n,
                              misses=[m / n for m in r["misses"]], writebacks=r["writebacks"] / n,
-                             xnnpack=engaged, delegated_tensors=g["delegated_tensors"],
+                             xnnpack=engaged, delegated_tensors=g["delegated_tensors"], delegate_nodes=g["delegate_nodes"],
                              output_sha256=g["output_sha256"], output=g["output"]))
     return result
 
@@ -203,6 +220,7 @@ def guest_run(argv: Sequence[str], board: str, *, root: Optional[Path] = None, s
         cmd += ["-plugin", f"{plugin_path()},{plugin_args}"]
     cmd += [str(root / GUEST_PYTHON.lstrip("/")), "-B", *argv]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join([*site, GUEST_SITE]), "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONHASHSEED": "0",
            "HOME": "/tmp", "LANG": "C.UTF-8"}
     with _board_files(root, b):
         try:
