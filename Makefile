@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 EDGECNN := $(VENV)/bin/edgecnn
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: install test test-deps demo bench java-test arm-check clean
+.PHONY: install test test-deps demo bench java-test arm-root arm-check clean
 
 install: $(STAMP)
 
@@ -85,7 +85,12 @@ java-test: test-deps
 	java -cp $(JAVA_BUILD)/main:$(JAVA_BUILD)/test:android_app/app/src/test/resources:$(JUNIT_CP):$(ORG_JSON_JAR) \
 		org.junit.runner.JUnitCore $(patsubst $(ANDROID_TESTS)/%.java,dev.edgecnn.sample.core.%,$(wildcard $(ANDROID_TESTS)/*Test.java))
 
-# Not part of `make test`: builds (once, cached in .arm-root/) an arm64 Debian root under qemu and
-# checks that the light install gives the same top-1 there as on x86-64. Needs root.
+# Not part of `make test`. arm-root: an arm64 Debian root for qemu-aarch64 -L (debootstrap --foreign +
+# dpkg-deb -x, no chroot; cached in .arm-root/), with the aarch64 LiteRT and numpy wheels.
+# arm-check: the light install in that root, on the Pi 4 and Pi 5 cores under qemu-user, gives
+# x86-64's int8 results (docs/arm-check.md).
+arm-root: install
+	bash tools/arm_root.sh
+
 arm-check: install
-	tools/arm_check.sh
+	bash tools/arm_check.sh

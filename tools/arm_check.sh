@@ -1,113 +1,81 @@
 #!/usr/bin/env bash
-# make arm-check: proof that the light install runs the int8 models on arm64, without a Pi.
+# make arm-check: proof that the light install gives the int8 models' x86-64 results on arm64, on
+# the cores of a Pi 4 (Cortex-A72) and a Pi 5 (Cortex-A76), without a Pi.
 #
-# 1. Builds (once, cached) an arm64 Debian bookworm root with debootstrap --foreign and
-#    qemu-user-static (both Debian packages), second stage under emulation, python3 + venv inside.
-# 2. Downloads the aarch64 wheels of the light install on the host (pip download --platform),
-#    builds the edgecnn wheel, and installs both offline into a venv inside the root.
-# 3. Takes each model's best trained int8 export under runs/ (else exports one from fresh weights
-#    with the BN statistics re-estimated on bundled training images: tools/int8_tflite.py).
-# 4. Runs `edgecnn classify --json` on the bundled CIFAR-10 test images on x86-64 (XNNPACK, builtin
-#    kernels, reference kernels) and on arm64 (under qemu, inside the root: builtin and reference
-#    kernels; XNNPACK does not engage under qemu-user) and asserts:
-#    - reference kernels (portable integer arithmetic): every score bit-identical, hence every top-1;
-#    - builtin ISA-optimized kernels (NEON vs x86 SIMD, whose requantization rounds differently by
-#      1 LSB): top-1 equal on every decisive image, i.e. whose x86 top-1 leads by more than twice
-#      the largest score difference between x86's own builtin and XNNPACK kernels; near-ties may
-#      flip, as they do between those two x86 kernel sets. ARM_STRICT=1: equal on every image.
+# 1. The arm64 root of tools/arm_root.sh (make arm-root; cached): qemu-aarch64 -L ROOT, no chroot,
+#    no binfmt_misc. The light install goes into ROOT/opt/edgecnn-light: the edgecnn wheel built on
+#    the host, and the aarch64 wheels of pillow and click (the host's versions) via pip --target.
+# 2. Each model's best trained int8 export under runs/ (else one from fresh weights with the BN
+#    statistics re-estimated on bundled training images: tools/int8_tflite.py).
+# 3. `edgecnn classify --json` on the bundled CIFAR-10 test images, on the host (x86-64: XNNPACK,
+#    builtin kernels, reference kernels) and in the guest (python -m edgecnn.emulate.qemu --board,
+#    which places the board's /proc/cpuinfo in the root so XNNPACK engages and picks that core's
+#    kernels: XNNPACK on pi4 and pi5, builtin and reference kernels on pi4). It asserts:
+#    - XNNPACK engaged in the guest (delegated tensors > 0 on each board);
+#    - XNNPACK, arm64 (pi4, pi5) vs x86-64: every score bit-identical;
+#    - reference kernels (portable integer arithmetic), arm64 vs x86-64: every score bit-identical;
+#    - builtin kernels (NEON vs x86 SIMD requantization, 1 LSB apart in the first CONV_2D): top-1
+#      equal on every decisive image, whose x86 top-1 leads by more than twice the largest score
+#      difference between x86's own builtin and XNNPACK kernels. ARM_STRICT=1: on every image;
+#    - at least one decisive image per model: a model whose outputs are all ties proves nothing.
 #
-# Timings under emulation are NOT device figures; this script reports none.
-# Needs root (debootstrap, chroot, binfmt_misc). Environment knobs:
-#   ARM_ROOT (default .arm-root)  ARM_MIRROR (default: the Debian mirror of apt's sources)
-#   ARM_IMAGES (default 32: images per model)  ARM_MODELS (default "quicknet mobilenetv2_e")
-#   ARM_REBUILD=1 (throw the cached root away)   --root-only (stop after step 1)
+# Timings under emulation are NOT device figures; only the check's wall time is reported.
+# Environment knobs: ARM_ROOT (default .arm-root)  ARM_RUNS (default runs: where trained exports
+# are looked for)  ARM_IMAGES (default 32 per model)  ARM_MODELS (default "quicknet mobilenetv2_e")
+# ARM_BOARDS (default "pi4 pi5": the XNNPACK boards; builtin and reference kernels run on pi4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-ROOT=${ARM_ROOT:-$REPO/.arm-root}
-SUITE=bookworm
+ROOT=$(realpath -m "${ARM_ROOT:-$REPO/.arm-root}")
+RUNS=${ARM_RUNS:-$REPO/runs}
 N_IMAGES=${ARM_IMAGES:-32}
 MODELS=${ARM_MODELS:-quicknet mobilenetv2_e}
+BOARDS=${ARM_BOARDS:-pi4 pi5}
 HOST_PY=${HOST_PY:-$REPO/.venv/bin/python}
 WORK=$REPO/runs/arm-check
-VENV_IN_ROOT=/opt/edgecnn-venv
+LIGHT=/opt/edgecnn-light          # guest path of the light install
+# The models and images, at one path for host and guest: qemu -L opens a path absent from the root on
+# the host, and qemu 7.2's faccessat2 ignores -L (click's "is readable" check fails on root paths).
+GUEST_WORK=$WORK/guest
 START=$(date +%s)
+# This checkout's edgecnn, on the host as in the wheel, whichever checkout the venv was installed from.
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export EDGECNN_ARM_ROOT=$ROOT
 
 say() { printf 'arm-check: %s\n' "$*"; }
 die() { printf 'arm-check: FAILED: %s\n' "$*" >&2; exit 1; }
+guest() {  # guest BOARD ARGS...: the root's python3.11 with the light install, on BOARD's core
+    local board=$1; shift
+    # From /: the guest's sys.path starts with its working directory, which must not be a checkout.
+    (cd / && "$HOST_PY" -m edgecnn.emulate.qemu --board "$board" --site "$LIGHT" -- "$@")
+}
 
-[ "$(id -u)" = 0 ] || die "needs root (debootstrap and chroot); run it as root or with sudo"
-for tool in debootstrap chroot; do
-    command -v "$tool" >/dev/null || die "$tool not found: apt-get install debootstrap qemu-user-static binfmt-support"
-done
-[ -x /usr/bin/qemu-aarch64-static ] || die "qemu-aarch64-static not found: apt-get install qemu-user-static"
 [ -x "$HOST_PY" ] || die "host Python $HOST_PY not found: run make install first"
 
-mirror() {
-    if [ -n "${ARM_MIRROR:-}" ]; then echo "$ARM_MIRROR"; return; fi
-    # The first Debian (not -security) URI in apt's own sources: the mirror this machine reaches.
-    local uri
-    uri=$(grep -hsE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-        | grep -oE 'https?://[^ ]+/debian/?' | grep -v security | head -n1 || true)
-    echo "${uri:-http://deb.debian.org/debian}"
-}
-
-ensure_binfmt() {
-    # The kernel must hand arm64 ELF files to qemu; qemu-user-static registers itself with the F
-    # (fix binary) flag, so the chroot needs no copy of the emulator.
-    if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
-        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
-            || die "binfmt_misc is not mounted and cannot be (container without privileges?)"
-    fi
-    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-        if command -v update-binfmts >/dev/null; then update-binfmts --enable qemu-aarch64 || true; fi
-    fi
-    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] \
-        || die "qemu-aarch64 is not registered with binfmt_misc: apt-get install binfmt-support qemu-user-static"
-}
-
-build_root() {
-    if [ -n "${ARM_REBUILD:-}" ] && [ -d "$ROOT" ]; then say "ARM_REBUILD set: removing $ROOT"; rm -rf "$ROOT"; fi
-    if [ -f "$ROOT/.edgecnn-root-ready" ]; then say "cached arm64 root: $ROOT"; return; fi
-    rm -rf "$ROOT"
-    local m; m=$(mirror)
-    say "debootstrap $SUITE arm64 from $m into $ROOT (first stage, on the host)"
-    debootstrap --arch=arm64 --foreign --variant=minbase --include=python3,python3-venv,ca-certificates \
-        "$SUITE" "$ROOT" "$m"
-    say "second stage under qemu-aarch64 emulation (slow: several minutes)"
-    chroot "$ROOT" /debootstrap/debootstrap --second-stage
-    [ "$(chroot "$ROOT" /usr/bin/uname -m)" = aarch64 ] || die "the root does not run as aarch64"
-    chroot "$ROOT" /usr/bin/python3 -c 'import platform, sys; print("arm-check: root python", sys.version.split()[0], platform.machine())'
-    touch "$ROOT/.edgecnn-root-ready"
-}
-
-ensure_binfmt
-build_root
-[ "${1:-}" = "--root-only" ] && { say "root ready ($(( $(date +%s) - START )) s)"; exit 0; }
-
-# ---- 2. wheels (host, pip download) and the light venv inside the root
-WHL=$REPO/.whl/aarch64-cp311
-mkdir -p "$WHL"
-say "aarch64 wheels of the light install -> $WHL"
+# ---- 1. the root (cached) and the light install inside it
+ARM_ROOT=$ROOT HOST_PY=$HOST_PY bash "$REPO/tools/arm_root.sh"
 platforms=()
 for v in 17 27 28 31 34 35 36; do platforms+=(--platform "manylinux_2_${v}_aarch64"); done
-"$HOST_PY" -m pip download -q --only-binary=:all: "${platforms[@]}" --python-version 3.11 \
-    --implementation cp --abi cp311 -d "$WHL" ai-edge-litert numpy pillow click
-rm -f "$WHL"/edgecnn-*.whl
-"$HOST_PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WHL" "$REPO"
-rm -rf "$ROOT/tmp/wheels" && cp -r "$WHL" "$ROOT/tmp/wheels"
-[ -x "$ROOT$VENV_IN_ROOT/bin/python" ] || chroot "$ROOT" /usr/bin/python3 -m venv "$VENV_IN_ROOT"
-say "installing the light edgecnn into $VENV_IN_ROOT inside the root (offline, under emulation)"
-chroot "$ROOT" "$VENV_IN_ROOT/bin/pip" install -q --no-index --find-links /tmp/wheels --force-reinstall edgecnn
-chroot "$ROOT" "$VENV_IN_ROOT/bin/python" - <<'EOF'
-import importlib.util, platform
-assert platform.machine() == "aarch64", platform.machine()
-assert importlib.util.find_spec("tensorflow") is None, "TensorFlow must not be in the light install"
-from edgecnn import runtime
-print("arm-check: arm64 venv ok:", platform.machine(), "runtimes", runtime.available_backends())
-EOF
+pins=$("$HOST_PY" -c 'from importlib.metadata import version as v; print(" ".join(f"{p}=={v(p)}" for p in ("pillow", "click")))')
+light=$ROOT$LIGHT
+if [ "$(cat "$light/.pins" 2>/dev/null)" != "$pins" ]; then
+    say "aarch64 wheels: $pins -> $LIGHT"
+    rm -rf "$light"
+    # shellcheck disable=SC2086  # $pins: two requirements
+    "$HOST_PY" -m pip install -q --disable-pip-version-check --target "$light" --only-binary=:all: \
+        "${platforms[@]}" --python-version 3.11 --implementation cp --abi cp311 --no-deps $pins 2>&1 \
+        | grep -v "^WARNING: Location" >&2 || true
+    if [ ! -d "$light/PIL" ] || [ ! -d "$light/click" ]; then die "pip did not install the aarch64 pillow and click wheels"; fi
+    echo "$pins" >"$light/.pins"
+fi
+whl=$WORK/wheel
+rm -rf "$whl" "$light"/edgecnn "$light"/edgecnn-*.dist-info "${light:?}"/bin
+"$HOST_PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$whl" "$REPO" >/dev/null
+"$HOST_PY" -m pip install -q --disable-pip-version-check --target "$light" --no-deps "$whl"/edgecnn-*.whl 2>&1 \
+    | grep -v "^WARNING: Location" >&2 || true
+[ -f "$light/edgecnn/cli.py" ] || die "the edgecnn wheel did not install into $LIGHT"
 
-# ---- 3. models and images
+# ---- 2. models and images
 mkdir -p "$WORK"
 "$HOST_PY" - "$WORK/images" "$N_IMAGES" <<'EOF'
 import sys
@@ -121,11 +89,11 @@ for i in range(n):
     Image.fromarray(x[i]).save(out / f"test_{i:03d}_{labels[int(y[i])]}.png")
 EOF
 images=()
-while IFS= read -r f; do images+=("$f"); done < <(ls "$WORK/images"/*.png | head -n "$N_IMAGES")
+while IFS= read -r f; do images+=("$f"); done < <(cd "$WORK/images" && printf '%s\n' test_*.png | head -n "$N_IMAGES")
 
 export_int8() {  # $1 model -> prints the export dir: the best trained run's export, else a cached one
     local model=$1 dir="$WORK/$1/export" trained
-    trained=$("$HOST_PY" - "$REPO/runs/$model" "$model" <<'PYEOF'
+    trained=$("$HOST_PY" - "$RUNS/$model" "$model" <<'PYEOF'
 import pathlib, sys
 from edgecnn.errors import EdgecnnError
 from edgecnn.runs import read_manifest
@@ -154,29 +122,73 @@ PYEOF
     echo "$dir"
 }
 
-total=0; ref_total=0; opt_total=0; fails=""
+rm -rf "$GUEST_WORK"
 for model in $MODELS; do
     dir=$(export_int8 "$model")
-    art="${model}_int8.tflite"
-    rm -rf "$ROOT/tmp/check/$model" && mkdir -p "$ROOT/tmp/check/$model/images"
-    cp "$dir/$art" "$dir/manifest.json" "$ROOT/tmp/check/$model/"
-    cp "${images[@]}" "$ROOT/tmp/check/$model/images/"
     trained=$("$HOST_PY" -c "import json,sys; print(int(bool(json.load(open(sys.argv[1])).get('trained'))))" "$dir/manifest.json")
-    say "$model: x86-64 runs: XNNPACK, builtin kernels, reference kernels (source: $dir, trained=$trained)"
+    say "$model: $dir (trained=$trained)"
+    mkdir -p "$GUEST_WORK/$model/images"
+    cp "$dir/${model}_int8.tflite" "$dir/manifest.json" "$GUEST_WORK/$model/"
+    cp "$WORK/images"/*.png "$GUEST_WORK/$model/images/"
+done
+
+# XNNPACK must take each model on each board's core: delegated tensors have no TFLite buffer.
+# Also checks the guest is the light install (aarch64, edgecnn from $LIGHT, no TensorFlow).
+for board in $BOARDS; do
+    # shellcheck disable=SC2086  # $MODELS: one argument per model
+    delegated=$(guest "$board" -c '
+import importlib.util, platform, sys
+import edgecnn
+from ai_edge_litert.interpreter import Interpreter
+assert platform.machine() == "aarch64", platform.machine()
+assert edgecnn.__file__.startswith(sys.argv[1]), edgecnn.__file__
+assert importlib.util.find_spec("tensorflow") is None, "TensorFlow must not be in the light install"
+counts = []
+for model in sys.argv[3:]:
+    it = Interpreter(model_path=f"{sys.argv[2]}/{model}/{model}_int8.tflite")
+    it.allocate_tensors()
+    it.invoke()
+    n = 0
+    for t in it.get_tensor_details():
+        try:
+            it.get_tensor(t["index"])
+        except ValueError:
+            n += 1
+    counts.append(f"{model}={n}")
+print(" ".join(counts))
+' "$LIGHT" "$GUEST_WORK" $MODELS 2>"$WORK/$board-delegate.stderr") \
+        || die "$board: the light install does not run in the guest: $(tail -n 1 "$WORK/$board-delegate.stderr")"
+    say "$board: light install ok (aarch64, no TensorFlow); XNNPACK delegated tensors: $delegated"
+    case " $delegated" in *"=0 "*|*"=0") die "$board: XNNPACK did not engage ($delegated)";; esac
+done
+
+# ---- 3. classify on both ISAs and compare
+runs_arm=("pi4 builtin" "pi4 reference")
+for board in $BOARDS; do runs_arm+=("$board xnnpack"); done
+kflag() { case $1 in xnnpack) ;; builtin) echo "--no-xnnpack";; reference) echo "--reference-kernels";; esac; }
+declare -A arm_s=()
+fails=""
+for model in $MODELS; do
+    art="${model}_int8.tflite"
     for k in xnnpack builtin reference; do
-        case $k in xnnpack) flag="";; builtin) flag="--no-xnnpack";; reference) flag="--reference-kernels";; esac
-        "$REPO/.venv/bin/edgecnn" classify "$dir" --artifact "$art" --runtime litert $flag --json -k 10 "${images[@]}" \
-            > "$WORK/$model.x86-$k.jsonl"
+        # shellcheck disable=SC2046  # kflag: zero or one flag
+        (cd "$GUEST_WORK/$model" && "$HOST_PY" -m edgecnn.cli classify . --artifact "$art" --runtime litert \
+            $(kflag $k) --json -k 10 "${images[@]/#/images/}") > "$WORK/$model.x86-$k.jsonl" 2> "$WORK/$model.x86-$k.stderr" \
+            || die "$model: classify on x86-64 ($k) failed: $(tail -n 1 "$WORK/$model.x86-$k.stderr")"
     done
-    say "$model: arm64 runs under emulation: builtin kernels, reference kernels"
-    # No /proc or /sys in the root: LiteRT's cpuinfo cannot read the (emulated) CPU, so XNNPACK does
-    # not engage and the arm64 builtin (NEON) kernels run; with them mounted, qemu-user segfaults.
-    for k in builtin reference; do
-        case $k in builtin) flag="";; reference) flag="--reference-kernels";; esac
-        chroot "$ROOT" /bin/sh -c "cd /tmp/check/$model && $VENV_IN_ROOT/bin/edgecnn classify . --artifact $art --runtime litert $flag --json -k 10 images/*.png" \
-            > "$WORK/$model.arm64-$k.jsonl" 2> "$WORK/$model.arm64-$k.stderr"
+    for run in "${runs_arm[@]}"; do
+        read -r board k <<<"$run"
+        t0=$(date +%s)
+        # shellcheck disable=SC2046  # kflag: zero or one flag
+        guest "$board" -m edgecnn.cli classify "$GUEST_WORK/$model" --artifact "$art" --runtime litert $(kflag "$k") \
+            --json -k 10 "${images[@]/#/$GUEST_WORK/$model/images/}" \
+            > "$WORK/$model.$board-$k.jsonl" 2> "$WORK/$model.$board-$k.stderr" \
+            || die "$model: classify on $board ($k) failed: $(tail -n 1 "$WORK/$model.$board-$k.stderr")"
+        arm_s[$board $k]=$(( ${arm_s[$board $k]:-0} + $(date +%s) - t0 ))
     done
-    read -r n ref_same ref_ident opt_same d_opt x_ctl d_ctl n_dec n_flip < <("$HOST_PY" - "$WORK/$model" <<'EOF'
+    # One line per check: board kernels n decisive identical top1-equal decisive-top1-equal maxdiff
+    # shellcheck disable=SC2086  # $BOARDS: one argument per board
+    report=$("$HOST_PY" - "$WORK/$model" $BOARDS <<'EOF'
 import json, os, sys
 def rows(path):
     out = {}
@@ -185,40 +197,45 @@ def rows(path):
         if "image" in r:
             out[os.path.basename(r["image"])] = [t["score"] for t in sorted(r["top"], key=lambda t: t["index"])]
     return out
-base = sys.argv[1]
-xx, xb, xr, ab, ar = (rows(f"{base}.{tag}.jsonl") for tag in
-                      ("x86-xnnpack", "x86-builtin", "x86-reference", "arm64-builtin", "arm64-reference"))
-assert xx and xx.keys() == xb.keys() == xr.keys() == ab.keys() == ar.keys(), "image sets differ"
+base, boards = sys.argv[1], sys.argv[2:]
+x = {k: rows(f"{base}.x86-{k}.jsonl") for k in ("xnnpack", "builtin", "reference")}
+arm = {(b, k): rows(f"{base}.{b}-{k}.jsonl") for b, k in
+       [("pi4", "builtin"), ("pi4", "reference")] + [(b, "xnnpack") for b in boards]}
+assert x["xnnpack"] and all(r.keys() == x["xnnpack"].keys() for r in [*x.values(), *arm.values()]), "image sets differ"
 top1 = lambda s: max(range(len(s)), key=lambda i: (s[i], -i))
-same = lambda u, v: sum(top1(u[k]) == top1(v[k]) for k in u)
 diff = lambda u, v: max(abs(p - q) for k in u for p, q in zip(u[k], v[k]))
 # A decisive image: its x86 top-1 leads the runner-up by more than twice the largest score difference
 # between x86's own two kernel sets (builtin vs XNNPACK), so kernel rounding alone cannot flip it.
-tol = diff(xb, xx)
+tol = diff(x["builtin"], x["xnnpack"])
 margin = lambda s: sorted(s)[-1] - sorted(s)[-2]
-decisive = [k for k in xb if margin(xb[k]) > 2 * tol]
-flipped = [k for k in decisive if top1(xb[k]) != top1(ab[k])]
-print(len(xx), same(xr, ar), sum(xr[k] == ar[k] for k in xr), same(xb, ab), f"{diff(xb, ab):.5f}",
-      same(xb, xx), f"{tol:.5f}", len(decisive), len(flipped))
+decisive = [k for k in x["builtin"] if margin(x["builtin"][k]) > 2 * tol]
+n = len(x["xnnpack"])
+def line(tag, u, v):
+    print(tag, n, len(decisive), sum(u[k] == v[k] for k in u), sum(top1(u[k]) == top1(v[k]) for k in u),
+          sum(top1(u[k]) == top1(v[k]) for k in decisive), f"{diff(u, v):.5f}")
+line("x86 builtin-vs-xnnpack", x["builtin"], x["xnnpack"])
+for (b, k), r in arm.items():
+    line(f"{b} {k}", r, x[k])
 EOF
-)
-    [ -n "${n:-}" ] || die "$model: could not compare the runs (see above)"
-    say "$model: reference kernels, arm64 vs x86-64: top-1 equal on $ref_same of $n images, scores bit-identical on $ref_ident of $n"
-    say "$model: builtin (ISA-optimized) kernels, arm64 vs x86-64: top-1 equal on $opt_same of $n, largest score difference $d_opt" \
-        "(x86-64 builtin vs XNNPACK on one machine: top-1 equal on $x_ctl of $n, largest difference $d_ctl);" \
-        "top-1 equal on $((n_dec - n_flip)) of the $n_dec decisive images (x86 margin > 2 x $d_ctl)"
-    total=$((total + n)); ref_total=$((ref_total + ref_same)); opt_total=$((opt_total + opt_same))
-    # The assertion. Reference kernels: the same integer arithmetic on both ISAs, so every score must be
-    # bit-identical (hence every top-1). Optimized kernels round requantization per ISA (the first
-    # difference is 1 LSB in the first CONV_2D, docs/arm-check.md), and so do x86's own two kernel sets:
-    # top-1 must agree on every image whose x86 margin is beyond that rounding (decisive); near-ties
-    # may flip, as they do between XNNPACK and the builtin kernels on one x86 machine.
-    # ARM_STRICT=1: top-1 equal on every image with the optimized kernels too.
-    if [ "$ref_same" != "$n" ] || [ "$ref_ident" != "$n" ]; then fails="$fails $model(reference kernels)"; fi
-    if [ "$n_flip" != 0 ]; then fails="$fails $model(builtin kernels: a decisive top-1 differs)"; fi
-    if [ "${ARM_STRICT:-0}" = 1 ] && [ "$opt_same" != "$n" ]; then fails="$fails $model(ARM_STRICT: builtin kernels top-1)"; fi
+) || die "$model: could not compare the runs (see above)"
+    while read -r board k n n_dec ident same dec_same d; do
+        case $board in
+            x86) say "$model: x86-64 builtin vs XNNPACK (the rounding bar): scores identical on $ident of $n images," \
+                     "top-1 equal on $same, max score difference $d; decisive images (margin > 2 x $d): $n_dec of $n"
+                 [ "$n_dec" -gt 0 ] || fails="$fails $model(0 decisive images: every top-1 within rounding of a tie)"
+                 continue;;
+        esac
+        say "$model: $board $k arm64 vs x86-64: scores bit-identical on $ident of $n images," \
+            "top-1 equal on $same of $n, on $dec_same of $n_dec decisive, max score difference $d"
+        case $k in
+            xnnpack|reference) [ "$ident" = "$n" ] || fails="$fails $model($board $k: scores differ)";;
+            builtin) [ "$dec_same" = "$n_dec" ] || fails="$fails $model($board builtin: a decisive top-1 differs)"
+                     if [ "${ARM_STRICT:-0}" = 1 ] && [ "$same" != "$n" ]; then fails="$fails $model(ARM_STRICT: $board builtin top-1)"; fi;;
+        esac
+    done <<<"$report"
 done
-elapsed=$(( $(date +%s) - START ))
-say "RESULT: top-1 arm64 = x86-64 on $ref_total of $total images with the reference kernels (scores bit-identical)," \
-    "on $opt_total of $total with the ISA-optimized builtin kernels; wall time ${elapsed} s (emulated run; no device timings)"
+times=""
+for run in "${runs_arm[@]}"; do times="$times $run ${arm_s[$run]} s,"; done
+say "RESULT: $([ -z "$fails" ] && echo passed || echo FAILED); wall time $(( $(date +%s) - START )) s" \
+    "(emulated classify runs:${times%,}; emulated timings are not device figures)"
 [ -z "$fails" ] || die "arm64 results outside the bar for:$fails"
