@@ -376,7 +376,7 @@ def test_op_costs_on_an_emulated_pi4_are_predicted_for_every_op():
     y = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
     y = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw_b")(y)
     y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
-    model = keras.Model(inp, keras.layers.Dense(4, name="fc")(y), name="tiny")
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="fc")(y), name="tiny")
     x = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype(np.float32)
     q = Quantizer(model, x)
     table = measure_op_costs(model, q.graph, x, target="pi4")
