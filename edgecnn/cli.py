@@ -211,6 +211,9 @@ def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
 
 
 # ---------------------------------------------------------------------------- export / verify
+from edgecnn.emulate.boards import BOARDS as _EMULATED_BOARDS  # noqa: E402  (light: names for --target)
+
+
 @cli.command("export")
 @click.argument("model_or_run", required=False)
 @click.option("--run", "run_ref", default=None, help="Export this run directory (instead of MODEL_OR_RUN).")
@@ -241,11 +244,16 @@ def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
 @click.option("--cost-table", "cost_table", default=None, type=click.Path(dir_okay=False),
               help="With --mixed: per-op costs of the target from this JSON file (the form of quant_report.json's "
                    "cost_table) instead of measuring them on this machine.")
+@click.option("--target", "target", type=click.Choice(list(_EMULATED_BOARDS)), default=None,
+              help="With --mixed: measure the per-op costs on this emulated Raspberry Pi (instructions counted under "
+                   "qemu-user, latency predicted by edgecnn's calibrated cost model) instead of on this machine; "
+                   "not with --cost-table. The table lands in quant_report.json's cost_table, reusable with "
+                   "--cost-table.")
 @click.option("--runs-dir", default=None, help="Runs root (default: $EDGECNN_RUNS or ./runs).")
 @_unsafe_load_option
 def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration, out_dir, int8_io, max_drop,
-                   no_rewrite, onnx_int8_route, prune, cluster, qat, compress_epochs, mixed, cost_table, runs_dir,
-                   unsafe_load):
+                   no_rewrite, onnx_int8_route, prune, cluster, qat, compress_epochs, mixed, cost_table, target,
+                   runs_dir, unsafe_load):
     """Export MODEL_OR_RUN (a run directory, or a model name: its newest run, else fresh weights)
     to TFLite/ONNX and verify every artifact on its real runtime."""
     from edgecnn.export import export_model
@@ -262,6 +270,10 @@ def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration
 
             raise InvalidConfigError(f"MODEL '{model_or_run}' disagrees with --run {run_ref}, a run of '{run_model}'; "
                                      f"give one of them.")
+    if target is not None and cost_table is not None:
+        from edgecnn.errors import InvalidConfigError
+
+        raise InvalidConfigError("--target and --cost-table both give the per-op costs: give one of them.")
     table = None
     if cost_table is not None:
         from edgecnn.errors import InvalidConfigError
@@ -271,7 +283,7 @@ def export_command(model_or_run, run_ref, int8, fp16, dynamic, onnx, calibration
     export_model(source, out_dir, int8=int8, fp16=fp16, dynamic=dynamic, onnx=onnx, calibration=calibration,
                  int8_io=int8_io, max_drop=max_drop, rewrite=not no_rewrite, int8_onnx_route=onnx_int8_route,
                  prune=prune, cluster=cluster, qat=qat, compress_epochs=compress_epochs, mixed=mixed,
-                 cost_table=table, runs_dir=runs_dir, unsafe_load=unsafe_load)
+                 cost_table=table, target=target, runs_dir=runs_dir, unsafe_load=unsafe_load)
 
 
 @cli.command("verify")

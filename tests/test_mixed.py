@@ -349,3 +349,61 @@ def test_cli_mixed_export_of_fresh_weights_is_quiet_and_verified(tmp_path):
     assert noise_lines(p.stdout + p.stderr) == [], p.stderr
     m = json.loads((tmp_path / "runs" / "alexnet_tiny_dw" / "untrained" / "export" / "manifest.json").read_text())
     assert m["artifacts"]["alexnet_tiny_dw_mixed.tflite"]["verified"] is True
+
+
+# ----------------------------------------------------------------------------- emulated targets
+def _emulator_ready() -> bool:
+    from edgecnn.emulate import qemu
+    from edgecnn.errors import EmulatorError
+
+    try:
+        qemu.qemu_binary()
+        qemu.check_root(qemu.default_root())
+    except EmulatorError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _emulator_ready(), reason="no qemu-aarch64 or arm64 root (make arm-root)")
+def test_op_costs_on_an_emulated_pi4_are_predicted_for_every_op():
+    """The same one-op models, counted on an emulated Pi 4 under qemu (real emulator, one process)."""
+    from edgecnn.export.mixed import Quantizer, measure_op_costs, validate_cost_table
+
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    y = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw_b")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="fc")(y), name="tiny")
+    x = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype(np.float32)
+    q = Quantizer(model, x)
+    table = measure_op_costs(model, q.graph, x, target="pi4")
+    assert "emulated pi4" in table["target"] and "qemu" in table["method"] and table["board"] == "pi4"
+    measured = {info["op"] for n, info in q.graph["nodes"].items() if n in table["ops"]}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= measured
+    for node, c in table["ops"].items():
+        assert c["fp32_us"] > 0 and c["int8_us"] > 0 and c["int8_float_io_us"] > 0, (node, c)
+    assert set(table["ops"]) | set(table["unmeasured"]) == set(q.graph["nodes"])
+    # the table is a valid --cost-table, and choosing from it works
+    validate_cost_table(json.loads(json.dumps(table)))
+    choose_float_ops(q.graph, table)
+
+
+def test_cli_refuses_target_with_cost_table_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    table = tmp_path / "x.json"
+    table.write_text(json.dumps({"ops": {}}))
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(cli, ["export", "alexnet_tiny_dw", "--int8", "--mixed", "--target", "pi4",
+                                   "--cost-table", str(table), "--out", str(out), "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 5, res.output
+    assert res.output.strip().splitlines() == ["Error: --target and --cost-table both give the per-op costs: "
+                                               "give one of them."]
+    assert not out.exists()
+    res = CliRunner().invoke(cli, ["export", "alexnet_tiny_dw", "--int8", "--target", "pi9"])
+    assert res.exit_code == 2 and "pi4" in res.output

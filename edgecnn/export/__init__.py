@@ -119,7 +119,7 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                  rewrite: bool = True, int8_onnx_route: str = "ort_qdq", verify: bool = True,
                  prune: Optional[float] = None, cluster: Optional[int] = None, qat: bool = False,
                  compress_epochs: int = 2, mixed: bool = False, cost_table: Optional[dict] = None,
-                 runs_dir=None, unsafe_load: bool = False,
+                 target: Optional[str] = None, runs_dir=None, unsafe_load: bool = False,
                  echo: Optional[Callable[[str], None]] = None) -> dict:
     """Export ``model_or_run`` (a run dir, a ``train.Run``, a model name, or a tf_keras model).
 
@@ -130,7 +130,9 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
 
     ``mixed`` (needs ``int8``): also ``<model>_mixed.tflite``, each op int8 or float as the cost
     table (``cost_table``, else measured here) and the ``max_drop`` budget choose
-    (edgecnn.export.mixed), with quant_report.json/.md and quant_error.png beside it.
+    (edgecnn.export.mixed), with quant_report.json/.md and quant_error.png beside it. ``target``
+    (a board of edgecnn.emulate: pi4, pi5, pi3, pi-zero2): measure the cost table on that
+    emulated Raspberry Pi instead of on this machine.
 
     The commit is all-or-nothing: everything is converted into a staging folder, verified there,
     and moved into place manifest last (readers trust only files the manifest names with a
@@ -156,6 +158,15 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
                                  "with --qat (whose int8 graph is fixed by the QAT wrappers).")
     if cost_table is not None and not mixed:
         raise InvalidConfigError("--cost-table needs --mixed.")
+    if target is not None:
+        from edgecnn.emulate.boards import BOARDS
+
+        if cost_table is not None:
+            raise InvalidConfigError("--target and --cost-table both give the per-op costs: give one of them.")
+        if not mixed:
+            raise InvalidConfigError("--target needs --mixed.")
+        if target not in BOARDS:
+            raise InvalidConfigError(f"Unknown --target '{target}'; one of {', '.join(BOARDS)}.")
     if cost_table is not None:
         from edgecnn.export.mixed import validate_cost_table
 
@@ -248,7 +259,7 @@ def export_model(model_or_run, out_dir=None, *, int8: bool = True, fp16: bool = 
             extra = {}
             if fmt == "tflite" and prec == "mixed":
                 extra.update(_export_mixed(dep_model, model, dst, stage, name, cal, val, test, spec, max_drop,
-                                           cost_table, trained, echo))
+                                           cost_table, trained, echo, target=target))
                 extra["graph"] = "deploy" if dep_model is not model else "original"
             elif fmt == "tflite":
                 src = dep_model if prec == "int8" else model
@@ -314,7 +325,7 @@ STAGE_PREFIX = ".export-"
 
 
 def _export_mixed(dep_model, model, dst: Path, stage: Path, name: str, cal, val, test, spec, max_drop: float,
-                  cost_table, trained: bool, echo) -> dict:
+                  cost_table, trained: bool, echo, target: Optional[str] = None) -> dict:
     """Write ``<model>_mixed.tflite`` and its quant_report.json/.md + quant_error.png into the
     stage; -> the manifest entry's extra fields (float ops and why, the report and its sha256)."""
     from edgecnn.data.preprocess import preprocess
@@ -329,12 +340,13 @@ def _export_mixed(dep_model, model, dst: Path, stage: Path, name: str, cal, val,
     if val_pre is not None and dep_model is not model:  # the PReLU rewrite ran: its snapped variants compete
         from edgecnn.export.mixed import choose_prelu
 
-        dep_model, prelu = choose_prelu(model, dep_model, cal, val_pre, max_drop, echo=echo)
+        dep_model, prelu = choose_prelu(model, dep_model, cal, val_pre, max_drop, target=target, echo=echo)
     # Held-out layer errors on validation images where there are some (the test split stays
     # untouched by every choice made here), else on the test split (fresh weights).
     held, held_split = ((val_pre[0][:32], "val") if val_pre is not None else (preprocess(test[0][:32], spec), "test"))
     data, report = build_mixed(dep_model, cal, val=val_pre, held_out=held,
-                               keras_model=model, max_drop=max_drop, cost_table=cost_table, echo=echo)
+                               keras_model=model, max_drop=max_drop, cost_table=cost_table, target=target,
+                               echo=echo)
     report["error_images"]["held_out_split"] = held_split
     if prelu is not None:
         report["prelu"] = prelu
