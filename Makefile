@@ -17,7 +17,7 @@ $(STAMP): setup.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: install test-deps java-test
+test: install test-deps java-test arm-root
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 # sshd (remote-benchmark tests), shellcheck (Pi scripts), JDK + junit4 + hamcrest + org.json (the
@@ -85,10 +85,11 @@ java-test: test-deps
 	java -cp $(JAVA_BUILD)/main:$(JAVA_BUILD)/test:android_app/app/src/test/resources:$(JUNIT_CP):$(ORG_JSON_JAR) \
 		org.junit.runner.JUnitCore $(patsubst $(ANDROID_TESTS)/%.java,dev.edgecnn.sample.core.%,$(wildcard $(ANDROID_TESTS)/*Test.java))
 
-# Not part of `make test`. arm-root: an arm64 Debian root for qemu-aarch64 -L (debootstrap --foreign +
-# dpkg-deb -x, no chroot; cached in .arm-root/), with the aarch64 LiteRT and numpy wheels.
-# arm-check: the light install in that root, on the Pi 4 and Pi 5 cores under qemu-user, gives
-# x86-64's int8 results (docs/arm-check.md).
+# arm-root (part of `make test`, which counts tiny models on emulated cores in it): an arm64 Debian
+# root for qemu-aarch64 -L (debootstrap --foreign + dpkg-deb -x, no chroot; cached in .arm-root/),
+# with the aarch64 LiteRT and numpy wheels; installs qemu-user, debootstrap and gcc where missing.
+# arm-check (not part of `make test`): the light install in that root, on the Pi 4 and Pi 5 cores
+# under qemu-user, gives x86-64's int8 results (docs/arm-check.md).
 arm-root: install
 	bash tools/arm_root.sh
 

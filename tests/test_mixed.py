@@ -352,19 +352,6 @@ def test_cli_mixed_export_of_fresh_weights_is_quiet_and_verified(tmp_path):
 
 
 # ----------------------------------------------------------------------------- emulated targets
-def _emulator_ready() -> bool:
-    from edgecnn.emulate import qemu
-    from edgecnn.errors import EmulatorError
-
-    try:
-        qemu.qemu_binary()
-        qemu.check_root(qemu.default_root())
-    except EmulatorError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _emulator_ready(), reason="no qemu-aarch64 or arm64 root (make arm-root)")
 def test_op_costs_on_an_emulated_pi4_are_predicted_for_every_op():
     """The same one-op models, counted on an emulated Pi 4 under qemu (real emulator, one process)."""
     from edgecnn.export.mixed import Quantizer, measure_op_costs, validate_cost_table

@@ -6,7 +6,9 @@
 #     127.0.0.1 with a throwaway config; nothing is enabled as a service);
 #   the shell script linter (package of the same name): the Raspberry Pi install and service scripts;
 #   default-jdk-headless, junit4, libhamcrest-java, libandroid-json-java (org.json as Android
-#     ships it): the Android app's JVM tests (`make java-test`) and tests/test_android.py.
+#     ships it): the Android app's JVM tests (`make java-test`) and tests/test_android.py;
+#   qemu-user (the dynamic build: it loads TCG plugins), debootstrap, gcc: the arm64 root of
+#     `make arm-root` and the emulator tests (tests/test_emulate.py), which count under the real qemu.
 # Idempotent: installs only what is missing (apt-get, as root or through sudo).
 set -uo pipefail
 
@@ -20,12 +22,15 @@ missing() {
     [ -f /usr/share/java/junit4.jar ] || debs+=(junit4)
     [ -f /usr/share/java/hamcrest-core.jar ] || debs+=(libhamcrest-java)
     [ -f "$ORG_JSON_JAR" ] || debs+=(libandroid-json-java)
+    command -v qemu-aarch64 >/dev/null || debs+=(qemu-user)
+    command -v debootstrap >/dev/null || debs+=(debootstrap)
+    command -v gcc >/dev/null || debs+=(gcc)
     echo "${debs[@]}"
 }
 
 need=$(missing)
 if [ -z "$need" ]; then
-    echo "test-deps: sshd, shellcheck, JDK, junit4, hamcrest and org.json already installed"
+    echo "test-deps: sshd, shellcheck, JDK, junit4, hamcrest, org.json, qemu-user, debootstrap and gcc already installed"
 else
     if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else sudo=(none); fi
     if [ "${sudo[0]:-}" = none ] || ! command -v apt-get >/dev/null; then

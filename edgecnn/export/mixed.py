@@ -609,6 +609,7 @@ def model_costs_us(blobs: Sequence[bytes], *, target: Optional[str] = None, thre
     from pathlib import Path
 
     from edgecnn.emulate import model as cost_model
+    from edgecnn.emulate import qemu
     from edgecnn.runtime import load
 
     t0 = time.time()
@@ -621,71 +622,21 @@ def model_costs_us(blobs: Sequence[bytes], *, target: Optional[str] = None, thre
             path = Path(tmp) / f"op{i}.tflite"
             path.write_bytes(blob)
             paths.append(path)
-            # The guest refuses to count a model XNNPACK does not take as if it did; which ones
-            # it takes is read here from the same LiteRT (DELEGATE nodes in the graph).
+            # The emulator refuses to count a model XNNPACK does not take as if it did; which ones
+            # it takes is read here from the same LiteRT (DELEGATE nodes in the graph), and those
+            # it does not are counted on the builtin kernels, as the board would run them.
             taken = any(o["op_name"] == "DELEGATE" for o in load(blob).ops())
             groups[taken].append(i)
         for xnn, idx in groups.items():
             if not idx:
                 continue
-            counts = _count_on_board([paths[i] for i in idx], target, xnnpack=xnn)
+            counts = qemu.count([paths[i] for i in idx], target, xnnpack=xnn)
             for i, c in zip(idx, counts):
-                out[i] = cost_model.predict(c, target, threads, cal).ms * 1000.0
+                out[i] = cost_model.predict(c.to_json(), target, threads, cal).ms * 1000.0
     if echo:
         echo(f"  emulated {target}: {len(blobs)} model(s) counted in {time.time() - t0:.0f} s"
              + (f" ({len(groups[False])} on builtin kernels: XNNPACK does not take them)" if groups[False] else ""))
     return out
-
-
-def _count_on_board(paths: Sequence, board: str, *, xnnpack: bool, invokes: int = 2) -> List[dict]:
-    """Per-invoke counts (``Counts.to_json()`` form) of each TFLite file on the emulated ``board``,
-    all in one guest process.
-
-    Stopgap beside ``edgecnn.emulate.qemu.count``, which it follows step for step: count() decides
-    whether XNNPACK took a model from tensors the delegate owns, and a one-op model has none (its
-    only tensors are its input, output and constants), so count() refuses every one-op model
-    XNNPACK runs. Here the caller has already read that from the host's LiteRT (DELEGATE nodes).
-    Replace with count() once it can be told so."""
-    import json
-    import shutil
-    import os
-
-    from edgecnn.emulate import qemu
-    from edgecnn.emulate.boards import BOARDS
-    from edgecnn.errors import EmulatorError
-
-    b = BOARDS[board]
-    qemu.qemu_binary()
-    root = qemu.check_root(qemu.default_root())
-    qemu.plugin_path()
-    work_rel = f"tmp/edgecnn-opcost-{os.getpid()}-{time.monotonic_ns()}"
-    work = root / work_rel
-    work.mkdir(parents=True)
-    try:
-        job = {"models": []}
-        for k, m in enumerate(paths):
-            shutil.copyfile(m, work / f"m{k}.tflite")
-            job["models"].append({"path": f"/{work_rel}/m{k}.tflite", "invokes": invokes, "warmup": 1,
-                                  "xnnpack": xnnpack})
-        (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        shutil.copyfile(qemu.HERE / "guest.py", work / "guest.py")
-        out = work / "counts.jsonl"
-        levels = ",".join(f"l{i + 1}={size}:{ways}" for i, (size, ways) in enumerate(b.caches))
-        res = qemu.guest_run([f"/{work_rel}/guest.py", f"/{work_rel}/job.json"], board, root=root,
-                             plugin_args=f"out={out},{levels}")
-        if res.returncode != 0:
-            tail = [ln for ln in res.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
-            raise EmulatorError(f"the emulated run on {board} failed (exit {res.returncode}): {tail[0][:200]}")
-        regions = [json.loads(ln) for ln in out.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if len(regions) != len(paths):
-        raise EmulatorError(f"the emulated run on {board} reported {len(regions)} of {len(paths)} regions")
-    n = float(invokes)
-    return [{"board": board, "core": b.core, "invokes": invokes, "instructions": r["instructions"] / n,
-             "classes": {k: v / n for k, v in r["classes"].items()}, "bytes_loaded": r["bytes_loaded"] / n,
-             "bytes_stored": r["bytes_stored"] / n, "misses": [m / n for m in r["misses"]],
-             "writebacks": r["writebacks"] / n, "xnnpack": xnnpack} for r in regions]
 
 
 def measure_op_costs(model, graph: dict, calibration: np.ndarray, *, rounds: int = 5, runs: int = 50,
