@@ -346,6 +346,10 @@ def _runtime_help(formats, auto=False):
 @click.option("--merge", "merge_files", multiple=True, type=click.Path(dir_okay=False),
               help="results.json from elsewhere (e.g. a Pi) to merge into this table; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results document as JSON instead of the table.")
+@click.option("--emulate", "emulate", multiple=True, metavar="BOARD[,BOARD...]",
+              help="Also count every TFLite artifact on an emulated Raspberry Pi core (pi4, pi5, pi3, pi-zero2; "
+                   "qemu-user, see docs/arm-emulation.md) and add its predicted latency, per --threads value, as "
+                   "rows of their own (predicted, not measured); repeat or comma-separate.")
 @click.option("--remote", default=None, metavar="USER@HOST[:PORT][,...]",
               help="Run it on this SSH host (a Pi set up with raspi/install.sh); its rows join the table in --out. "
                    "Several, comma-separated: every board at once, one table with a row per board x artifact; a "
@@ -361,7 +365,7 @@ def _runtime_help(formats, auto=False):
 @click.option("--identity", default=None, type=click.Path(dir_okay=False), help="With --remote: SSH key (ssh -i).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="With --remote: SSH port.")
 def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, device, out_dir, random_inputs,
-                      op_profile, in_process, interleave, rounds, merge_files, as_json, remote, hosts_file,
+                      op_profile, in_process, interleave, rounds, merge_files, as_json, emulate, remote, hosts_file,
                       remote_timeout, remote_python, ssh_options, identity, port):
     """Benchmark artifacts or run directories: latency statistics, FPS, init time, peak RSS and the
     verified accuracy side by side; writes results.json/csv/md, report.md and plots."""
@@ -379,7 +383,7 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
         raise click.UsageError("--rounds applies to --interleave only")
     if interleave:
         clash = [f for f, on in (("--remote", remote or hosts_file), ("--merge", merge_files),
-                                 ("--op-profile", op_profile), ("--seconds", seconds)) if on]
+                                 ("--op-profile", op_profile), ("--seconds", seconds), ("--emulate", emulate)) if on]
         if clash:
             raise click.UsageError(f"--interleave times in this process for --rounds x --runs: leave out {', '.join(clash)}")
         res = run_interleaved(list(targets), runtimes=list(runtimes) or None, threads=list(threads) or None,
@@ -396,7 +400,7 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
                         in_process=in_process, merge_files=merge_files, remote=remote, hosts_file=hosts_file,
                         remote_options=dict(remote_python=remote_python, port=port, identity=identity,
                                             ssh_options=ssh_options, timeout=remote_timeout),
-                        progress=progress, command=command)
+                        emulate=list(emulate) or None, progress=progress, command=command)
     if res.op_profiles:
         from edgecnn.benchmark.opprofile import format_op_profile
         for prof, target in res.op_profiles:
@@ -408,6 +412,9 @@ def benchmark_command(targets, runtimes, threads, warmup, runs, seconds, batch, 
         if res.doc.get("fleet"):
             from edgecnn.benchmark.report import fleet_table
             click.echo("\n" + fleet_table(res.doc))
+        if res.doc.get("emulated"):
+            from edgecnn.benchmark.emulated import format_table as emulated_table
+            click.echo("\n" + emulated_table(res.doc["emulated"]))
         click.echo("Written: " + ", ".join(str(p) for p in res.paths.values() if p))
         for key, what in (("latency_plot", "latency plot"), ("pareto_plot", "accuracy-vs-latency plot")):
             if res.paths.get(key) is None:

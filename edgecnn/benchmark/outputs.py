@@ -36,16 +36,24 @@ def run_benchmark(targets: Sequence, *, runtimes=None, threads=None, warmup: int
                   seconds: Optional[float] = None, batch: int = 1, device: Optional[str] = None,
                   out_dir=None, random_inputs: bool = False, op_profile: bool = False, in_process: bool = False,
                   merge_files: Sequence = (), remote: Optional[str] = None, remote_options: Optional[dict] = None,
-                  hosts_file=None, progress: Optional[Callable[[str], None]] = None,
+                  hosts_file=None, emulate=None, progress: Optional[Callable[[str], None]] = None,
                   command: Optional[str] = None) -> BenchmarkOutput:
     """Benchmark ``targets`` here (or on ``remote``, an SSH destination, with ``remote_options``
     for ``run_remote_benchmark``; several, comma-separated, and/or the boards of ``hosts_file``:
     ``run_fleet_benchmark`` on all at once), merge ``merge_files`` in, and write results.json/csv/md,
     report.md and plots into ``out_dir`` (default: ``default_out_dir``). With ``op_profile``,
     one per-op profile per (artifact, runtime) as op_profile_<stem>_<runtime>.json beside them.
-    Remote rows join a results.json already in ``out_dir`` (the local table they complete)."""
+    Remote rows join a results.json already in ``out_dir`` (the local table they complete).
+    ``emulate`` (board names, e.g. "pi4,pi5"): the TFLite artifacts are also counted on those
+    emulated Raspberry Pi cores (``edgecnn.benchmark.emulated``); their predicted rows go under the
+    document's "emulated" key, for each thread count asked for (else those measured)."""
     from edgecnn.benchmark.report import merge_results, write_results
 
+    boards = []
+    if emulate:
+        from edgecnn.benchmark.emulated import check_emulator, parse_boards
+        boards = parse_boards(emulate)
+        check_emulator()  # a missing qemu or root fails now, not after the measurements
     if merge_files:
         merge_results(list(merge_files))  # every file validated before anything is measured or written
     if remote or hosts_file is not None:
@@ -73,6 +81,13 @@ def run_benchmark(targets: Sequence, *, runtimes=None, threads=None, warmup: int
     if (remote or hosts_file is not None) and (out / "results.json").is_file():  # join the table already there
         doc = merge_results([out / "results.json", doc])
     doc.update(fleet)
+    if boards:
+        from edgecnn.benchmark.emulated import emulate_targets
+        from edgecnn.benchmark.harness import parse_threads
+        from edgecnn.benchmark.targets import resolve_targets
+        counts = parse_threads(list(threads or [])) or sorted({r["threads"] for r in doc["rows"]}) or [1]
+        doc["emulated"], notes = emulate_targets(resolve_targets(list(targets)), boards, counts, progress)
+        doc["notes"] = list(doc.get("notes") or []) + notes
     result = BenchmarkOutput(doc, write_results(doc, out), out)
     if op_profile:
         from edgecnn.benchmark.opprofile import op_profile as profile_ops

@@ -377,6 +377,12 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
     try:
         staged: Dict[str, Optional[Path]] = {}
         staged["csv"] = atomic_write_text(stage / "results.csv", csv_text(rows))
+        emulated = doc.get("emulated") or []
+        if emulated:
+            from edgecnn.benchmark import emulated as emu
+            staged["emulated_csv"] = atomic_write_text(stage / "emulated.csv", emu.csv_text(emulated))
+        else:
+            staged["emulated_csv"] = None
         staged["latency_plot"] = plot_latency(rows, stage / "latency.png") if rows else None
         staged["pareto_plot"] = plot_pareto(rows, stage / "pareto.png") if rows else None
         staged["fleet_plot"] = plot_fleet(doc, stage / "fleet.png") if doc.get("fleet") else None
@@ -386,15 +392,19 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
               "top-1 as verified at export (manifest.json)."]
         if doc.get("fleet"):
             md += ["", "## Boards", "", fleet_markdown(doc)]
+        if emulated:
+            md += [""] + emu.markdown_section(emulated)
         staged["md"] = atomic_write_text(stage / "results.md", "\n".join(md) + "\n")
         staged["report"] = atomic_write_text(stage / "report.md", report_markdown(doc, staged))
         staged["json"] = atomic_write_json(stage / "results.json", doc)
         paths: Dict[str, Optional[Path]] = {}
-        for key in ("csv", "latency_plot", "pareto_plot", "fleet_plot", "md", "report", "json"):
+        for key in ("csv", "emulated_csv", "latency_plot", "pareto_plot", "fleet_plot", "md", "report", "json"):
             src = staged[key]
             paths[key] = None if src is None else out / src.name
             if src is not None:
                 os.replace(src, paths[key])
+        if not emulated and (out / "emulated.csv").is_file():  # another run's predictions: not of this set
+            os.remove(out / "emulated.csv")
     except OSError as e:
         raise BenchmarkError(f"{out}: cannot write the results there ({e.strerror or e}).") from None
     finally:
@@ -447,6 +457,9 @@ def validate_doc(doc, where: str) -> None:
             bad(f"row {i}: accuracy 'top1' must be a finite number")
         if r.get("remote") is not None and not isinstance(r["remote"], dict):
             bad(f"row {i}: 'remote' must be an object")
+    if doc.get("emulated") is not None:
+        from edgecnn.benchmark.emulated import validate_rows
+        validate_rows(doc["emulated"], bad)
     fleet, failures = doc.get("fleet"), doc.get("failures")
     if fleet is not None and not (isinstance(fleet, list) and all(isinstance(h, str) for h in fleet)):
         bad("'fleet' must be a list of board names")
@@ -467,6 +480,9 @@ def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
     lines += ["", "## Results", "", markdown_table(rows), ""]
     if doc.get("fleet"):
         lines += ["## Boards", "", fleet_markdown(doc), ""]
+    if doc.get("emulated"):
+        from edgecnn.benchmark.emulated import markdown_section
+        lines += markdown_section(doc["emulated"]) + [""]
     plats = {}
     for r in rows:
         p = r.get("platform") or {}
