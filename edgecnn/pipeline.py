@@ -60,8 +60,12 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
     echo(f"[3/3] benchmark {run.path / 'export'}")
     doc = benchmark([run.path], runtimes=list(runtimes), threads=list(threads), runs=bench_runs,
                     warmup=bench_warmup, progress=echo, command=f"edgecnn pipeline {model_name}")
-    write_results(doc, run.path / "bench")
     stages["benchmark"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    doc["emulated"] = emulated_pi4(run.path / "export", list(threads), echo)
+    if doc["emulated"]:
+        stages["emulate"] = time.perf_counter() - t3
+    write_results(doc, run.path / "bench")
     stages["total"] = time.perf_counter() - t0
 
     report = build_report(run.path, stages)
@@ -70,6 +74,31 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
     if failure is not None:
         raise failure
     return run.path
+
+
+def emulated_pi4(export_dir, threads: Sequence[int] = (1,), echo: Callable[[str], None] = print) -> list:
+    """The run's int8 and fp32 TFLite artifacts counted on an emulated Raspberry Pi 4 core, with
+    their predicted latency (``edgecnn.benchmark.emulated``); [] and one line saying why when the
+    emulator (qemu-user, its arm64 root) is not installed here: the pipeline goes on without them."""
+    from edgecnn.benchmark.emulated import check_emulator, emulate_targets
+    from edgecnn.benchmark.targets import resolve_targets
+    from edgecnn.errors import EmulatorError
+
+    try:
+        check_emulator()
+        targets = [t for t in resolve_targets([export_dir]) if t.format == "tflite" and t.precision in ("int8", "fp32")]
+        return emulate_targets(targets, ["pi4"], threads, echo)[0] if targets else []
+    except EmulatorError as e:
+        echo(f"emulated Pi 4 rows skipped: {e.message}")
+        return []
+
+
+def _emulated_cell(r) -> str:
+    if r is None:
+        return "-"
+    from edgecnn.benchmark.emulated import format_instructions
+    from edgecnn.emulate import format_error
+    return f"{r['predicted_ms']:.3f} ms {format_error(r)} ({format_instructions(r['instructions'])} M instr)"
 
 
 def _kb(n) -> str:
@@ -108,9 +137,14 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
              f"top-1 {_pct(m.get('top1'))} · top-5 {_pct(m.get('top5'))} · macro-F1 {m.get('macro_f1', 0):.3f}", ""]
     if (run_dir / "training_curves.png").exists():
         lines += ["![training curves](training_curves.png)", ""]
+    emulated = {}
+    for r in bench.get("emulated") or []:
+        if r["threads"] == min(x["threads"] for x in bench["emulated"]):
+            emulated.setdefault(r["artifact"], r)
+    emu_head = " emulated Pi 4 (predicted) |" if emulated else ""
     lines += ["## Artifacts: size, verified accuracy, speed", "",
-              "| artifact | precision | size | runtime | top-1 | agreement with Keras | verified | p50 latency (1 thread) | FPS |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| artifact | precision | size | runtime | top-1 | agreement with Keras | verified | p50 latency (1 thread) | FPS |"
+              + emu_head, "|---|---|---|---|---|---|---|---|---|" + ("---|" if emulated else "")]
     lat = {}
     for r in bench["rows"]:
         if r["threads"] == min(x["threads"] for x in bench["rows"]):
@@ -122,10 +156,13 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
         fps = f"{r['timing']['fps']:.0f}" if r else "-"
         lines.append(f"| {name} | {a['precision']} | {_kb(a['bytes'])} | {v.get('runtime', '-')} | {_pct(v.get('top1'))} | "
                      f"{_pct(v.get('agreement_with_keras'))} | {'yes' if a.get('verified') else 'NO: ' + str(v.get('reason'))} | "
-                     f"{p50} | {fps} |")
+                     f"{p50} | {fps} |" + (f" {_emulated_cell(emulated.get(name))} |" if emulated else ""))
     dev = bench["rows"][0]["device"]["label"] if bench["rows"] else ""
     lines += ["", f"Latency measured with LiteRT (XNNPACK) / ONNX Runtime, batch 1, {dev}; "
-              "full statistics in [bench/results.md](bench/results.md).", "",
+              "full statistics in [bench/results.md](bench/results.md)."
+              + (" Emulated Pi 4: instructions counted under qemu-user on a Cortex-A72 core, latency predicted by "
+                 "the calibrated cost model (not measured on a board; docs/arm-emulation.md), "
+                 f"{min(r['threads'] for r in emulated.values())} thread(s)." if emulated else ""), "",
               "![latency](bench/latency.png) ![accuracy vs latency](bench/pareto.png)", ""]
     mixed = [(n, a) for n, a in manifest["artifacts"].items() if a["precision"] == "mixed"]
     for name, a in mixed:
