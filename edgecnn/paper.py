@@ -237,10 +237,33 @@ def figures_of(entry: dict) -> Dict[str, float]:
     return {"latency_ms": mean, "fps": fps(mean), "size_bytes": entry["size_bytes"]}
 
 
-def evaluate_claims(measured: Dict[str, dict], claims: Sequence[PaperClaim]) -> List[dict]:
+def _emulated_figure(c: PaperClaim, emulated: Dict[str, dict]) -> Optional[dict]:
+    """A timed claim's figure on the emulated board, from the predicted latencies (None for a size
+    claim or an artifact not emulated): the value, the predicted ms behind it, and the error."""
+    from edgecnn.emulate import format_error
+
+    metric = _METRIC[c.kind]
+    if metric == "size_bytes":
+        return None
+    num = emulated.get(_key(c.model, c.precision))
+    den = emulated.get(_key(*c.denominator)) if c.denominator else None
+    if num is None or (c.denominator and den is None):
+        return None
+    value = num["predicted_ms"] if metric == "latency_ms" else num["fps"]
+    if den is not None:
+        value = value / (den["predicted_ms"] if metric == "latency_ms" else den["fps"])
+    return {"value": value, "ms": num["predicted_ms"], "den_ms": den["predicted_ms"] if den is not None else None,
+            "error": format_error(num), "label": num["label"]}
+
+
+def evaluate_claims(measured: Dict[str, dict], claims: Sequence[PaperClaim],
+                    emulated: Optional[Dict[str, dict]] = None) -> List[dict]:
     """One row per claim whose artifacts were measured: ours, the paper's, and pass/fail.
 
-    ``measured``: "model:precision" -> {"latency": stats.summarize(...), "size_bytes"}."""
+    ``measured``: "model:precision" -> {"latency": stats.summarize(...), "size_bytes"}.
+    ``emulated``: "model:precision" -> an ``edgecnn.emulate`` row (1 thread): each timed claim's
+    row then has "emulated", the same figure from the predicted latencies (None where not emulated);
+    pass/fail stays the measured figure's."""
     rows = []
     for c in claims:
         num = measured.get(_key(c.model, c.precision))
@@ -263,6 +286,8 @@ def evaluate_claims(measured: Dict[str, dict], claims: Sequence[PaperClaim]) -> 
             op, thr = c.target
             row["target"] = f"{op} {thr:g}"
             row["passed"] = bool(_OPS[op](ours, thr))
+        if emulated is not None:
+            row["emulated"] = _emulated_figure(c, emulated)
         rows.append(row)
     return rows
 
@@ -336,6 +361,46 @@ def _fmt(v) -> str:
     return f"{v:.3f}"
 
 
+def _emulated_cell(e: Optional[dict]) -> str:
+    """'0.512 (13.1 / 25.6 ms ±16%)' for a ratio, '13.1 ms ±16%' for a latency, '—' where not emulated."""
+    if not e:
+        return "—"
+    if e["den_ms"] is not None:
+        return f"{_fmt(e['value'])} ({e['ms']:.3g} / {e['den_ms']:.3g} ms {e['error']})"
+    if abs(e["value"] - e["ms"]) < 1e-12:
+        return f"{e['ms']:.3g} ms {e['error']}"
+    return f"{_fmt(e['value'])} ({e['ms']:.3g} ms {e['error']})"
+
+
+def emulate_claims(paths: Dict[str, Path], claims: Sequence[PaperClaim], board: str = "pi4",
+                   say: Callable[[str], None] = lambda s: None) -> Tuple[Dict[str, dict], List[str]]:
+    """(emulated, notes): the artifacts that timed claims name, counted on the emulated ``board``
+    (one thread, as timed here), keyed "model:precision"; none and a note saying why when the
+    emulator is not installed (the measured table does not depend on it)."""
+    from edgecnn.benchmark.emulated import check_emulator
+    from edgecnn.emulate import BOARDS, emulate
+    from edgecnn.errors import EmulatorError
+
+    keys = []
+    for c in claims:
+        if _METRIC[c.kind] == "size_bytes":
+            continue
+        for k in [_key(c.model, c.precision)] + ([_key(*c.denominator)] if c.denominator else []):
+            if k in paths and k not in keys:
+                keys.append(k)
+    if not keys:
+        return {}, []
+    try:
+        check_emulator()
+        say(f"emulating {board} ({BOARDS[board].core}): {len(keys)} artifact{'s' * (len(keys) != 1)}")
+        rows = emulate([paths[k] for k in keys], board, threads=(1,))
+    except EmulatorError as e:
+        note = f"emulated {board} figures skipped: {e.message}"
+        say(note)
+        return {}, [note]
+    return dict(zip(keys, rows)), []
+
+
 def markdown(doc: dict) -> str:
     from edgecnn.benchmark.report import markdown_table
 
@@ -353,14 +418,22 @@ def markdown(doc: dict) -> str:
         for r in doc["targets"]:
             out.append(f"| {r['claim']} | {r['ours']:.3f} | {r['target']} | {'PASS' if r['passed'] else 'FAIL'} |")
         out.append("")
-    out += ["## Claims", "", "| family | claim | ours | paper | ours / paper | statistic | runs | target |",
-            "|---|---|---:|---:|---:|---|---:|---|"]
+    emu = bool(doc.get("emulated"))
+    out += ["## Claims", "", "| family | claim | ours | paper | ours / paper | statistic | runs | target |"
+            + (" emulated Pi 4 (predicted) |" if emu else ""), "|---|---|---:|---:|---:|---|---:|---|" + ("---:|" if emu else "")]
     for r in doc["claims"]:
         paper = (_fmt(r["paper"]) + (f" ({r['paper_note']})" if r["paper_note"] else "")) if r["paper"] is not None \
             else (r["paper_note"] or "—")
         tgt = f"{r['target']}: {'PASS' if r['passed'] else 'FAIL'}" if r["target"] else ""
         out.append(f"| {r['section']} | {r['claim']} | {_fmt(r['ours'])} | {paper} | {_fmt(r['ours_vs_paper'])} | "
-                   f"{r['statistic'] or '—'} | {r['runs'] if r['runs'] is not None else '—'} | {tgt} |")
+                   f"{r['statistic'] or '—'} | {r['runs'] if r['runs'] is not None else '—'} | {tgt} |"
+                   + (f" {_emulated_cell(r.get('emulated'))} |" if emu else ""))
+    if emu:
+        from edgecnn.benchmark.emulated import markdown_section
+        out += ["", "Emulated Pi 4: the same figure from the latencies the calibrated cost model predicts for the "
+                "artifacts counted under qemu-user on a Cortex-A72 core (1 thread; not measured on a board, "
+                "docs/arm-emulation.md); pass/fail is the measured figure's.", ""]
+        out += markdown_section(doc["emulated"])
     if doc["figures"]:
         out += ["", "## Paper figures of the built models", "",
                 "As `edgecnn models --paper` checks them, on the models built here.", "",
@@ -419,12 +492,14 @@ def run_paper_claims(models: Optional[Sequence[str]] = None, *, out_dir="bench",
                      runs: Optional[int] = None, seconds: Optional[float] = None, rounds: int = 3, warmup: int = 3,
                      calibration: int = CALIBRATION_IMAGES, precisions: Sequence[str] = PRECISIONS,
                      claims: Optional[Sequence[PaperClaim]] = None, make_plots: bool = True, isolate: bool = True,
-                     say: Callable[[str], None] = lambda s: None) -> dict:
+                     emulate: Optional[str] = None, say: Callable[[str], None] = lambda s: None) -> dict:
     """Export (or reuse), time and compare; writes paper_claims.md/.json (and plots) to ``out_dir``.
 
     ``models``: registered names (default: the claims' models, see ``plan``); ``runs`` timed runs
     per artifact in all, or ``seconds`` per artifact per round (default 1 s); ``claims``: what to
-    compare (default every registered claim; those naming an unmeasured artifact are left out)."""
+    compare (default every registered claim; those naming an unmeasured artifact are left out);
+    ``emulate``: a board ("pi4") to also count the timed claims' artifacts on under qemu-user, each
+    such claim then with the figure the predicted latencies give (``emulate_claims``)."""
     from edgecnn.benchmark.platform import describe
 
     if runs is not None and seconds is not None:
@@ -470,7 +545,14 @@ def run_paper_claims(models: Optional[Sequence[str]] = None, *, out_dir="bench",
         measured[key] = {"artifact": str(path), "sha256": r["sha256"], "size_bytes": r["size_bytes"],
                          "latency": r["timing"]["latency"], "fps": r["timing"]["fps"],
                          "verified": bool((r.get("accuracy") or {}).get("verified"))}
-    claim_rows = evaluate_claims(measured, claims)
+    emulated, emulated_rows = None, []
+    if emulate:
+        t1 = time.perf_counter()
+        emulated, more = emulate_claims(paths, claims, emulate, say)
+        notes += more
+        emulated_rows = [dict(r, artifact=key.replace(":", " ")) for key, r in emulated.items()]
+        emulate_s = time.perf_counter() - t1
+    claim_rows = evaluate_claims(measured, claims, emulated)
     first = rows[0]
     doc = {
         "schema": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -490,6 +572,9 @@ def run_paper_claims(models: Optional[Sequence[str]] = None, *, out_dir="bench",
         "notes": notes,
         "wall_s": {"export_or_cache": round(export_s, 1)},
     }
+    if emulated_rows:
+        doc["emulated"] = emulated_rows
+        doc["wall_s"]["emulate"] = round(emulate_s, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = []
     if make_plots:

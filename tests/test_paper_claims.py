@@ -225,3 +225,37 @@ def test_cli_bench_paper(subset, tmp_path):
     assert [r["fp32_runs"] for r in written["models"]] == [2] and written["plots"] == []
     res = CliRunner().invoke(cli, args + ["--seconds", "0.1"])
     assert res.exit_code == 2 and "not both" in res.output
+
+
+# ----------------------------------------------------------------------------- emulated Pi 4 beside
+def test_emulated_pi4_figures_beside_the_measured_ones(subset, tmp_path):
+    from edgecnn.benchmark.emulated import check_emulator
+    from edgecnn.errors import EmulatorError
+    try:
+        check_emulator()
+    except EmulatorError as e:
+        pytest.skip(f"no emulator here: {e.message}")
+    out, _ = subset
+    doc = paper.run_paper_claims(MODELS, out_dir=tmp_path, cache_dir=out / ".cache", runs=1, rounds=1, warmup=0,
+                                 precisions=("fp32",), make_plots=False, isolate=False, emulate="pi4")
+    em = {r["artifact"]: r for r in doc["emulated"]}
+    assert set(em) == {"alexnet_tiny fp32", "alexnet_tiny_dw fp32"}
+    assert all(r["label"] == "emulated pi4 (cortex-a72)" and r["threads"] == 1 and r["instructions"] > 0 for r in em.values())
+    (row,) = [c for c in doc["claims"] if c["claim"] == DW_VS_PLAIN]
+    e = row["emulated"]
+    assert e["value"] == pytest.approx(em["alexnet_tiny_dw fp32"]["predicted_ms"] / em["alexnet_tiny fp32"]["predicted_ms"])
+    assert e["error"] == "±16%" and e["value"] != row["ours"]  # predicted on the A72, not this host's ratio
+    md = (tmp_path / "paper_claims.md").read_text()
+    assert "emulated Pi 4 (predicted) |" in md and "## Emulated Raspberry Pi (predicted, not measured)" in md
+    assert f"{e['ms']:.3g} / {e['den_ms']:.3g} ms ±16%" in md
+
+
+def test_without_the_emulator_the_claims_table_is_unchanged_and_a_note_says_why(subset, tmp_path, monkeypatch):
+    out, doc0 = subset
+    monkeypatch.setenv("EDGECNN_ARM_ROOT", str(tmp_path))  # an empty folder: no arm64 root
+    doc = paper.run_paper_claims(MODELS, out_dir=tmp_path, cache_dir=out / ".cache", runs=1, rounds=1, warmup=0,
+                                 precisions=("fp32",), make_plots=False, isolate=False, emulate="pi4")
+    assert "emulated" not in doc and all(c["emulated"] is None for c in doc["claims"])
+    (note,) = [n for n in doc["notes"] if "emulated" in n]
+    assert note.startswith("emulated pi4 figures skipped:") and "make arm-root" in note
+    assert "emulated Pi 4" not in (tmp_path / "paper_claims.md").read_text().split("Notes:")[0]
