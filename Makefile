@@ -40,7 +40,9 @@ demo: install
 # (edgecnn bench paper: bench/paper_claims.md/.json/*.png; one export folder per model cached in
 # bench/.cache/<model>/, so re-runs only time); (2) with an exported run (BENCH_RUN=runs/<model>/<run>,
 # default the first under runs/): its x86 figures and the x86 baseline of a Raspberry Pi 4 (every
-# artifact of the export, the mixed-precision one included), and when it has a _mixed.tflite, fp32 /
+# artifact of the export, the mixed-precision one included), its TFLite artifacts on emulated Pi 4 / Pi 5
+# cores beside this machine's rows (bench/emulated/: predicted, not measured; needs `make arm-root`),
+# and when it has a _mixed.tflite, fp32 /
 # int8 / mixed timed interleaved in one process (bench/mixed_interleaved/);
 # (3) the harness's own overhead, on that run's int8 model, else on the cached structure-E int8 model.
 BENCH_RUN ?= $(patsubst %/export/manifest.json,%,$(firstword $(wildcard runs/*/*/export/manifest.json)))
@@ -53,6 +55,7 @@ bench: install
 		set -x; \
 		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,litert-noxnn,onnxruntime,keras --threads 1,2 --runs 300 && \
 		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert,onnxruntime --device pi4 --runs 300 --out $(BENCH_RUN)/bench/pi4_baseline && \
+		$(EDGECNN) benchmark $(BENCH_RUN) --runtime litert --emulate pi4,pi5 --threads 1,4 --runs 300 --out $(BENCH_RUN)/bench/emulated && \
 		if ls $(BENCH_RUN)/export/*_mixed.tflite >/dev/null 2>&1; then \
 			$(EDGECNN) benchmark $(BENCH_RUN)/export/*_fp32.tflite $(BENCH_RUN)/export/*_int8.tflite \
 				$(BENCH_RUN)/export/*_mixed.tflite --interleave --rounds 9 --runs 200 --out $(BENCH_RUN)/bench/mixed_interleaved; \
