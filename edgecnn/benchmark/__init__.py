@@ -9,7 +9,7 @@ loops, their inputs, harness overhead, interleaved A/B timing), ``memory`` (RSS 
 ``harness`` (one measurement and the loop over combinations; ``worker`` runs one measurement in a
 fresh process), ``outputs`` (the command's flow: output folder, merging, op profiles), ``stats``,
 ``platform``, ``profiles`` (devices), ``report`` (tables, plots, merging), ``remote`` (ssh),
-``opprofile`` (``--op-profile``). Runtime names and loading: ``edgecnn.runtime``.
+``opprofile`` (``--op-profile``), ``emulated`` (``--emulate``: emulated Raspberry Pi rows). Runtime names and loading: ``edgecnn.runtime``.
 
 Results document, ``bench/results.json`` (schema 1; stable: add keys, never rename)::
 
@@ -18,8 +18,13 @@ Results document, ``bench/results.json`` (schema 1; stable: add keys, never rena
       "notes": [str],                       # e.g. artifacts skipped for want of a runtime
       "merged_from": [str],                 # only in merge_results() output
       "rows": [ROW, ...],
-      "interleaved": {...}                  # only from --interleave (rows empty): timing.interleave()
+      "interleaved": {...},                 # only from --interleave (rows empty): timing.interleave()
+      "emulated": [EMULATED_ROW, ...]       # only from --emulate: predicted, not measured (emulated.py)
     }
+
+Each EMULATED_ROW is an ``edgecnn.emulate.emulate`` row (label "emulated pi4 (cortex-a72)", board,
+core, artifact, threads, instructions per inference, predicted_ms, fps, error_pct, ...) with the
+artifact's precision, model and sha256; it is written to emulated.csv and its own Markdown section.
 
 Each ROW is self-describing, so rows from a Pi and from here merge into one table::
 
