@@ -4,7 +4,7 @@ predicts, beside the rows measured on this host.
 
 These rows are predictions, not measurements: every output keeps them apart from the measured
 rows (the "emulated" key of results.json, emulated.csv, a section of their own in results.md
-and report.md), and each carries the calibration's error ("±16%", or "uncalibrated" for a core
+and report.md), and each carries the calibration's error (e.g. "±17%", or "uncalibrated" for a core
 the model was not fitted on). ONNX and Keras artifacts are not emulated: the emulated guest runs
 LiteRT only.
 """
