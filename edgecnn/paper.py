@@ -362,11 +362,12 @@ def _fmt(v) -> str:
 
 
 def _emulated_cell(e: Optional[dict]) -> str:
-    """'0.512 (13.1 / 25.6 ms ±16%)' for a ratio, '13.1 ms ±16%' for a latency, '—' where not emulated."""
+    """'0.512 (13.1 ms vs 25.6 ms ±16%)' for a ratio (numerator's latency vs denominator's, whichever
+    way the ratio divides), '13.1 ms ±16%' for a latency, '—' where not emulated."""
     if not e:
         return "—"
     if e["den_ms"] is not None:
-        return f"{_fmt(e['value'])} ({e['ms']:.3g} / {e['den_ms']:.3g} ms {e['error']})"
+        return f"{_fmt(e['value'])} ({e['ms']:.3g} ms vs {e['den_ms']:.3g} ms {e['error']})"
     if abs(e["value"] - e["ms"]) < 1e-12:
         return f"{e['ms']:.3g} ms {e['error']}"
     return f"{_fmt(e['value'])} ({e['ms']:.3g} ms {e['error']})"

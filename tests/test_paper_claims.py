@@ -249,7 +249,7 @@ def test_emulated_pi4_figures_beside_the_measured_ones(subset, tmp_path):
     assert e["value"] != row["ours"]  # predicted on the A72, not this host's ratio
     md = (tmp_path / "paper_claims.md").read_text()
     assert "emulated Pi 4 (predicted) |" in md and "## Emulated Raspberry Pi (predicted, not measured)" in md
-    assert f"{e['ms']:.3g} / {e['den_ms']:.3g} ms {e['error']}" in md
+    assert f"{e['ms']:.3g} ms vs {e['den_ms']:.3g} ms {e['error']}" in md
 
 
 def test_without_the_emulator_the_claims_table_is_unchanged_and_a_note_says_why(subset, tmp_path, monkeypatch):
