@@ -53,6 +53,7 @@ def run(out_dir="bench", *, boards: Sequence[str] = ("pi4", "pi5", "pi3"), cache
     if "pi4" not in boards:
         boards = ("pi4", *boards)
     t0 = time.time()
+    qemu.ready()  # a missing qemu, root or gcc fails now, not after building the models
     paths = build_models(cache_dir, say)
     counts, walls = {}, {}
     for board in boards:

@@ -68,16 +68,19 @@ def resolve_backend(name, formats: Sequence[str] = ("tflite", "onnx", "keras"), 
     return key
 
 
-def parse_backends(value, formats: Sequence[str] = ("tflite", "onnx", "keras")) -> List[str]:
-    """'litert,onnxruntime' or a list of such strings -> canonical names, each once, in order."""
+def split_list(value) -> List[str]:
+    """'a,b' and/or a list of such strings (a repeated option) -> ['a', 'b'], blanks dropped."""
     if value is None:
         return []
     items = value if isinstance(value, (list, tuple)) else [value]
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def parse_backends(value, formats: Sequence[str] = ("tflite", "onnx", "keras")) -> List[str]:
+    """'litert,onnxruntime' or a list of such strings -> canonical names, each once, in order."""
     out: List[str] = []
-    for item in items:
-        for name in str(item).split(","):
-            if name.strip():
-                key = resolve_backend(name.strip(), formats)
-                if key not in out:
-                    out.append(key)
+    for name in split_list(value):
+        key = resolve_backend(name, formats)
+        if key not in out:
+            out.append(key)
     return out

@@ -617,12 +617,9 @@ def bench_emulator_command(out_dir, boards, invokes, write):
     on the emulated boards' cores, fits the cost model on the Pi 4 figures and prints the
     calibration table: published vs predicted latency per figure, also left out of the fit."""
     from edgecnn.arm_calibration import markdown, run
-    from edgecnn.emulate import BOARDS
-    from edgecnn.errors import InvalidConfigError, did_you_mean
+    from edgecnn.benchmark.emulated import parse_boards
 
-    for b in boards:
-        if b not in BOARDS:
-            raise InvalidConfigError(f"unknown board {b!r}: one of {', '.join(BOARDS)}.{did_you_mean(b, BOARDS)}")
+    boards = parse_boards(boards, "--boards")
     doc = run(out_dir, boards=tuple(boards) or ("pi4", "pi5", "pi3"), invokes=invokes, write=write,
               say=lambda s: click.echo(s, err=True))
     click.echo(markdown(doc))

@@ -200,3 +200,15 @@ def test_the_guest_runner_module_runs_on_the_board():
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("aarch64") and "CPU part\t: 0xd0b" in res.stdout and "asimddp" in res.stdout
+
+
+def test_bench_emulator_without_qemu_is_one_line_before_any_work(tmp_path):
+    """The calibration command checks the emulator before building its 224x224 models."""
+    env = dict(os.environ, PATH=str(tmp_path))
+    res = subprocess.run([sys.executable, "-m", "edgecnn.cli", "bench", "emulator", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 16, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines == [ln for ln in lines if ln.startswith("Error:")] and len(lines) == 1, res.stderr
+    assert "apt-get install qemu-user" in lines[0] and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()

@@ -23,24 +23,18 @@ CSV_COLUMNS = ("label", "board", "core", "artifact", "precision", "model", "thre
                "dram_ms", "bytes_loaded", "bytes_stored", "dram_bytes", "xnnpack", "invokes", "sha256")
 
 
-def parse_boards(values) -> List[str]:
+def parse_boards(values, option: str = "--emulate") -> List[str]:
     """'pi4,pi5' and/or repeated values -> ['pi4', 'pi5'], each a board ``edgecnn.emulate`` knows."""
+    from edgecnn.backends import split_list
     from edgecnn.emulate import BOARDS
 
-    if values is None:
-        return []
-    items = values if isinstance(values, (list, tuple)) else [values]
     out: List[str] = []
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if part not in BOARDS:
-                raise InvalidConfigError(f"Received `--emulate {part}`: not an emulated board (boards: "
-                                         f"{', '.join(BOARDS)}).{did_you_mean(part, BOARDS)}")
-            if part not in out:
-                out.append(part)
+    for part in split_list(values):
+        if part not in BOARDS:
+            raise InvalidConfigError(f"Received `{option} {part}`: not an emulated board (boards: "
+                                     f"{', '.join(BOARDS)}).{did_you_mean(part, BOARDS)}")
+        if part not in out:
+            out.append(part)
     return out
 
 
@@ -160,6 +154,4 @@ def check_emulator() -> None:
     for the counting plugin is missing: checked before anything is measured."""
     from edgecnn.emulate import qemu
 
-    qemu.check_root(qemu.default_root())
-    qemu.qemu_binary()
-    qemu.plugin_path()
+    qemu.ready()

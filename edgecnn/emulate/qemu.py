@@ -115,6 +115,15 @@ def plugin_path() -> Path:
     return so
 
 
+def ready(root: Optional[Path] = None) -> Path:
+    """The root, once the root, qemu-aarch64 and the counting plugin are all there; else the
+    EmulatorError naming what to install. Callers check it before any slow work."""
+    root = check_root(root or default_root())
+    qemu_binary()
+    plugin_path()
+    return root
+
+
 @contextlib.contextmanager
 def _board_files(root: Path, board: Board):
     """The board's /proc/cpuinfo and CPU lists in the root, held under a lock for the whole run:
@@ -159,9 +168,7 @@ def count(models: Sequence[Path], board: str, *, invokes: int = 4, warmup: int =
     b = BOARDS[board]
     if invokes < 1:
         raise EmulatorError("invokes must be at least 1")
-    qemu_binary()
-    root = check_root(root or default_root())
-    plugin_path()
+    root = ready(root)
     work_rel = f"tmp/edgecnn-emu-{os.getpid()}-{time.monotonic_ns()}"
     work = root / work_rel
     work.mkdir(parents=True)
