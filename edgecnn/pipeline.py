@@ -77,7 +77,7 @@ def run_pipeline(model_name: str, *, data: str = "sample", recipe: str = "quick"
 
 
 def emulated_pi4(export_dir, threads: Sequence[int] = (1,), echo: Callable[[str], None] = print) -> list:
-    """The run's int8 and fp32 TFLite artifacts counted on an emulated Raspberry Pi 4 core, with
+    """The run's TFLite artifacts (fp32, int8, mixed) counted on an emulated Raspberry Pi 4 core, with
     their predicted latency (``edgecnn.benchmark.emulated``); [] and one line saying why when the
     emulator (qemu-user, its arm64 root) is not installed here: the pipeline goes on without them."""
     from edgecnn.benchmark.emulated import check_emulator, emulate_targets
@@ -86,7 +86,7 @@ def emulated_pi4(export_dir, threads: Sequence[int] = (1,), echo: Callable[[str]
 
     try:
         check_emulator()
-        targets = [t for t in resolve_targets([export_dir]) if t.format == "tflite" and t.precision in ("int8", "fp32")]
+        targets = [t for t in resolve_targets([export_dir]) if t.format == "tflite" and t.precision in ("int8", "fp32", "mixed")]
         return emulate_targets(targets, ["pi4"], threads, echo)[0] if targets else []
     except EmulatorError as e:
         echo(f"emulated Pi 4 rows skipped: {e.message}")
