@@ -37,7 +37,6 @@ import math
 import os
 import platform
 import re
-import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -62,13 +61,9 @@ MAX_JSON_BYTES = 32 << 20
 MAX_JSON_DEPTH = 64
 MAX_CLASSES = 100_000
 MAX_ARTIFACTS = 64
-MAX_KERAS_UNCOMPRESSED = 4 << 30
-MAX_KERAS_MEMBERS = 10_000
-MAX_KERAS_CONFIG_BYTES = 64 << 20
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _TOP_KEYS = ("schema", "model", "run", "trained", "labels", "preprocessing", "keras", "tools", "created", "artifacts")
 _ARTIFACT_KEYS = ("format", "precision", "sha256", "bytes", "inputs", "outputs", "output_kind", "verified")
 _TENSOR_KEYS = ("name", "shape", "dtype", "scale", "zero_point")
@@ -500,75 +495,6 @@ def tool_versions(*names: str) -> Dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- Keras model files
-def _keras_allowed_module(module: str) -> bool:
-    if module in ("keras", "tf_keras", "builtins") or module.startswith(("keras.", "tf_keras.")):
-        return True
-    return module.startswith("edgecnn.models_keras.")
-
-
-# TensorFlow functions a functional model may call through a TFOpLambda layer and still load in
-# safe mode: ``x + 3.0`` or ``x * (1 / 6)`` on a Keras tensor is saved as one (MobileNetV3's
-# hard-swish has 56 of them). The layer looks its function up by name in the TensorFlow API, so any
-# other name (tf.io.write_file, tf.py_function) is refused: only element-wise arithmetic and
-# activations, which read no file and run no Python, are allowed.
-SAFE_TF_OPS = frozenset({
-    "__operators__.add", "__operators__.getitem", "math.add", "math.subtract", "math.multiply", "math.truediv",
-    "math.divide", "math.negative", "math.maximum", "math.minimum", "math.square", "math.sqrt", "math.abs",
-    "math.sigmoid", "math.tanh", "math.exp", "nn.relu", "nn.relu6", "nn.silu", "nn.swish", "nn.gelu",
-    "nn.softmax", "nn.sigmoid", "compat.v1.transpose", "reshape", "identity",
-})
-
-
-def _layer_name(o) -> str:
-    cfg = o.get("config")
-    name = cfg.get("name") if isinstance(cfg, dict) else None
-    return name if isinstance(name, str) else "?"
-
-
-def _check_keras_config(cfg, path) -> None:
-    """Refuse configs that import or call code from outside Keras and edgecnn's registered layers."""
-    stack = [cfg]
-    while stack:
-        o = stack.pop()
-        if isinstance(o, list):
-            stack.extend(o)
-            continue
-        if not isinstance(o, dict):
-            continue
-        cls = o.get("class_name")
-        if cls == "TFOpLambda":
-            fn = (o.get("config") or {}).get("function") if isinstance(o.get("config"), dict) else None
-            if fn not in SAFE_TF_OPS:
-                raise ModelFileError(f"{path}: layer '{_layer_name(o)}' calls the TensorFlow function "
-                                     f"{str(fn)[:80]!r}, which is not element-wise arithmetic; refused in safe mode "
-                                     f"(pass --unsafe-load only for a model you trust).")
-        elif cls in ("Lambda", "__lambda__") or "__lambda__" in o:
-            raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is a {cls or 'lambda'} layer, which runs code "
-                                 f"from the file; refused (pass --unsafe-load only for a model you trust).")
-        mod = o.get("module")
-        if mod is not None and (not isinstance(mod, str) or not _keras_allowed_module(mod)):
-            cls_s, mod_s = str(cls)[:80], str(mod)[:120]
-            raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {cls_s} from module {mod_s!r}, not built into "
-                                 f"Keras; refused in safe mode. For a model you trust, register it: "
-                                 f"--custom-objects {mod_s}:{cls_s} --unsafe-load.")
-        reg = o.get("registered_name")
-        if isinstance(reg, str) and ">" in reg and not reg.startswith("edgecnn>"):
-            cls_s = str(cls)[:80]
-            raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is the custom object {reg[:80]!r}, not built into "
-                                 f"Keras; refused in safe mode. For a model you trust, register it: "
-                                 f"--custom-objects MODULE:{cls_s} --unsafe-load.")
-        stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
-
-
-def safe_load_refusal(path) -> Optional[str]:
-    """Why safe mode would refuse the .keras zip at ``path`` (the one-line reason), or None."""
-    try:
-        _check_keras_config(check_keras_zip(path), path)
-    except ModelFileError as e:
-        return e.message
-    return None
-
-
 def custom_objects_from(specs) -> dict:
     """``["module:attr", ...]`` -> {attr name: object}, importing each module. This runs the
     module's code: only for ``--unsafe-load``, which the caller checks."""
@@ -593,84 +519,36 @@ def custom_objects_from(specs) -> dict:
     return out
 
 
-def keras_file_kind(path) -> str:
-    """'keras' (a .keras zip), 'hdf5', 'savedmodel' or 'unknown'."""
-    p = Path(path)
-    if p.is_dir():
-        return "savedmodel" if (p / "saved_model.pb").exists() else "unknown"
-    with open(p, "rb") as f:
-        head = f.read(8)
-    if head == _HDF5_MAGIC:
-        return "hdf5"
-    if head[:4] == b"PK\x03\x04" and zipfile.is_zipfile(p):
-        return "keras"
-    return "unknown"
-
-
-def check_keras_zip(path) -> dict:
-    """The config.json of a .keras zip, after bounding its members and checking its references."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-            if len(infos) > MAX_KERAS_MEMBERS:
-                raise ModelFileError(f"{path}: {len(infos)} members in the .keras zip; refused.")
-            total = sum(i.file_size for i in infos)
-            if total > MAX_KERAS_UNCOMPRESSED:
-                raise ModelFileError(f"{path}: the .keras zip expands to {total} bytes; refused.")
-            for i in infos:
-                if i.filename.startswith("/") or ".." in Path(i.filename).parts:
-                    raise ModelFileError(f"{path}: member {i.filename!r} points outside the archive; refused.")
-            if "config.json" not in z.namelist():
-                raise ModelFileError(f"{path}: not a Keras model (no config.json in the zip).")
-            info = z.getinfo("config.json")
-            if info.file_size > MAX_KERAS_CONFIG_BYTES:
-                raise ModelFileError(f"{path}: its config.json is {info.file_size} bytes; refused.")
-            raw = z.read("config.json")
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
-        raise ModelFileError(f"{path}: not a readable .keras zip ({e}).") from None
-    try:
-        cfg = json.loads(raw.decode("utf-8"))
-    except RecursionError:
-        raise ModelFileError(f"{path}: its config.json is nested too deeply; refused.") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: unreadable config.json ({' '.join(str(e).split())[:120]}).") from None
-    if not _depth_ok(cfg, 256):
-        raise ModelFileError(f"{path}: its config.json is nested too deeply; refused.")
-    if not isinstance(cfg, dict):
-        raise ModelFileError(f"{path}: its config.json is not a Keras model config.")
-    return cfg
+_KIND_WORDS = {"hdf5": "an HDF5 file", "savedmodel": "a SavedModel folder",
+               "polyglot": "a zip and an HDF5 file at once (the HDF5 part can run code)"}
 
 
 def load_keras(path, *, unsafe: bool = False, custom_objects=None):
-    """Load a tf_keras model: a ``.keras`` zip in safe mode, or anything Keras reads when ``unsafe``."""
+    """Load a tf_keras model: a plain ``.keras`` zip through the checks of ``contract.keras_files``
+    (whatever the file is called), or anything Keras reads when ``unsafe``."""
+    from edgecnn.contract import keras_files
+
     p = Path(path)
     if not p.exists():
         raise ModelFileError(f"{p}: Keras model not found.")
     if not p.is_dir():
         regular_file(p, "Keras model")
-    kind = keras_file_kind(p)
+    if unsafe:
+        return keras_files.load_unsafely(p, custom_objects=custom_objects)
+    kind = keras_files.file_kind(p)
     if kind != "keras":
-        if not unsafe:
-            what = {"hdf5": "an HDF5 file", "savedmodel": "a SavedModel folder"}.get(kind, "not a .keras zip")
-            raise ModelFileError(f"{p}: is {what}; edgecnn loads Keras models only as .keras zips in safe mode "
-                                 f"(other formats can run code from the file). Re-save it with model.save('m.keras'), "
-                                 f"or pass --unsafe-load for a model you trust.")
-    else:
-        cfg = check_keras_zip(p)
-        if not unsafe:
-            _check_keras_config(cfg, p)
-    from edgecnn.registry import list_models
+        what = _KIND_WORDS.get(kind, "not a .keras zip")
+        raise ModelFileError(f"{p}: is {what}; edgecnn loads Keras models only as plain .keras zips in safe mode "
+                             f"(other formats can run code from the file). Re-save it with model.save('m.keras'), "
+                             f"or pass --unsafe-load for a model you trust.")
+    return keras_files.load_safely(p, custom_objects=custom_objects)
 
-    list_models()  # edgecnn's own layers register before deserialisation
-    import tf_keras
 
-    try:
-        return tf_keras.models.load_model(p, compile=False, safe_mode=not unsafe, custom_objects=custom_objects)
-    except EdgecnnError:
-        raise
-    except Exception as e:  # tf_keras raises ValueError/TypeError/OSError/zip errors for bad files
-        msg = " ".join(str(e).split())[:200]
-        raise ModelFileError(f"{p}: cannot load the Keras model ({type(e).__name__}: {msg}).") from None
+def safe_load_refusal(path) -> Optional[str]:
+    """Why safe mode would refuse the .keras zip at ``path`` (the one-line reason), or None."""
+    from edgecnn.contract import keras_files
+
+    return keras_files.safe_load_refusal(path)
 
 
 def check_model_matches(model, input_shape, num_classes: int, where: str, error=ModelFileError) -> None:

@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "edgecnn"
 
 # Rank of each stage: a module may import modules of a lower rank, and modules of its own stage
 # package (export.* among themselves, benchmark.* among themselves). The shared base is rank 0.
-BASE = {"errors", "io", "quiet", "progress", "backends", "registry", "analysis", "models_keras", "data", "runs", "runtime", "emulate",
+BASE = {"errors", "io", "quiet", "progress", "backends", "registry", "analysis", "models_keras", "data", "runs", "contract", "runtime", "emulate",
         "zoo_report", "inspect"}
 STAGES = [("evaluate",), ("recipes",), ("train",), ("importer",), ("export",), ("benchmark",), ("pipeline", "paper", "arm_calibration"),
           ("classify", "bundle"), ("cli", "__main__", "__init__")]
@@ -122,7 +122,8 @@ def test_benchmark_reads_artifacts_and_never_builds_or_converts():
     ("def write_manifest", "edgecnn/runs.py"),
     ("def resolve(", "edgecnn/runs.py"),
     ("def load_run", "edgecnn/runs.py"),
-    ("tf_keras.models.load_model(", "edgecnn/runs.py"),
+    ("tf_keras.models.load_model(", "edgecnn/contract/keras_files.py"),
+    ("saving_lib.load_model(", "edgecnn/contract/keras_files.py"),
     ('"manifest.json"', "edgecnn/runs.py"),
 ])
 def test_one_home_for_each_contract_piece(needle, home):

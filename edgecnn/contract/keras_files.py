@@ -1,0 +1,417 @@
+"""Keras model files as untrusted input: what is loaded, and how, so that no code comes from a file.
+
+A ``.keras`` file is a zip of ``config.json`` (the architecture), ``model.weights.h5`` and
+``metadata.json``. Keras rebuilds the architecture by looking classes and functions up by the
+names in the config, and ``tf_keras.models.load_model`` chooses its loader by the file's *name*:
+a name not ending in ``.keras`` goes to the HDF5 loader, which ignores safe mode and runs the
+marshalled bytecode of Lambda layers. One file can be a zip and an HDF5 file at once (the HDF5
+superblock may sit at byte 512, 1024, ... behind a zip, or the HDF5 body may hide in the zip's
+comment), so "is it a zip" decides nothing. Safe loading is therefore built so that no name,
+member or config entry of the file reaches Keras unchecked:
+
+1. The file must be a plain zip from its first byte to its last (no bytes before the first
+   member, no comment, nothing after the end record) and no HDF5 signature may appear at any
+   offset where the HDF5 library looks for one. Its members must be exactly what a ``.keras``
+   holds: ``config.json``, ``model.weights.h5``, optionally ``metadata.json``; sizes are capped
+   before anything is decompressed, in total and in compression ratio.
+2. ``config.json`` is parsed here and checked against an **allow-list**: every serialized object
+   must be a built-in layer, initializer, regularizer, constraint or dtype policy of Keras
+   (``SAFE_CLASSES``), every function an activation (``SAFE_ACTIVATIONS``), and every op-layer
+   (``TFOpLambda``, ``SlicingOpLambda``) must call an element-wise or shape op (``SAFE_TF_OPS``,
+   ``SAFE_SLICING_OPS``). ``ClassMethod``, ``InstanceMethod``, ``InstanceProperty``, ``Lambda``
+   and anything not listed are refused, naming the layer.
+3. A new zip is written into a private temporary folder (mode 0700, always removed): the checked
+   config (re-serialized, without ``compile_config``: the optimizer and losses are never loaded,
+   so they are neither checked nor written), the weights copied with the caps enforced
+   while streaming. Keras's zip loader (``saving_lib.load_model``) is called on that file: Keras
+   sees exactly what was checked, under a name it cannot misread, with no assets to unpack.
+
+``unsafe=True`` (``--unsafe-load``) is the one way past this, for a model the user trusts.
+No TensorFlow is imported at module level.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from edgecnn.errors import EdgecnnError, ModelFileError
+
+CONFIG = "config.json"
+WEIGHTS = "model.weights.h5"
+METADATA = "metadata.json"
+MEMBERS = frozenset({CONFIG, WEIGHTS, METADATA})
+
+MAX_UNCOMPRESSED = 1 << 30          # all members together, decompressed
+MAX_CONFIG_BYTES = 64 << 20
+MAX_METADATA_BYTES = 1 << 20
+MAX_RATIO = 100                     # decompressed / compressed, for members over RATIO_FLOOR bytes
+RATIO_FLOOR = 1 << 20
+MAX_CONFIG_DEPTH = 256
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_LOCAL = b"PK\x03\x04"
+_ZIP_END = b"PK\x05\x06"
+_CHUNK = 1 << 20
+
+# Built-in Keras classes that compute on tensors and read no file, import no module and call no
+# Python given in the file. Layers first, then the objects their configs hold.
+SAFE_LAYERS = frozenset({
+    "InputLayer", "Functional", "Sequential",
+    "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+    "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "Dense",
+    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
+    "Activation", "ReLU", "PReLU", "LeakyReLU", "ELU", "Softmax", "ThresholdedReLU",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "Flatten", "Reshape", "Permute", "RepeatVector", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "GaussianNoise",
+    "AlphaDropout", "ActivityRegularization", "Identity",
+    "Rescaling", "Normalization", "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom",
+    "RandomContrast", "RandomTranslation", "RandomCrop", "RandomBrightness", "RandomHeight", "RandomWidth",
+    "TFOpLambda", "SlicingOpLambda",
+})
+SAFE_OBJECTS = frozenset({
+    # initializers
+    "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
+    "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "Orthogonal",
+    # regularizers and constraints
+    "L1", "L2", "L1L2", "OrthogonalRegularizer", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm",
+    "RadialConstraint",
+    # dtype policies (tf_keras and Keras 3)
+    "Policy", "DTypePolicy", "FloatDTypePolicy",
+    # values the serializer writes in place
+    "__tensor__", "__numpy__", "__bytes__", "__keras_tensor__", "__tuple__", "function",
+})
+SAFE_CLASSES = SAFE_LAYERS | SAFE_OBJECTS
+
+SAFE_ACTIVATIONS = frozenset({
+    "linear", "relu", "relu6", "sigmoid", "hard_sigmoid", "softmax", "log_softmax", "tanh", "swish", "silu",
+    "hard_swish", "hard_silu", "gelu", "elu", "selu", "softplus", "softsign", "exponential", "leaky_relu", "mish",
+})
+
+# TensorFlow functions a functional model may call through a TFOpLambda layer and still load in
+# safe mode: ``x + 3.0`` or ``x * (1 / 6)`` on a Keras tensor is saved as one (MobileNetV3's
+# hard-swish has 56 of them). The layer looks its function up by name in the whole TensorFlow API,
+# so only element-wise arithmetic, activations and shape ops (no file, no Python) are listed.
+SAFE_TF_OPS = frozenset({
+    "__operators__.add", "__operators__.getitem", "math.add", "math.subtract", "math.multiply", "math.truediv",
+    "math.divide", "math.negative", "math.maximum", "math.minimum", "math.square", "math.sqrt", "math.abs",
+    "math.sigmoid", "math.tanh", "math.exp", "nn.relu", "nn.relu6", "nn.silu", "nn.swish", "nn.gelu",
+    "nn.softmax", "nn.sigmoid", "compat.v1.transpose", "reshape", "identity", "math.reduce_mean",
+    "concat", "clip_by_value", "cast", "expand_dims", "squeeze", "transpose",
+})
+SAFE_SLICING_OPS = frozenset({"__operators__.getitem"})
+_OP_LAYERS = {"TFOpLambda": SAFE_TF_OPS, "SlicingOpLambda": SAFE_SLICING_OPS}
+_CODE_LAYERS = ("Lambda", "__lambda__", "ClassMethod", "InstanceMethod", "InstanceProperty", "__typespec__")
+_ACTIVATION_KEYS = ("activation", "recurrent_activation")
+
+
+# ---------------------------------------------------------------------------- what the file is
+def hdf5_offsets(path, size: Optional[int] = None) -> list:
+    """Offsets at which the HDF5 library would find a superblock: 0, 512, 1024, 2048, ..."""
+    size = os.path.getsize(path) if size is None else size
+    found, off = [], 0
+    with open(path, "rb") as f:
+        while off + len(HDF5_MAGIC) <= size:
+            f.seek(off)
+            if f.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
+                found.append(off)
+            off = 512 if off == 0 else off * 2
+    return found
+
+
+def file_kind(path) -> str:
+    """'keras' (a plain zip and nothing else), 'polyglot' (a zip that is HDF5 too), 'hdf5',
+    'savedmodel' or 'unknown'. Decided from the bytes, never from the name."""
+    p = Path(path)
+    if p.is_dir():
+        return "savedmodel" if (p / "saved_model.pb").exists() else "unknown"
+    with open(p, "rb") as f:
+        head = f.read(4)
+    is_hdf5 = bool(hdf5_offsets(p))
+    is_zip = zipfile.is_zipfile(p)
+    if is_zip and (is_hdf5 or head != _ZIP_LOCAL):
+        return "polyglot" if is_hdf5 else "unknown"
+    if is_hdf5:
+        return "hdf5"
+    return "keras" if is_zip else "unknown"
+
+
+def _plain_zip(path, size: int) -> None:
+    """The zip runs from byte 0 to the end record at the very end: no prefix, comment or suffix."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(max(0, size - 22))
+        tail = f.read(22)
+    if head != _ZIP_LOCAL or len(tail) != 22 or tail[:4] != _ZIP_END or tail[20:22] != b"\x00\x00":
+        raise ModelFileError(f"{path}: not a plain .keras zip (data before its first member, after its end record, "
+                             f"or in a zip comment); refused.")
+
+
+def _check_members(path, z: zipfile.ZipFile) -> dict:
+    infos = z.infolist()
+    names = [i.filename for i in infos]
+    if len(names) != len(set(names)):
+        raise ModelFileError(f"{path}: the .keras zip names a member twice; refused.")
+    extra = sorted(set(names) - MEMBERS)
+    if extra:
+        shown = ", ".join(repr(n[:60]) for n in extra[:3])
+        raise ModelFileError(f"{path}: the .keras zip holds {shown}{' ...' if len(extra) > 3 else ''}, which a Keras "
+                             f"model file does not (only {CONFIG}, {WEIGHTS}, {METADATA}); refused.")
+    for need in (CONFIG, WEIGHTS):
+        if need not in names:
+            raise ModelFileError(f"{path}: not a Keras model (no {need} in the zip).")
+    total = 0
+    for i in infos:
+        if i.flag_bits & 0x1:
+            raise ModelFileError(f"{path}: member {i.filename} is encrypted; refused.")
+        if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{path}: member {i.filename} uses an unsupported compression; refused.")
+        total += i.file_size
+        if i.file_size > RATIO_FLOOR and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            raise ModelFileError(f"{path}: member {i.filename} expands {i.file_size // max(i.compress_size, 1)}-fold "
+                                 f"(at most {MAX_RATIO}); refused as a zip bomb.")
+    if total > MAX_UNCOMPRESSED:
+        raise ModelFileError(f"{path}: the .keras zip expands to {total} bytes (at most {MAX_UNCOMPRESSED}); refused.")
+    if z.getinfo(CONFIG).file_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{path}: its {CONFIG} is {z.getinfo(CONFIG).file_size} bytes; refused.")
+    if METADATA in names and z.getinfo(METADATA).file_size > MAX_METADATA_BYTES:
+        raise ModelFileError(f"{path}: its {METADATA} is {z.getinfo(METADATA).file_size} bytes; refused.")
+    return {i.filename: i for i in infos}
+
+
+def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """A member's bytes, never more than ``cap`` (the recorded size is not trusted)."""
+    with z.open(info) as f:
+        raw = f.read(cap + 1)
+    if len(raw) > cap or len(raw) != info.file_size:
+        raise ModelFileError(f"{path}: member {info.filename} is not the size its zip entry records; refused.")
+    return raw
+
+
+def _json(path, raw: bytes, what: str):
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ModelFileError(f"{path}: its {what} is nested too deeply; refused.") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path}: unreadable {what} ({' '.join(str(e).split())[:120]}).") from None
+    if not _depth_ok(obj, MAX_CONFIG_DEPTH):
+        raise ModelFileError(f"{path}: its {what} is nested too deeply; refused.")
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{path}: its {what} is not a JSON object.")
+    return obj
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth_ok(obj, limit: int) -> bool:
+    stack = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if d > limit:
+            return False
+        if isinstance(o, dict):
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            stack.extend((v, d + 1) for v in o)
+    return True
+
+
+def read_config(path) -> dict:
+    """The config.json of the .keras zip at ``path``, after the file and its members are checked."""
+    p = Path(path)
+    size = p.stat().st_size
+    if hdf5_offsets(p, size):
+        raise ModelFileError(f"{p}: the file is a zip and an HDF5 file at once; the HDF5 part can run code "
+                             f"(Keras picks its loader by file name); refused.")
+    _plain_zip(p, size)
+    try:
+        with zipfile.ZipFile(p) as z:
+            infos = _check_members(p, z)
+            return _json(p, _read_member(p, z, infos[CONFIG], MAX_CONFIG_BYTES), CONFIG)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as e:
+        raise ModelFileError(f"{p}: not a readable .keras zip ({' '.join(str(e).split())[:120]}).") from None
+
+
+# ---------------------------------------------------------------------------- the config allow-list
+def _layer_name(o) -> str:
+    cfg = o.get("config")
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    return str(name)[:80] if isinstance(name, str) else "?"
+
+
+def _allowed_module(module) -> bool:
+    if module is None:
+        return True
+    if not isinstance(module, str):
+        return False
+    if module in ("keras", "tf_keras", "builtins") or module.startswith(("keras.", "tf_keras.")):
+        return True
+    return module.startswith("edgecnn.models_keras.")
+
+
+def _refuse_code(path, o, cls) -> None:
+    raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is a {cls} layer, which runs code named by the file; "
+                         f"refused (pass --unsafe-load only for a model you trust).")
+
+
+def _check_object(path, o: dict) -> None:
+    cls = o.get("class_name")
+    if not isinstance(cls, str):
+        raise ModelFileError(f"{path}: a config entry has class_name {str(cls)[:40]!r}; refused.")
+    if cls in _CODE_LAYERS or "__lambda__" in o:
+        _refuse_code(path, o, cls)
+    mod = o.get("module")
+    if not _allowed_module(mod):
+        mod_s = str(mod)[:120]
+        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {cls[:80]} from module {mod_s!r}, not built into "
+                             f"Keras; refused in safe mode. For a model you trust, register it: "
+                             f"--custom-objects {mod_s}:{cls[:80]} --unsafe-load.")
+    reg = o.get("registered_name")
+    if reg is not None and reg != cls and not (isinstance(reg, str) and reg.startswith("edgecnn>")):
+        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is the custom object {str(reg)[:80]!r}, not built "
+                             f"into Keras; refused in safe mode. For a model you trust, register it: "
+                             f"--custom-objects MODULE:{cls[:80]} --unsafe-load.")
+    if cls not in SAFE_CLASSES:
+        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {cls[:80]}, which is not on edgecnn's list of Keras "
+                             f"classes that load without running code from the file; refused (pass --unsafe-load "
+                             f"only for a model you trust).")
+    inner = o.get("config")
+    if cls == "function":
+        fn = inner if isinstance(inner, str) else None
+        if mod not in ("builtins", "keras.activations", "keras.src.activations.activations") \
+                or fn not in SAFE_ACTIVATIONS or reg not in (None, fn, cls):
+            raise ModelFileError(f"{path}: the config names the function {str(fn)[:60]!r} from {str(mod)[:60]!r}, "
+                                 f"which is not a Keras activation; refused in safe mode.")
+    if cls in _OP_LAYERS:
+        fn = inner.get("function") if isinstance(inner, dict) else None
+        if fn not in _OP_LAYERS[cls]:
+            raise ModelFileError(f"{path}: layer '{_layer_name(o)}' ({cls}) calls the TensorFlow function "
+                                 f"{str(fn)[:80]!r}, which is not element-wise arithmetic or a shape op; refused "
+                                 f"in safe mode (pass --unsafe-load only for a model you trust).")
+    if isinstance(inner, dict):
+        for key in _ACTIVATION_KEYS:
+            act = inner.get(key)
+            if isinstance(act, str) and act not in SAFE_ACTIVATIONS:
+                raise ModelFileError(f"{path}: layer '{_layer_name(o)}' names the activation {act[:60]!r}, which is "
+                                     f"not a Keras activation; refused in safe mode.")
+
+
+def check_config(cfg, path) -> None:
+    """Refuse a config that names anything outside the allow-lists (see the module docstring)."""
+    stack = [cfg]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, list):
+            stack.extend(o)
+            continue
+        if not isinstance(o, dict):
+            continue
+        if "class_name" in o:
+            _check_object(path, o)
+        stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
+
+
+def safe_load_refusal(path) -> Optional[str]:
+    """Why safe mode would refuse the .keras file at ``path`` (the one-line reason), or None."""
+    try:
+        cfg = read_config(path)
+        cfg.pop("compile_config", None)
+        check_config(cfg, path)
+    except ModelFileError as e:
+        return e.message
+    return None
+
+
+# ---------------------------------------------------------------------------- the rebuilt file
+@contextmanager
+def private_dir(prefix: str = "edgecnn-") -> Iterator[Path]:
+    """A temporary folder only this user can enter, removed whatever happens inside."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield Path(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _copy_capped(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, out: zipfile.ZipFile) -> None:
+    left = info.file_size
+    with z.open(info) as src, out.open(info.filename, "w", force_zip64=left > (1 << 31)) as dst:
+        while True:
+            chunk = src.read(min(_CHUNK, left + 1))
+            if not chunk:
+                break
+            left -= len(chunk)
+            if left < 0:
+                raise ModelFileError(f"{path}: member {info.filename} is larger than its zip entry records; refused.")
+            dst.write(chunk)
+    if left:
+        raise ModelFileError(f"{path}: member {info.filename} is shorter than its zip entry records; refused.")
+
+
+def rebuild(path, folder) -> Path:
+    """Write ``folder/model.keras``: the checked config (no compile config) and the capped weights."""
+    cfg = read_config(path)
+    cfg.pop("compile_config", None)  # optimizer and losses: never loaded (compile=False), so not written
+    check_config(cfg, path)
+    dst = Path(folder) / "model.keras"
+    try:
+        with zipfile.ZipFile(path) as z, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as out:
+            infos = _check_members(path, z)
+            out.writestr(CONFIG, json.dumps(cfg))
+            if METADATA in infos:
+                meta = _json(path, _read_member(path, z, infos[METADATA], MAX_METADATA_BYTES), METADATA)
+                out.writestr(METADATA, json.dumps(meta))
+            _copy_capped(path, z, infos[WEIGHTS], out)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError) as e:
+        raise ModelFileError(f"{path}: not a readable .keras zip ({' '.join(str(e).split())[:120]}).") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot unpack it into {folder} ({e.strerror or e}); free space in the "
+                             f"temporary folder ($TMPDIR).") from None
+    return dst
+
+
+def load_safely(path, *, custom_objects=None):
+    """The tf_keras model of the .keras file at ``path``, loaded through the checks above."""
+    with private_dir("edgecnn-keras-") as d:
+        rebuilt = rebuild(path, d)
+        from edgecnn.registry import list_models
+
+        list_models()  # edgecnn's own layers register before deserialisation
+        import tf_keras  # noqa: F401 - initialises the package before its saving module
+        from tf_keras.src.saving import saving_lib
+
+        return _keras_call(path, lambda: saving_lib.load_model(rebuilt, custom_objects=custom_objects,
+                                                               compile=False, safe_mode=True))
+
+
+def load_unsafely(path, *, custom_objects=None):
+    """Whatever tf_keras reads at ``path`` (HDF5, SavedModel, zip), code and all: ``--unsafe-load``."""
+    from edgecnn.registry import list_models
+
+    list_models()
+    import tf_keras
+
+    return _keras_call(path, lambda: tf_keras.models.load_model(path, compile=False, safe_mode=False,
+                                                                custom_objects=custom_objects))
+
+
+def _keras_call(path, load):
+    try:
+        return load()
+    except EdgecnnError:
+        raise
+    except Exception as e:  # tf_keras raises ValueError/TypeError/OSError/zip errors for bad files
+        msg = " ".join(str(e).split())[:200]
+        raise ModelFileError(f"{path}: cannot load the Keras model ({type(e).__name__}: {msg}).") from None
