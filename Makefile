@@ -65,7 +65,7 @@ bench: install
 	fi
 	@art="$(BENCH_ART)"; art="$${art:-$$(ls bench/.cache/mobilenetv2_e/*_int8.tflite 2>/dev/null | head -n 1)}"; \
 	test -n "$$art" || { echo "make bench: no TFLite model for the harness-overhead check"; exit 1; }; \
-	$(PY) -c 'import sys; from edgecnn.benchmark.timing import format_overhead, measure_overhead; print(format_overhead(measure_overhead(sys.argv[1], 4000, rounds=40)))' "$$art"
+	$(PY) -c 'import sys; from edgecnn.measure.timing import format_overhead, measure_overhead; print(format_overhead(measure_overhead(sys.argv[1], 4000, rounds=40)))' "$$art"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

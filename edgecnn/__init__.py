@@ -8,7 +8,7 @@ can import TensorFlow. Nothing in this module imports TensorFlow: the light devi
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-# edgecnn.quiet.configure (the CLI) sets the level the user asked for, unless given here.
+# edgecnn.core.quiet.configure (the CLI) sets the level the user asked for, unless given here.
 TF_LOG_LEVEL_GIVEN = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -97,7 +97,7 @@ import importlib.metadata as md, importlib.util, platform, sys
 import numpy, PIL, click
 from ai_edge_litert import interpreter  # noqa: F401  (the interpreter the device runs)
 import edgecnn
-from edgecnn import runtime
+from edgecnn.measure import runtime
 assert importlib.util.find_spec("tensorflow") is None, "TensorFlow is installed in this venv: not a light install"
 v = lambda d: md.version(d)
 print(f"install: OK  edgecnn {edgecnn.__version__} | Python {sys.version.split()[0]} on {platform.machine()} | "

@@ -47,8 +47,8 @@ def make_good(base: Path) -> Path:
     from edgecnn.data.preprocess import spec_for
     from edgecnn.data.sample import load_sample
     from edgecnn.export import export_model
-    from edgecnn.registry import create_model
-    from edgecnn.runs import dataset_record, load_run, save_model, write_run
+    from edgecnn.models.registry import create_model
+    from edgecnn.contract import dataset_record, load_run, save_model, write_run
 
     data = _tiny_cifar(base / "data" / "cifar-10-batches-py")
     run_dir = base / "runs" / "alexnet_tiny_dw" / "good"

@@ -42,7 +42,7 @@ def build_tiny_export(out_dir, precisions=("int8", "fp32"), model_name: str = "t
         model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
         model.fit(normalize(xtr, spec), ytr, batch_size=64, epochs=train_epochs, verbose=0, shuffle=True)
 
-    from edgecnn.runs import artifact_entry, new_manifest, write_manifest
+    from edgecnn.contract import artifact_entry, new_manifest, write_manifest
 
     manifest = new_manifest(model_name, run=None, trained=bool(train_epochs), labels=LABELS, preprocessing=spec.to_dict(),
                             tools={}, dataset={"data_arg": "sample", "data_path": None})

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 import edgecnn  # noqa: F401
-from edgecnn import bundle
+from edgecnn.device import bundle
 from edgecnn.cli import cli
 from edgecnn.data.preprocess import PreprocessSpec, preprocess, quantize
 from edgecnn.errors import BundleError
@@ -143,7 +143,7 @@ def _entry(path: Path, precision: str, verified: bool = True) -> dict:
     from _tiny_export import _tensor
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn.runs import artifact_entry
+    from edgecnn.contract import artifact_entry
 
     it = Interpreter(model_path=str(path))
     e = artifact_entry(path, "tflite", precision, [_tensor(d) for d in it.get_input_details()],
@@ -153,7 +153,7 @@ def _entry(path: Path, precision: str, verified: bool = True) -> dict:
 
 
 def _add_artifact(export: Path, name: str, data: bytes, precision: str, verified: bool = True):
-    from edgecnn.runs import read_manifest, write_manifest
+    from edgecnn.contract import read_manifest, write_manifest
 
     (export / name).write_bytes(data)
     m = read_manifest(export)

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecnn.benchmark.profiles import get_profile, plan_device
+from edgecnn.measure.boards import get_board
+from edgecnn.measure.profiles import plan_device
 from edgecnn.benchmark.report import format_table, merge_results, pareto_front
-from edgecnn.benchmark.stats import fps, summarize
+from edgecnn.measure.stats import fps, summarize
 from edgecnn.errors import InvalidConfigError
 
 EDGECNN = [sys.executable, "-m", "edgecnn.cli"]
@@ -58,30 +59,30 @@ def run_dir(tmp_path_factory):
     x = K.layers.DepthwiseConv2D(3)(x)
     o = K.layers.Dense(10)(K.layers.GlobalAveragePooling2D()(x))
     model = K.Model(i, o, name="tiny")
-    from edgecnn import runs
-    from edgecnn.runtime import load
+    from edgecnn import contract
+    from edgecnn.measure.runtime import load
 
     labels = load_sample()[2]
     spec = spec_for((32, 32, 3), source_size=32)
     info = {"model": "tiny", "input_shape": [32, 32, 3], "num_classes": 10, "labels": labels,
             "preprocessing": spec.to_dict(), "dataset": {"data_arg": "sample", "data_path": None}, "trained": True}
-    runs.save_model(root, info, model)
-    runs.write_run(root, info)
+    contract.save_model(root, info, model)
+    contract.write_run(root, info)
     cal = preprocess(load_sample()[0][0][:16], spec)
     export_tflite(model, root / "export" / "tiny_fp32.tflite", "fp32")
     export_tflite(model, root / "export" / "tiny_int8.tflite", "int8", calibration=cal)
     _onnx_model(root / "export" / "tiny_fp32.onnx")
-    m = runs.new_manifest("tiny", run="..", trained=True, labels=labels, preprocessing=spec.to_dict(), tools={})
+    m = contract.new_manifest("tiny", run="..", trained=True, labels=labels, preprocessing=spec.to_dict(), tools={})
     m["keras"].update(top1=0.31, top5=0.8, model_file="../model.keras")
     for name, fmt, prec, top1 in (("tiny_fp32.tflite", "tflite", "fp32", 0.31), ("tiny_int8.tflite", "tflite", "int8", 0.30),
                                   ("tiny_fp32.onnx", "onnx", "fp32", 0.29)):
         r = load(root / "export" / name)
-        m["artifacts"][name] = dict(runs.artifact_entry(root / "export" / name, fmt, prec, r.inputs, r.outputs),
+        m["artifacts"][name] = dict(contract.artifact_entry(root / "export" / name, fmt, prec, r.inputs, r.outputs),
                                     verified=True,
                                     verification={"runtime": "litert", "split": "test", "n": 500, "top1": top1,
                                                   "agreement_with_keras": 0.99, "max_abs_diff_vs_keras": 0.01,
                                                   "passed": True, "reason": ""})
-    runs.write_manifest(root / "export", m)
+    contract.write_manifest(root / "export", m)
     return root
 
 
@@ -116,10 +117,10 @@ def test_pareto_front_keeps_only_undominated_points():
 
 # ----------------------------------------------------------------------------- devices
 def test_device_profiles_labels_threads_and_unknown_device():
-    assert get_profile("pi4").threads == 4 and get_profile("pi5").cores == 4
-    assert get_profile("Pi-Zero2").key == "pi-zero2" and get_profile("cm4").key == "pi4"
+    assert get_board("pi4").threads == 4 and get_board("pi5").cores == 4
+    assert get_board("Pi-Zero2").name == "pi-zero2" and get_board("cm4").name == "pi4"
     with pytest.raises(InvalidConfigError, match="Did you mean: pi5"):
-        get_profile("pi6")
+        get_board("pi6")
     base = plan_device("pi4", "Intel Xeon (x86_64)", machine="x86_64")
     assert base.label == "x86 baseline of Raspberry Pi 4" and base.kind == "baseline" and base.threads == 4
     assert base.cpus and len(base.cpus) <= 4 and set(base.cpus) <= set(os.sched_getaffinity(0))
@@ -190,7 +191,7 @@ def test_measure_overhead_reports_both_medians(run_dir, monkeypatch):
     paired median (+4.0%) differs from the pooled medians' ratio (+5.0%) and from any mean."""
     import sys
 
-    from edgecnn.benchmark.timing import format_overhead, measure_overhead
+    from edgecnn.measure.timing import format_overhead, measure_overhead
 
     timing = sys.modules[measure_overhead.__module__]  # where measure_overhead looks up its loops
     bare_ms = [1.00, 1.00, 2.00, 1.00, 1.00, 1.00]
@@ -232,7 +233,7 @@ def test_keras_reference_runtime_in_process(run_dir):
 
 # ----------------------------------------------------------------------------- interleaved A/B
 def test_interleave_takes_turns_and_ratios_the_lowest_round_medians(run_dir, monkeypatch):
-    from edgecnn.benchmark import timing
+    from edgecnn.benchmark import interleaved as il
 
     exp = run_dir / "export"
     # Scripted round medians: the figure must be each artifact's lowest round median (not the
@@ -244,8 +245,8 @@ def test_interleave_takes_turns_and_ratios_the_lowest_round_medians(run_dir, mon
         calls.append(runner.path.name)
         return [script[runner.path.name][sum(c == runner.path.name for c in calls) - 1]] * runs
 
-    monkeypatch.setattr(timing, "time_loop", fake_loop)
-    r = timing.interleave([exp / "tiny_fp32.tflite", exp / "tiny_int8.tflite"], rounds=3, runs=4, warmup=0)
+    monkeypatch.setattr(il, "time_loop", fake_loop)
+    r = il.interleave([exp / "tiny_fp32.tflite", exp / "tiny_int8.tflite"], rounds=3, runs=4, warmup=0)
     assert calls == ["tiny_fp32.tflite", "tiny_int8.tflite", "tiny_int8.tflite", "tiny_fp32.tflite",
                      "tiny_fp32.tflite", "tiny_int8.tflite"]
     a, b = r["artifacts"]
@@ -254,7 +255,7 @@ def test_interleave_takes_turns_and_ratios_the_lowest_round_medians(run_dir, mon
     assert (a["best_ms"], b["best_ms"]) == (1.0, 0.9) and a["median_of_rounds_ms"] == 2.0
     assert r["ratio"] == pytest.approx(0.9) and b["ratio_to_first"] == pytest.approx(0.9)
     with pytest.raises(InvalidConfigError, match="two or more"):
-        timing.interleave([exp / "tiny_fp32.tflite"], rounds=1, runs=1)
+        il.interleave([exp / "tiny_fp32.tflite"], rounds=1, runs=1)
 
 
 def test_cli_interleave_writes_round_medians_and_the_ratio(run_dir, tmp_path):
@@ -278,7 +279,7 @@ def test_cli_interleave_writes_round_medians_and_the_ratio(run_dir, tmp_path):
 
 # ----------------------------------------------------------------------------- runtime names
 def test_one_set_of_runtime_names_with_the_old_spellings_as_aliases():
-    from edgecnn import runtime
+    from edgecnn.measure import runtime
     from edgecnn.errors import RuntimeNotAvailableError
 
     assert runtime.parse_backends(["litert_noxnn,ort", "tflite_runtime", "litert"]) == \
@@ -295,7 +296,7 @@ def test_one_set_of_runtime_names_with_the_old_spellings_as_aliases():
 
 
 def test_keras_and_litert_kernels_load_through_the_runtime(run_dir):
-    from edgecnn import runtime
+    from edgecnn.measure import runtime
 
     x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
     k = runtime.load(run_dir / "model.keras", backend="keras")
@@ -348,7 +349,7 @@ import edgecnn.benchmark
 from edgecnn.cli import cli
 cli.main(["benchmark", {str(run_dir / 'export' / 'tiny_int8.tflite')!r}, "--in-process", "--runs", "3",
           "--warmup", "1", "--op-profile", "--out", {str(tmp_path / 'o')!r}], standalone_mode=False)
-from edgecnn.benchmark.timing import measure_overhead
+from edgecnn.measure.timing import measure_overhead
 measure_overhead({str(run_dir / 'export' / 'tiny_fp32.tflite')!r}, runs=10)
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
 print("TF_MODULES", bad)

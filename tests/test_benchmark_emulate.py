@@ -96,7 +96,7 @@ def test_missing_arm_root_is_one_error_line_naming_make_arm_root(export, tmp_pat
 
 
 def test_pipeline_goes_on_without_the_emulator_and_says_why(export, tmp_path, monkeypatch):
-    from edgecnn.pipeline import emulated_pi4
+    from edgecnn.report.pipeline import emulated_pi4
 
     monkeypatch.setenv("EDGECNN_ARM_ROOT", str(tmp_path))  # an empty folder: no root there
     said = []

@@ -326,7 +326,7 @@ def test_the_allow_list_passes_the_zoo_and_keras_applications():
     import tf_keras
     from tf_keras.src.saving.serialization_lib import serialize_keras_object
 
-    from edgecnn.registry import create_model
+    from edgecnn.models.registry import create_model
 
     models = [create_model(n) for n in ("alexnet_tiny_dw_res", "cmiv4_1", "mobilenetv2_e", "quicknet", "resnet20",
                                         "sepresnet_cifar")]

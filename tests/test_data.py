@@ -202,7 +202,7 @@ def test_unknown_data_name():
 
 
 def test_pipeline_eval_equals_spec_and_train_is_seeded(sample):
-    from edgecnn.data.pipeline import Augment, make_dataset
+    from edgecnn.data.tfdata import Augment, make_dataset
 
     (x, y), _, _ = sample
     x, y = x[:40], y[:40]

@@ -24,8 +24,8 @@ def tiny_run(tmp_path_factory):
 
     from edgecnn.data.preprocess import preprocess, spec_for
     from edgecnn.data.sample import load_sample
-    from edgecnn.registry import create_model
-    from edgecnn.runs import load_run, save_model, write_run
+    from edgecnn.models.registry import create_model
+    from edgecnn.contract import load_run, save_model, write_run
 
     (xtr, ytr), _, labels = load_sample()
     spec = spec_for((32, 32, 3), source_size=32)
@@ -62,8 +62,8 @@ def tiny_export(tiny_run):
 
 
 def test_export_every_format_and_manifest(tiny_run, tiny_export):
-    from edgecnn.io import sha256_file
-    from edgecnn.runs import read_manifest
+    from edgecnn.core.files import sha256_file
+    from edgecnn.contract import read_manifest
 
     out, m = tiny_export
     names = {f"alexnet_tiny_dw_{p}.tflite" for p in ("fp32", "fp16", "dynamic", "int8")} | \
@@ -97,7 +97,7 @@ def test_export_every_format_and_manifest(tiny_run, tiny_export):
 
 
 def test_compaction_shares_zero_points_and_changes_nothing_else(tiny_run, tmp_path):
-    from edgecnn import runtime
+    from edgecnn.measure import runtime
     from edgecnn.data.preprocess import preprocess
     from edgecnn.data.sample import load_sample
     from edgecnn.export.compact import buffers_aligned, compact_tflite
@@ -139,7 +139,7 @@ def test_compaction_keeps_the_original_when_the_check_fails(tiny_run, monkeypatc
 
 
 def test_int8_io_and_runtime(tiny_run, tmp_path):
-    from edgecnn import runtime
+    from edgecnn.measure import runtime
     from edgecnn.export.tflite import export_tflite, tflite_ops
     from edgecnn.data.preprocess import preprocess
     from edgecnn.data.sample import load_sample
@@ -158,7 +158,7 @@ def test_int8_io_and_runtime(tiny_run, tmp_path):
 def _quicknet_like(alphas: str, seed: int = 0):
     """A tiny QuickNet (5x5 stem, separable conv + BN + PReLU, max pools, GAP) with trained-looking
     per-channel alphas and BN statistics."""
-    from edgecnn.registry import create_model
+    from edgecnn.models.registry import create_model
 
     m = create_model("quicknet", width_multiplier=0.125)
     rng = np.random.default_rng(seed)
@@ -242,8 +242,8 @@ def test_verification_fails_an_artifact_whose_accuracy_dropped(tiny_run, tiny_ex
     from edgecnn.data.preprocess import preprocess
     from edgecnn.data.sample import load_sample
     from edgecnn.errors import VerificationError
-    from edgecnn.io import sha256_file
-    from edgecnn.runs import read_manifest, write_manifest
+    from edgecnn.core.files import sha256_file
+    from edgecnn.contract import read_manifest, write_manifest
     from edgecnn.export.tflite import export_tflite
     from edgecnn.export.verify import verify_export
 
@@ -301,7 +301,7 @@ def test_failed_conversion_leaves_nothing_and_names_the_layer(tmp_path):
 
 def test_read_manifest_rejects_damage(tiny_export, tmp_path):
     from edgecnn.errors import ModelFileError
-    from edgecnn.runs import read_manifest
+    from edgecnn.contract import read_manifest
 
     src, _ = tiny_export
     out = tmp_path / "e"

@@ -9,7 +9,7 @@ import pytest
 from edgecnn.data.preprocess import (PreprocessSpec, dequantize, fit_image, preprocess, quantize, resize_bilinear,
                                      spec_for, top_k)
 from edgecnn.errors import ModelFileError, RuntimeNotAvailableError
-from edgecnn.io import atomic_path, atomic_write_json, read_json
+from edgecnn.core.files import atomic_path, atomic_write_json, read_json
 
 
 def test_spec_roundtrip_and_crop_fraction():
@@ -64,7 +64,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 
 def test_runtime_rejects_bad_files(tmp_path):
-    from edgecnn import runtime
+    from edgecnn.measure import runtime
 
     with pytest.raises(ModelFileError, match="not found"):
         runtime.load(tmp_path / "missing.tflite")
@@ -77,7 +77,7 @@ def test_runtime_rejects_bad_files(tmp_path):
 
 
 def test_light_modules_do_not_import_tensorflow():
-    code = ("import sys, edgecnn.runtime, edgecnn.data.preprocess, edgecnn.data.sample, edgecnn.errors, edgecnn.io;"
+    code = ("import sys, edgecnn.measure.runtime, edgecnn.data.preprocess, edgecnn.data.sample, edgecnn.errors, edgecnn.core.files;"
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -169,7 +169,7 @@ def test_logits_dynamic_size_and_a_labels_file_in_model_order(here):
     assert all(a["verified"] for a in m["artifacts"].values())
     assert m["artifacts"]["logitnet_fp32.tflite"]["verification"]["max_abs_diff_vs_keras"] <= 1e-4
 
-    from edgecnn.classify import Classifier
+    from edgecnn.device.classify import Classifier
     from PIL import Image
 
     c = Classifier(run / "export")
@@ -235,7 +235,7 @@ def test_custom_layers_need_custom_objects_and_unsafe_load(here, tmp_path, monke
 def test_an_hdf5_model_needs_unsafe_load_once_and_becomes_a_safe_run(here, tmp_path):
     import tf_keras as keras
 
-    from edgecnn.runs import load_keras
+    from edgecnn.contract import load_keras
 
     h5 = tmp_path / "colornet.h5"
     load_keras(here / "colornet.keras").save(h5)

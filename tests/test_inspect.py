@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 from edgecnn.errors import ModelFileError
-from edgecnn.inspect import format_breakdown, tflite_breakdown
+from edgecnn.measure.anatomy import format_breakdown, tflite_breakdown
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,7 @@ def _node_of(q, layer):
 
 def _float_op_types(tflite):
     """{op name: input dtype} of the non-boundary ops, as the interpreter sees them."""
-    from edgecnn.runtime import load
+    from edgecnn.measure.runtime import load
 
     r = load(tflite, backend="litert-noxnn")
     dt = {d["index"]: np.dtype(d["dtype"]).name for d in r.tensor_details()}
@@ -107,8 +107,9 @@ def _float_op_types(tflite):
 
 
 def test_mixed_model_keeps_the_depthwise_float_when_costs_say_so_and_runs_on_litert():
-    from edgecnn.export.mixed import build_mixed, Quantizer
-    from edgecnn.runtime import load
+    from edgecnn.export.mixed import Quantizer
+    from edgecnn.export.mixed_export import build_mixed
+    from edgecnn.measure.runtime import load
 
     model = _dw_model()
     x = np.random.default_rng(0).normal(size=(24, 16, 16, 3)).astype(np.float32)
@@ -160,7 +161,8 @@ def _outlier_model():
 
 
 def test_accuracy_fallback_reverts_the_fewest_ops_within_budget():
-    from edgecnn.export.mixed import build_mixed, Quantizer, top1
+    from edgecnn.export.mixed import Quantizer, top1
+    from edgecnn.export.mixed_export import build_mixed
 
     model = _outlier_model()
     x = np.random.default_rng(2).normal(size=(264, 8, 8, 3)).astype(np.float32)
@@ -185,10 +187,10 @@ def test_accuracy_fallback_reverts_the_fewest_ops_within_budget():
 
 
 def test_export_writes_a_verified_mixed_artifact_and_its_report(tmp_path):
-    from edgecnn import runs
+    from edgecnn import contract
     from edgecnn.export import export_model
-    from edgecnn.io import sha256_file
-    from edgecnn.registry import create_model
+    from edgecnn.core.files import sha256_file
+    from edgecnn.models.registry import create_model
 
     import tf_keras as keras
 
@@ -207,16 +209,16 @@ def test_export_writes_a_verified_mixed_artifact_and_its_report(tmp_path):
     assert report["float_ops"] == a["float_ops"]
     assert report["accuracy_fallback"] == {"skipped": "untrained weights: top-1 is meaningless"}
     assert (tmp_path / "exp" / "quant_report.md").is_file()
-    runs.read_manifest(tmp_path / "exp", check_files=True)  # the contract accepts it
-    assert runs.artifact_name("x", "tflite", "mixed") == "x_mixed.tflite"
+    contract.read_manifest(tmp_path / "exp", check_files=True)  # the contract accepts it
+    assert contract.artifact_name("x", "tflite", "mixed") == "x_mixed.tflite"
     with pytest.raises(ValueError):
-        runs.artifact_name("x", "onnx", "mixed")
+        contract.artifact_name("x", "onnx", "mixed")
 
 
 def test_mixed_needs_int8():
     from edgecnn.export import export_model
 
-    with pytest.raises(InvalidConfigError, match="--mixed needs --int8"):
+    with pytest.raises(InvalidConfigError, match="mixed needs int8"):
         export_model("alexnet_tiny_dw", int8=False, mixed=True)
     with pytest.raises(InvalidConfigError):
         export_model("alexnet_tiny_dw", int8=True, mixed=True, cost_table={"ops": {"a": {"fp32_us": -1}}})
@@ -226,7 +228,7 @@ def test_prelu_snapping_keeps_only_layers_within_the_budget():
     import tf_keras as keras
 
     from edgecnn.export import deploy
-    from edgecnn.export.mixed import choose_prelu
+    from edgecnn.export.mixed_export import choose_prelu
 
     keras.utils.set_random_seed(3)
     inp = keras.Input((8, 8, 3))
@@ -256,9 +258,9 @@ def test_prelu_snapping_keeps_only_layers_within_the_budget():
 
 def test_the_contract_checks_a_mixed_entry_and_its_report(tmp_path):
     """Mixed entries are validated like the rest of an untrusted manifest; verify checks the report's sha256."""
-    from edgecnn import runs
+    from edgecnn import contract
     from edgecnn.errors import ModelFileError
-    from edgecnn.io import sha256_file
+    from edgecnn.core.files import sha256_file
 
     (tmp_path / "quant_report.json").write_text("{}")
     entry = {"format": "tflite", "precision": "mixed", "sha256": "0" * 64, "bytes": 1, "output_kind": "probabilities",
@@ -269,23 +271,23 @@ def test_the_contract_checks_a_mixed_entry_and_its_report(tmp_path):
              "quant_report": "quant_report.json", "quant_report_sha256": sha256_file(tmp_path / "quant_report.json")}
     from edgecnn.data.preprocess import spec_for
 
-    m = runs.new_manifest("m", trained=False, labels=["a", "b"], preprocessing=spec_for((32, 32, 3)).to_dict(), tools={})
+    m = contract.new_manifest("m", trained=False, labels=["a", "b"], preprocessing=spec_for((32, 32, 3)).to_dict(), tools={})
     m["artifacts"]["m_mixed.tflite"] = entry
-    runs.validate(m, where="t")
-    assert runs.quant_report_path(tmp_path, m, "m_mixed.tflite") == tmp_path / "quant_report.json"
+    contract.validate(m, where="t")
+    assert contract.quant_report_path(tmp_path, m, "m_mixed.tflite") == tmp_path / "quant_report.json"
     (tmp_path / "quant_report.json").write_text('{"edited": true}')
     with pytest.raises(ModelFileError, match="sha256"):
-        runs.quant_report_path(tmp_path, m, "m_mixed.tflite")
+        contract.quant_report_path(tmp_path, m, "m_mixed.tflite")
     for bad in ({"float_ops": [{"op": "ADD", "node": "n", "why": "because"}]}, {"float_ops": "all"},
                 {"quant_report": "../x.json"}, {"quant_report_sha256": "abc"}):
         broken = json.loads(json.dumps(m))
         broken["artifacts"]["m_mixed.tflite"].update(bad)
         with pytest.raises(ModelFileError):
-            runs.validate(broken, where="t")
+            contract.validate(broken, where="t")
     onnx = json.loads(json.dumps(m))
     onnx["artifacts"] = {"m_mixed.onnx": dict(entry, format="onnx")}
     with pytest.raises(ModelFileError, match="unknown format/precision"):
-        runs.validate(onnx, where="t")
+        contract.validate(onnx, where="t")
 
 
 def test_cli_refuses_a_bad_cost_table_before_any_work(tmp_path):
@@ -309,7 +311,8 @@ def test_each_op_of_a_separable_conv_is_costed_alone():
     """SeparableConv2D is one Keras layer but two TFLite ops: each one-op model holds one of them."""
     import tf_keras as keras
 
-    from edgecnn.export.mixed import Quantizer, _chain_model
+    from edgecnn.export.mixed import Quantizer
+    from edgecnn.export.mixed_costs import _chain_model
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((8, 8, 4))
@@ -354,7 +357,8 @@ def test_cli_mixed_export_of_fresh_weights_is_quiet_and_verified(tmp_path):
 # ----------------------------------------------------------------------------- emulated targets
 def test_op_costs_on_an_emulated_pi4_are_predicted_for_every_op():
     """The same one-op models, counted on an emulated Pi 4 under qemu (real emulator, one process)."""
-    from edgecnn.export.mixed import Quantizer, measure_op_costs, validate_cost_table
+    from edgecnn.export.mixed import Quantizer, validate_cost_table
+    from edgecnn.export.mixed_costs import measure_op_costs
 
     import tf_keras as keras
 

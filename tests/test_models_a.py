@@ -10,7 +10,7 @@ import pytest
 
 import edgecnn  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from edgecnn.errors import InvalidConfigError
-from edgecnn.registry import create_model
+from edgecnn.models.registry import create_model
 
 
 def _layers(model):

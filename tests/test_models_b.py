@@ -8,8 +8,8 @@ import pytest
 
 import edgecnn  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from edgecnn.errors import InvalidConfigError
-from edgecnn.models_keras import cmiv4 as C
-from edgecnn.models_keras import sepresnet as S
+from edgecnn.models import cmiv4 as C
+from edgecnn.models import sepresnet as S
 
 
 # ---------------------------------------------------------------------------- cmiv4

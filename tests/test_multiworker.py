@@ -82,9 +82,9 @@ _SHARD_PROBE = """
 import json, sys
 import numpy as np
 import tensorflow as tf
-from edgecnn.data.pipeline import make_dataset
+from edgecnn.data.tfdata import make_dataset
 from edgecnn.data.preprocess import PreprocessSpec
-from edgecnn.train import make_strategy, shard_per_worker
+from edgecnn.train.fit import make_strategy, shard_per_worker
 
 strategy = make_strategy("multiworker")
 x, y = np.zeros((64, 8, 8, 3), np.uint8), np.arange(64)

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 import edgecnn  # noqa: F401
-from edgecnn import paper
-from edgecnn.benchmark.stats import summarize
+from edgecnn.report import paper
+from edgecnn.measure.stats import summarize
 from edgecnn.cli import cli
 from edgecnn.errors import InvalidConfigError
-from edgecnn.registry import PaperClaim, list_claims
+from edgecnn.models.registry import PaperClaim, list_claims
 
 MODELS = ["alexnet_tiny", "alexnet_tiny_dw"]
 DW_VS_PLAIN = "alexnet_tiny_dw / alexnet_tiny latency, fp32"
@@ -166,7 +166,7 @@ def test_writes_md_json_and_plot_with_the_models_rows(subset):
 
 
 def test_claims_are_those_of_the_measured_models_only(subset):
-    from edgecnn.zoo_report import measure
+    from edgecnn.models.zoo_report import measure
 
     _, doc = subset
     labels = [c["claim"] for c in doc["claims"]]

@@ -124,7 +124,8 @@ def test_progress_bar_draws_on_the_users_stderr_while_native_output_is_silenced(
     """int8 calibration runs inside the converter call, where descriptors 1 and 2 are on /dev/null."""
     code = """if True:
         import os
-        from edgecnn import progress, quiet
+        from edgecnn.core import progress
+        from edgecnn.core import quiet
         progress.on_terminal = lambda: True  # as if stdout and stderr were a terminal
         with quiet.native_silenced():
             os.write(2, b"native noise\\\\n")
@@ -139,7 +140,7 @@ def test_progress_bar_draws_on_the_users_stderr_while_native_output_is_silenced(
 def test_no_progress_bar_off_a_terminal_or_with_json(monkeypatch):
     import click
 
-    from edgecnn import progress
+    from edgecnn.core import progress
 
     assert not progress.active()  # pytest captures stdout and stderr: not a terminal
     monkeypatch.setattr(progress, "on_terminal", lambda: True)

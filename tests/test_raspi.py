@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn import runtime
-from edgecnn.classify import Classifier, RollingFPS, camera_frames, classify_files, read_image
+from edgecnn.measure import runtime
+from edgecnn.device.classify import Classifier, RollingFPS, camera_frames, classify_files, read_image
 from edgecnn.data.preprocess import PreprocessSpec, fit_image, normalize
 from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError
 
@@ -136,7 +136,7 @@ def test_device_side_never_imports_tensorflow(export):
         "import sys\n"
         "from edgecnn.cli import cli\n"
         f"cli.main(['classify', {str(d)!r}, {str(images[0])!r}], standalone_mode=False)\n"
-        "import edgecnn.classify, edgecnn.benchmark.remote, edgecnn.benchmark.harness\n"
+        "import edgecnn.device.classify, edgecnn.benchmark.remote, edgecnn.benchmark.harness\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))\n"
         "assert not bad, bad\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

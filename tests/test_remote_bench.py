@@ -311,8 +311,7 @@ def test_fleet_where_every_board_fails_writes_nothing(tmp_path, export):
         assert "refused the connection" in e.value.message and e.value.exit_code == RemoteError.exit_code
         with pytest.raises(RemoteError):
             run_benchmark([export.export], remote=f"pi@127.0.0.1:{silent},pi@127.0.0.1:{_free_port()}",
-                          out_dir=tmp_path / "out", remote_options=dict(timeout=3, ssh_options=[
-                              f"UserKnownHostsFile={tmp_path / 'kh'}"]))
+                          out_dir=tmp_path / "out", timeout=3, ssh_options=[f"UserKnownHostsFile={tmp_path / 'kh'}"])
     finally:
         srv.close()
     assert not (tmp_path / "out").exists()

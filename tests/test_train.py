@@ -15,10 +15,10 @@ from click.testing import CliRunner
 import edgecnn  # noqa: F401
 from edgecnn.cli import cli
 from edgecnn.errors import InvalidConfigError, RunError
-from edgecnn.evaluate import confusion_matrix, macro_f1, per_class_accuracy, top_k_accuracy
-from edgecnn.recipes import get_recipe
-from edgecnn.runs import find_latest_run, load_run
-from edgecnn.train import stratified_kfold, train
+from edgecnn.train.evaluate import confusion_matrix, macro_f1, per_class_accuracy, top_k_accuracy
+from edgecnn.train.recipes import get_recipe
+from edgecnn.contract import find_latest_run, load_run
+from edgecnn.train.fit import stratified_kfold, train
 
 TINY = dict(input_shape=(32, 32, 3), max_train_images=160, max_test_images=60, batch_size=32, verbose=0,
             echo=lambda *a: None)
@@ -154,7 +154,7 @@ def test_cli_train_sigkill_mid_run_then_resume(tmp_path):
 def test_mixed_precision_refused_without_gpu():
     import tensorflow as tf
 
-    from edgecnn.train import _check_mixed_precision
+    from edgecnn.train.fit import _check_mixed_precision
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible")

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 from edgecnn.errors import InvalidConfigError, UnknownModelError
-from edgecnn.registry import create_model, get_entry, list_models
-from edgecnn.zoo_report import TABLE, measure, paper_rows, stats_of, table_keys
+from edgecnn.models.registry import create_model, get_entry, list_models
+from edgecnn.models.zoo_report import TABLE, measure, paper_rows, stats_of, table_keys
 
 EXPECTED = {
     "quicknet", "mobilenetv2", "mobilenetv2_ref", "mobilenetv2_a", "mobilenetv2_b", "mobilenetv2_c",
@@ -78,7 +78,7 @@ def test_model_builds_runs_and_matches_paper(name):
     assert y.shape == (1, n_classes)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-4)  # softmax probabilities
     # `edgecnn models` prints the committed table: it must say what this build says.
-    assert measure(name) == stats_of(model), f"{name}: {TABLE.name} is stale; rewrite it: python -m edgecnn.zoo_report"
+    assert measure(name) == stats_of(model), f"{name}: {TABLE.name} is stale; rewrite it: python -m edgecnn.models.zoo_report"
     tf_keras.backend.clear_session()
     for row in paper_rows(name):
         assert row["ok"], f"{name} {row['figure']}: ours {row['ours']:.4g} vs paper {row['paper']:.4g} (±{row['rtol']:.0%})"
@@ -94,11 +94,11 @@ def test_zoo_table_holds_exactly_the_builds_the_models_command_needs():
 def test_zoo_table_rows_built_with_paper_arguments_match_a_build(name, kwargs):
     # The default builds are checked in test_model_builds_runs_and_matches_paper.
     assert measure(name, **kwargs) == measure(name, exact=True, **kwargs), \
-        f"{name} {kwargs}: {TABLE.name} is stale; rewrite it: python -m edgecnn.zoo_report"
+        f"{name} {kwargs}: {TABLE.name} is stale; rewrite it: python -m edgecnn.models.zoo_report"
 
 
 def test_cli_models_reads_the_table_and_builds_named_models(monkeypatch):
-    import edgecnn.zoo_report as zr
+    import edgecnn.models.zoo_report as zr
 
     built = []
     monkeypatch.setattr(zr, "_build", lambda name, kw: built.append(name) or zr._table()[(name, kw)])
@@ -148,7 +148,7 @@ def test_cli_models_paper_json_is_parseable():
 
 def test_analysis_counts_a_known_network():
     import tf_keras as k
-    from edgecnn.analysis import analyze
+    from edgecnn.models.analysis import analyze
 
     inp = k.Input((8, 8, 3))
     x = k.layers.Conv2D(4, 3, padding="same", use_bias=False, name="c")(inp)          # 8*8*4*27 MACs

@@ -96,7 +96,7 @@ export_int8() {  # $1 model -> prints the export dir: the best trained run's exp
     trained=$("$HOST_PY" - "$RUNS/$model" "$model" <<'PYEOF'
 import pathlib, sys
 from edgecnn.errors import EdgecnnError
-from edgecnn.runs import read_manifest
+from edgecnn.contract import read_manifest
 root, model = pathlib.Path(sys.argv[1]), sys.argv[2]
 found = []
 for m in root.glob("*/export/manifest.json"):

@@ -33,15 +33,16 @@ def recalibrate_bn(model, x) -> int:
 
 
 def main(source: str, out_dir: str) -> Path:
-    from edgecnn import runs, runtime
+    from edgecnn import contract
+    from edgecnn.measure import runtime
     from edgecnn.data.preprocess import preprocess, spec_for
     from edgecnn.data.sample import load_sample
     from edgecnn.export.tflite import export_tflite
-    from edgecnn.registry import create_model
+    from edgecnn.models.registry import create_model
 
     (xtr, _), _, labels = load_sample()
     if Path(source).is_dir():
-        run = runs.load_run(source)
+        run = contract.load_run(source)
         model, model_name, spec, labels = run.load_model(), run.model_name, run.spec, run.labels
         run_name = run.path.name
     else:
@@ -54,14 +55,14 @@ def main(source: str, out_dir: str) -> Path:
     path = export_tflite(model, out / name, "int8", calibration=calib)
     r = runtime.load(path)
     data = path.read_bytes()
-    manifest = runs.new_manifest(model_name, run=None, trained=Path(source).is_dir(), labels=labels,
-                                 preprocessing=spec.to_dict(), tools=runs.tool_versions(),
+    manifest = contract.new_manifest(model_name, run=None, trained=Path(source).is_dir(), labels=labels,
+                                 preprocessing=spec.to_dict(), tools=contract.tool_versions(),
                                  dataset={"data_arg": "sample", "data_path": None})
     manifest["source"] = run_name
-    entry = runs.artifact_entry(path, "tflite", "int8", r.inputs, r.outputs)
+    entry = contract.artifact_entry(path, "tflite", "int8", r.inputs, r.outputs)
     entry["verification"] = {"passed": False, "reason": "arm-check export: no accuracy claimed"}
     manifest["artifacts"][name] = entry
-    runs.write_manifest(out, manifest)
+    contract.write_manifest(out, manifest)
     print(f"wrote {path} ({len(data)} bytes) and {out / 'manifest.json'}")
     return path
 

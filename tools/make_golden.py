@@ -19,7 +19,7 @@ import numpy as np
 
 from edgecnn.data import preprocess as pp
 from edgecnn.data.sample import load_sample
-from edgecnn.io import atomic_write_bytes, atomic_write_text
+from edgecnn.core.files import atomic_write_bytes, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "android_app" / "app" / "src" / "test" / "resources" / "golden"

@@ -1,15 +1,16 @@
-"""Benchmarks of exported artifacts: timing, memory, platform, tables, plots, device profiles.
+"""Benchmarks of exported artifacts: the command's flow, tables, plots, remote boards, emulated rows.
 
 Runs on a Raspberry Pi without TensorFlow: this package imports numpy, click, the standard
 library, the runtime that is asked for (ai_edge_litert / tflite_runtime / onnxruntime) and
 matplotlib for plots where installed; TensorFlow only for the ``keras`` reference runtime.
 
-Modules: ``targets`` (files and run directories -> what to benchmark), ``timing`` (the timed
-loops, their inputs, harness overhead, interleaved A/B timing), ``memory`` (RSS and its peak),
-``harness`` (one measurement and the loop over combinations; ``worker`` runs one measurement in a
-fresh process), ``outputs`` (the command's flow: output folder, merging, op profiles), ``stats``,
-``platform``, ``profiles`` (devices), ``report`` (tables, plots, merging), ``remote`` (ssh),
-``opprofile`` (``--op-profile``), ``emulated`` (``--emulate``: emulated Raspberry Pi rows). Runtime names and loading: ``edgecnn.runtime``.
+Modules: ``targets`` (files and run directories -> what to benchmark), ``harness`` (one
+measurement and the loop over combinations; ``worker`` runs one measurement in a fresh process),
+``interleaved`` (A/B timing in one process), ``outputs`` (the command's flow: output folder,
+merging, op profiles), ``report`` (tables, plots, merging), ``remote`` (ssh), ``opprofile``
+(``--op-profile``), ``emulated`` (``--emulate``: emulated Raspberry Pi rows). The timed loops,
+statistics, memory, the machine description, device profiles and runtime loading are the
+measuring layer's (``edgecnn.measure``), shared with export.
 
 Results document, ``bench/results.json`` (schema 1; stable: add keys, never rename)::
 
@@ -18,7 +19,7 @@ Results document, ``bench/results.json`` (schema 1; stable: add keys, never rena
       "notes": [str],                       # e.g. artifacts skipped for want of a runtime
       "merged_from": [str],                 # only in merge_results() output
       "rows": [ROW, ...],
-      "interleaved": {...},                 # only from --interleave (rows empty): timing.interleave()
+      "interleaved": {...},                 # only from --interleave (rows empty): interleaved.interleave()
       "emulated": [EMULATED_ROW, ...]       # only from --emulate: predicted, not measured (emulated.py)
     }
 
@@ -33,7 +34,7 @@ Each ROW is self-describing, so rows from a Pi and from here merge into one tabl
     format          "tflite" | "onnx" | "keras";  precision: "fp32"|"fp16"|"dynamic"|"int8"|"mixed"|null
     model, run      from manifest.json / run.json, else null
     size_bytes      file size
-    runtime         a canonical name of edgecnn.runtime.BACKENDS: "litert" | "litert-noxnn" | "litert-ref" |
+    runtime         a canonical name of edgecnn.measure.runtime.BACKENDS: "litert" | "litert-noxnn" | "litert-ref" |
                     "tflite-runtime" | "tf-lite" | "onnxruntime" | "keras"
     runtime_title, runtime_version, xnnpack (bool | null)
     threads, batch, warmup_runs
@@ -53,8 +54,9 @@ Each ROW is self-describing, so rows from a Pi and from here merge into one tabl
                      "split", "n", "reason", "source"} from manifest.json, or null
     isolation       "subprocess" (default: one fresh process per row) | "in-process"
 
-Statistics conventions are in ``edgecnn.benchmark.stats``.
+Statistics conventions are in ``edgecnn.measure.stats``.
 """
 from edgecnn.benchmark.harness import SCHEMA, benchmark  # noqa: F401
-from edgecnn.benchmark.timing import interleave, measure_overhead  # noqa: F401
+from edgecnn.benchmark.interleaved import interleave  # noqa: F401
+from edgecnn.measure.timing import measure_overhead  # noqa: F401
 from edgecnn.benchmark.report import format_table, merge_results, write_results  # noqa: F401

@@ -25,7 +25,7 @@ CSV_COLUMNS = ("label", "board", "core", "artifact", "precision", "model", "thre
 
 def parse_boards(values, option: str = "--emulate") -> List[str]:
     """'pi4,pi5' and/or repeated values -> ['pi4', 'pi5'], each a board ``edgecnn.emulate`` knows."""
-    from edgecnn.backends import split_list
+    from edgecnn.measure.backends import split_list
     from edgecnn.emulate import BOARDS
 
     out: List[str] = []
@@ -44,8 +44,8 @@ def emulate_targets(targets: Sequence, boards: Sequence[str], threads: Sequence[
     (``benchmark.targets.Target``s) on each board and thread count, each with the artifact's
     precision, model and sha256 added. All artifacts of a board are counted in one emulated process."""
     from edgecnn.emulate import emulate
-    from edgecnn.emulate.boards import BOARDS
-    from edgecnn.io import sha256_file
+    from edgecnn.measure.boards import BOARDS
+    from edgecnn.core.files import sha256_file
 
     say = progress or (lambda s: None)
     tfl = [t for t in targets if t.format == "tflite"]

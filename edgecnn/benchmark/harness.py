@@ -17,7 +17,7 @@ What one measurement does, in the order ``measure`` does it:
 5. read peak RSS (VmHWM) and the current RSS.
 
 The pieces live beside this module: ``targets`` (what to benchmark), ``timing`` (loops and
-inputs), ``memory`` (RSS); runtime names and loading are ``edgecnn.runtime``'s. Only numpy,
+inputs), ``memory`` (RSS); runtime names and loading are ``edgecnn.measure.runtime``'s. Only numpy,
 the standard library and the runtime that is asked for are imported; TensorFlow only for the
 ``keras`` runtime.
 """
@@ -35,13 +35,14 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from edgecnn import errors
-from edgecnn.benchmark.memory import peak_rss_mb, reset_peak_rss, rss_mb
-from edgecnn.benchmark.stats import fps, summarize
+from edgecnn.measure.memory import peak_rss_mb, reset_peak_rss, rss_mb
+from edgecnn.measure.stats import fps, summarize
+from edgecnn.benchmark.options import BenchmarkOptions
 from edgecnn.benchmark.targets import Target, resolve_targets
-from edgecnn.benchmark.timing import input_batches, raw_images, time_loop
+from edgecnn.measure.timing import input_batches, raw_images, time_loop
 from edgecnn.errors import BenchmarkError, InvalidConfigError, RuntimeNotAvailableError
-from edgecnn.io import sha256_file
-from edgecnn.runtime import BACKENDS, DEFAULT_BACKEND, load, parse_backends, runtime_version
+from edgecnn.core.files import sha256_file
+from edgecnn.measure.runtime import BACKENDS, DEFAULT_BACKEND, load, parse_backends, runtime_version
 
 SCHEMA = 1
 
@@ -171,27 +172,19 @@ def plan_combinations(targets: Sequence[Target], runtimes: Sequence[str], thread
     return combos, notes
 
 
-def benchmark(paths: Sequence, *, runtimes=None, threads=None, warmup: int = 10, runs: int = 100,
-              seconds: Optional[float] = None, batch: int = 1, device: Optional[str] = None,
-              random_inputs: bool = False, isolate: bool = True,
-              progress: Optional[Callable[[str], None]] = None, command: Optional[str] = None) -> dict:
-    """Benchmark artifacts / run directories on runtimes x thread counts; the results document
-    (schema in edgecnn.benchmark's docstring)."""
-    from edgecnn.benchmark.platform import platform_info, short
-    from edgecnn.benchmark.profiles import plan_device
+def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
+              progress: Optional[Callable[[str], None]] = None, command: Optional[str] = None, **overrides) -> dict:
+    """Benchmark artifacts / run directories on runtimes x thread counts, each combination in a
+    fresh process unless ``in_process``; the results document (schema in edgecnn.benchmark's
+    docstring)."""
+    from edgecnn.measure.machine import platform_info, short
+    from edgecnn.measure.profiles import plan_device
 
-    if runs < 1 and not seconds:
-        raise InvalidConfigError(f"Received `--runs {runs}`: at least 1 timed run is needed.")
-    if warmup < 0:
-        raise InvalidConfigError(f"Received `--warmup {warmup}`: must be 0 or more.")
-    if batch < 1:
-        raise InvalidConfigError(f"Received `--batch {batch}`: must be 1 or more.")
-    if seconds is not None and seconds <= 0:
-        raise InvalidConfigError(f"Received `--seconds {seconds}`: must be positive.")
-    runtimes = parse_backends(runtimes)
-    threads = parse_threads(threads)
+    o = BenchmarkOptions.make(options, **overrides)
+    runtimes = parse_backends(list(o.runtimes) or None)
+    threads = parse_threads(list(o.threads) or None)
     info = platform_info()
-    plan = plan_device(device, short(info), info["machine"], info.get("board") or "")
+    plan = plan_device(o.device, short(info), info["machine"], info.get("board") or "")
     if not threads:
         threads = [plan.threads or 1]
     targets = resolve_targets(paths, want_keras="keras" in runtimes)
@@ -203,12 +196,12 @@ def benchmark(paths: Sequence, *, runtimes=None, threads=None, warmup: int = 10,
     sha = {}
     for i, c in enumerate(combos, 1):
         t = c.target
-        head = f"[{i}/{len(combos)}] {t.name} | {c.runtime} | {c.threads} thread{'s' * (c.threads != 1)} | batch {batch}"
+        head = f"[{i}/{len(combos)}] {t.name} | {c.runtime} | {c.threads} thread{'s' * (c.threads != 1)} | batch {o.batch}"
         say(head + " ...")
-        job = {"path": str(t.path), "runtime": c.runtime, "threads": c.threads, "batch": batch,
-               "warmup": warmup, "runs": runs, "seconds": seconds, "spec": t.spec,
-               "random_inputs": random_inputs, "cpus": plan.cpus}
-        m = measure_in_subprocess(job) if isolate else measure(job)
+        job = {"path": str(t.path), "runtime": c.runtime, "threads": c.threads, "batch": o.batch,
+               "warmup": o.warmup, "runs": o.runs, "seconds": o.seconds, "spec": t.spec,
+               "random_inputs": o.random_inputs, "cpus": plan.cpus}
+        m = measure(job) if o.in_process else measure_in_subprocess(job)
         if str(t.path) not in sha:
             sha[str(t.path)] = sha256_file(t.path)
         lat = m["timing"]["latency"]
@@ -219,11 +212,11 @@ def benchmark(paths: Sequence, *, runtimes=None, threads=None, warmup: int = 10,
             "precision": t.precision, "model": t.model, "run": t.run, "size_bytes": t.path.stat().st_size,
             "runtime": c.runtime, "runtime_title": BACKENDS[c.runtime].title,
             "runtime_version": m["runtime_version"], "xnnpack": BACKENDS[c.runtime].xnnpack,
-            "threads": c.threads, "batch": batch, "warmup_runs": warmup,
+            "threads": c.threads, "batch": o.batch, "warmup_runs": o.warmup,
             "device": dict(plan.to_dict(), threads=c.threads, pinned_cpus=m["pinned_cpus"]),
             "platform": info, "inputs": m["inputs"], "input": m["input"],
             "timing": m["timing"], "latencies_ms": m["latencies_ms"], "memory": m["memory"],
-            "accuracy": t.accuracy(), "isolation": "subprocess" if isolate else "in-process",
+            "accuracy": t.accuracy(), "isolation": "in-process" if o.in_process else "subprocess",
         })
     import edgecnn
     return {"schema": SCHEMA, "tool": f"edgecnn {edgecnn.__version__}",

@@ -51,7 +51,7 @@ def _tflite_macs(op: str, in_shapes: List[tuple], out_shape: tuple) -> int:
 
 def profile_tflite(path, threads: int = 1, xnnpack: bool = True) -> dict:
     """The op list of a .tflite with MACs and delegation (no timing: see TFLITE_GAP)."""
-    from edgecnn.runtime import load
+    from edgecnn.measure.runtime import load
     runner = load(path, backend="litert" if xnnpack else "litert-noxnn", threads=threads)
     ops = runner.ops()
     shape = runner.tensor_shape
@@ -94,7 +94,7 @@ def profile_tflite(path, threads: int = 1, xnnpack: bool = True) -> dict:
 
 def profile_onnx(path, threads: int = 1, runs: int = 50, warmup: int = 5) -> dict:
     """Measured per-node times from ONNX Runtime's profiler, mean over ``runs`` runs."""
-    from edgecnn.runtime import load
+    from edgecnn.measure.runtime import load
 
     # Loading validates the file and its shape; the profiler records every run of this session.
     runner = load(path, backend="onnxruntime", threads=threads, profile=True)
@@ -132,7 +132,7 @@ def profile_onnx(path, threads: int = 1, runs: int = 50, warmup: int = 5) -> dic
 
 
 def op_profile(path, runtime: str = None, threads: int = 1, runs: int = 50) -> dict:
-    from edgecnn.runtime import model_format
+    from edgecnn.measure.runtime import model_format
     fmt = model_format(path)
     if fmt == "onnx":
         return profile_onnx(path, threads, runs)

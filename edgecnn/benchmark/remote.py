@@ -38,12 +38,12 @@ import threading
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from edgecnn.benchmark.options import BenchmarkOptions
 from edgecnn.errors import InvalidConfigError, RemoteError
-from edgecnn.io import sha256_file
+from edgecnn.core.files import sha256_file
 
 BEGIN = "EDGECNN-RESULTS-BEGIN"
 END = "EDGECNN-RESULTS-END"
-DEFAULT_REMOTE_PYTHON = "edgecnn-venv/bin/python"  # raspi/install.sh's venv, relative to the remote $HOME
 _NOT_INSTALLED = 97  # the bootstrap's exit code when edgecnn is not importable there
 
 # Runs on the device under its Python (3.8+), before edgecnn is known to be importable there.
@@ -163,7 +163,7 @@ def explain_ssh_failure(dest: str, port: Optional[int], stderr: str, rc: int) ->
 # ----------------------------------------------------------------------------- the payload
 def _payload(paths: Sequence) -> Tuple[bytes, List[str], Dict[str, Path]]:
     """(tar bytes, remote-relative benchmark arguments, remote-relative file -> local file)."""
-    from edgecnn import runs
+    from edgecnn import contract
     from edgecnn.errors import ModelFileError, RunError
 
     buf = io.BytesIO()
@@ -182,34 +182,34 @@ def _payload(paths: Sequence) -> Tuple[bytes, List[str], Dict[str, Path]]:
         def add_export(export_dir: Path, manifest: dict, rel: str, only: Optional[str] = None):
             # Only the manifest and the artifacts it lists, each inside the export and matching its
             # sha256: nothing else on this machine is ever read or sent.
-            add(export_dir / runs.MANIFEST, f"{rel}/{runs.MANIFEST}")
+            add(export_dir / contract.MANIFEST, f"{rel}/{contract.MANIFEST}")
             for name in [only] if only else list(manifest["artifacts"]):
-                add(runs.artifact_path(export_dir, manifest, name), f"{rel}/{name}")
+                add(contract.artifact_path(export_dir, manifest, name), f"{rel}/{name}")
 
         for i, arg in enumerate(paths):
             p = Path(arg)
             if not p.exists():
                 raise ModelFileError(f"Model file or run directory not found: {p}")
             base = f"r{i}"
-            t = runs.resolve(p)
+            t = contract.resolve(p)
             if t.artifact is not None:
                 if t.manifest is not None:
                     add_export(t.export_dir, t.manifest, f"{base}/export", only=t.artifact.name)
                 else:
-                    add(runs.regular_file(t.artifact, "model file"), f"{base}/export/{t.artifact.name}")
+                    add(contract.regular_file(t.artifact, "model file"), f"{base}/export/{t.artifact.name}")
                 if t.run_dir is not None:
-                    add(t.run_dir / runs.RUN_FILE, f"{base}/{runs.RUN_FILE}")
+                    add(t.run_dir / contract.RUN_FILE, f"{base}/{contract.RUN_FILE}")
                 args.append(f"{base}/export/{t.artifact.name}")
             elif t.run_dir is not None and Path(arg).resolve() == t.run_dir.resolve():
-                rel = f"{base}/{runs.check_name(t.run_dir.resolve().name, 'run folder', RunError)}"
-                add(t.run_dir / runs.RUN_FILE, f"{rel}/{runs.RUN_FILE}")
+                rel = f"{base}/{contract.check_name(t.run_dir.resolve().name, 'run folder', RunError)}"
+                add(t.run_dir / contract.RUN_FILE, f"{rel}/{contract.RUN_FILE}")
                 if t.manifest is not None:
-                    add_export(t.export_dir, t.manifest, f"{rel}/{runs.EXPORT_DIR}")
+                    add_export(t.export_dir, t.manifest, f"{rel}/{contract.EXPORT_DIR}")
                 args.append(rel)
             else:
                 add_export(t.export_dir, t.require_manifest(), f"{base}/export")
                 if t.run_dir is not None:
-                    add(t.run_dir / runs.RUN_FILE, f"{base}/{runs.RUN_FILE}")
+                    add(t.run_dir / contract.RUN_FILE, f"{base}/{contract.RUN_FILE}")
                 args.append(f"{base}/export")
     if not any(k.endswith((".tflite", ".onnx")) for k in files):
         raise RemoteError("Nothing to send: no .tflite/.onnx artifacts in " + ", ".join(map(str, paths)))
@@ -217,21 +217,20 @@ def _payload(paths: Sequence) -> Tuple[bytes, List[str], Dict[str, Path]]:
 
 
 
-def benchmark_options(*, runtimes=None, threads=None, runs=None, warmup=None, seconds=None, batch=None,
-                      device=None, random_inputs: bool = False, in_process: bool = False) -> List[str]:
-    """The remote `edgecnn benchmark` options, the same spelling as here."""
+def benchmark_options(o: BenchmarkOptions) -> List[str]:
+    """The remote `edgecnn benchmark` flags for ``o``, the same spelling as here."""
     opts: List[str] = []
-    for rt in ([runtimes] if isinstance(runtimes, str) else (runtimes or [])):
+    for rt in o.runtimes:
         opts += ["--runtime", str(rt)]
-    for th in ([threads] if isinstance(threads, (str, int)) else (threads or [])):
+    for th in o.threads:
         opts += ["--threads", str(th)]
-    for flag, value in (("--runs", runs), ("--warmup", warmup), ("--seconds", seconds), ("--batch", batch),
-                        ("--device", device)):
+    for flag, value in (("--runs", o.runs), ("--warmup", o.warmup), ("--seconds", o.seconds), ("--batch", o.batch),
+                        ("--device", o.device)):
         if value is not None:
             opts += [flag, str(value)]
-    if random_inputs:
+    if o.random_inputs:
         opts.append("--random-inputs")
-    if in_process:
+    if o.in_process:
         opts.append("--in-process")
     return opts
 
@@ -302,13 +301,8 @@ def _parse_results(out: str, dest: str) -> dict:
     return doc
 
 
-def run_remote_benchmark(paths: Sequence, remote: str, *, remote_python: str = DEFAULT_REMOTE_PYTHON,
-                         port: Optional[int] = None, identity: Optional[str] = None, ssh_options: Sequence[str] = (),
-                         runtimes=None, threads=None, runs: Optional[int] = None, warmup: Optional[int] = None,
-                         seconds: Optional[float] = None, batch: Optional[int] = None, device: Optional[str] = None,
-                         random_inputs: bool = False, in_process: bool = False, out_dir=None, merge: bool = True,
-                         timeout: float = 3600,
-                         progress: Optional[Callable[[str], None]] = None) -> dict:
+def run_remote_benchmark(paths: Sequence, remote: str, options: Optional[BenchmarkOptions] = None, *, out_dir=None,
+                         merge: bool = True, progress: Optional[Callable[[str], None]] = None, **overrides) -> dict:
     """Benchmark ``paths`` (run dirs, export dirs, model files) on ``remote`` over SSH.
 
     Returns the results document of the remote rows (each with ``remote`` and its local
@@ -316,12 +310,12 @@ def run_remote_benchmark(paths: Sequence, remote: str, *, remote_python: str = D
     the remote rows merged into the rows already there (``merge``), plus ``remote-<host>.json``,
     the device's own document.
     """
+    o = BenchmarkOptions.make(options, **overrides)
     check_destination(remote)
     payload = _payload(paths)
-    options = benchmark_options(runtimes=runtimes, threads=threads, runs=runs, warmup=warmup, seconds=seconds,
-                                batch=batch, device=device, random_inputs=random_inputs, in_process=in_process)
-    doc = _session(payload, options, remote, port=port, remote_python=remote_python, identity=identity,
-                   ssh_options=ssh_options, timeout=timeout, progress=progress or (lambda s: None))
+    doc = _session(payload, benchmark_options(o), remote, port=o.port, remote_python=o.remote_python,
+                   identity=o.identity, ssh_options=o.ssh_options, timeout=o.timeout,
+                   progress=progress or (lambda s: None))
     if out_dir is not None:
         write_remote_results(doc, out_dir, remote, merge=merge)
     return doc
@@ -439,13 +433,9 @@ def destinations(remote: Optional[str], hosts_file=None, default_port: Optional[
     return out
 
 
-def run_fleet_benchmark(paths: Sequence, hosts: Sequence[Tuple[str, Optional[int]]], *,
-                        remote_python: str = DEFAULT_REMOTE_PYTHON, identity: Optional[str] = None,
-                        ssh_options: Sequence[str] = (), runtimes=None, threads=None, runs: Optional[int] = None,
-                        warmup: Optional[int] = None, seconds: Optional[float] = None, batch: Optional[int] = None,
-                        device: Optional[str] = None, random_inputs: bool = False, in_process: bool = False,
-                        timeout: float = 3600, parallel: int = 16,
-                        progress: Optional[Callable[[str], None]] = None) -> dict:
+def run_fleet_benchmark(paths: Sequence, hosts: Sequence[Tuple[str, Optional[int]]],
+                        options: Optional[BenchmarkOptions] = None, *, parallel: int = 16,
+                        progress: Optional[Callable[[str], None]] = None, **overrides) -> dict:
     """Benchmark ``paths`` on every board of ``hosts`` at once; one merged document.
 
     Rows of every board that answered, each keeping its own platform and ``remote.host``;
@@ -458,14 +448,14 @@ def run_fleet_benchmark(paths: Sequence, hosts: Sequence[Tuple[str, Optional[int
 
     from edgecnn.errors import EdgecnnError
 
+    o = BenchmarkOptions.make(options, **overrides)
     if not hosts:
         raise InvalidConfigError("No board to benchmark on: give --remote USER@HOST[,...] or --hosts-file FILE.")
     for dest, _ in hosts:
         check_destination(dest)
     say = progress or (lambda s: None)
     payload = _payload(paths)  # once: every board gets the same checked bytes
-    options = benchmark_options(runtimes=runtimes, threads=threads, runs=runs, warmup=warmup, seconds=seconds,
-                                batch=batch, device=device, random_inputs=random_inputs, in_process=in_process)
+    flags = benchmark_options(o)
     lock = threading.Lock()
 
     def locked_say(line: str):
@@ -476,8 +466,8 @@ def run_fleet_benchmark(paths: Sequence, hosts: Sequence[Tuple[str, Optional[int
         dest, port = host
         t0 = time.monotonic()
         try:
-            return _session(payload, options, dest, port=port, remote_python=remote_python, identity=identity,
-                            ssh_options=ssh_options, timeout=timeout, progress=locked_say), None
+            return _session(payload, flags, dest, port=port, remote_python=o.remote_python, identity=o.identity,
+                            ssh_options=o.ssh_options, timeout=o.timeout, progress=locked_say), None
         except EdgecnnError as e:
             why = " ".join(str(e.message).split())
         except Exception as e:  # a board's failure never costs the others their results
@@ -514,7 +504,7 @@ def _relative_remote_path(path: str, known: Dict[str, Path]) -> Optional[str]:
 def write_remote_results(doc: dict, out_dir, remote: str, merge: bool = True) -> dict:
     """The device's document as remote-<host>.json, and results.* merged with what is there."""
     from edgecnn.benchmark.report import merge_results, write_results
-    from edgecnn.io import atomic_write_json
+    from edgecnn.core.files import atomic_write_json
 
     out = Path(out_dir)
     existing = out / "results.json"

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from edgecnn.errors import BenchmarkError
-from edgecnn.io import atomic_write_json, atomic_write_text, pyplot, save_figure
+from edgecnn.core.files import atomic_write_json, atomic_write_text
+from edgecnn.core.plots import pyplot, save_figure
 
 CSV_COLUMNS = (
     "artifact", "precision", "format", "runtime", "runtime_version", "threads", "batch",
@@ -528,7 +529,7 @@ def merge_results(results: Iterable[Union[dict, str, Path]]) -> dict:
     sources = []
     for res in results:
         if not isinstance(res, dict):
-            from edgecnn.runs import read_json_file
+            from edgecnn.contract import read_json_file
 
             res_doc = read_json_file(res, "benchmark results", BenchmarkError)
             sources.append(str(res))

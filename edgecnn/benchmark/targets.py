@@ -82,11 +82,11 @@ def resolve_targets(paths: Sequence, want_keras: bool = False) -> List[Target]:
     """Files and run directories -> the artifacts to benchmark (a run: its export/ artifacts,
     and its model.keras where the keras runtime is asked for).
 
-    Everything goes through the artifact contract (``edgecnn.runs.resolve``): manifests are
+    Everything goes through the artifact contract (``edgecnn.contract.resolve``): manifests are
     validated, every artifact lies inside its export folder and matches its sha256, and a
     run's model.keras matches the sha256 its run.json records.
     """
-    from edgecnn import runs
+    from edgecnn import contract
 
     targets: List[Target] = []
     for arg in paths:
@@ -94,21 +94,21 @@ def resolve_targets(paths: Sequence, want_keras: bool = False) -> List[Target]:
         if not p.exists():
             raise ModelFileError(f"Model file or run directory not found: {p}")
         if p.is_file() and p.suffix == ".keras":
-            run_dir = p.parent if (p.parent / runs.RUN_FILE).exists() else None
-            r = runs.resolve(run_dir) if run_dir is not None else None
-            if r is not None and p.name == runs.MODEL_FILE:
-                runs.check_file_sha256(p, r.run.info.get("model_sha256"), "model.keras recorded in run.json", RunError)
+            run_dir = p.parent if (p.parent / contract.RUN_FILE).exists() else None
+            r = contract.resolve(run_dir) if run_dir is not None else None
+            if r is not None and p.name == contract.MODEL_FILE:
+                contract.check_file_sha256(p, r.run.info.get("model_sha256"), "model.keras recorded in run.json", RunError)
             targets.append(Target(p, "keras", True, r.manifest if r else None, None,
                                   r.run.info if r else None, run_dir))
             continue
-        r = runs.resolve(p, error=ModelFileError if p.is_file() else RunError)
+        r = contract.resolve(p, error=ModelFileError if p.is_file() else RunError)
         run_json = r.run.info if r.run_dir is not None else None
         if r.artifact is not None:
-            from edgecnn.runtime import model_format
+            from edgecnn.measure.runtime import model_format
 
             entry = None
             if r.manifest is not None:
-                runs.artifact_path(r.export_dir, r.manifest, r.artifact.name)
+                contract.artifact_path(r.export_dir, r.manifest, r.artifact.name)
                 entry = r.manifest["artifacts"][r.artifact.name]
             fmt = model_format(p)  # ModelFileError for empty / truncated-header / non-model files
             targets.append(Target(p, fmt, True, r.manifest, entry, run_json, r.run_dir))
@@ -118,21 +118,21 @@ def resolve_targets(paths: Sequence, want_keras: bool = False) -> List[Target]:
 
 
 def _targets_of(r, want_keras: bool) -> List[Target]:
-    from edgecnn import runs
-    from edgecnn.runtime import model_format
+    from edgecnn import contract
+    from edgecnn.measure.runtime import model_format
 
     out = []
     if r.manifest is not None:
         for name, entry in r.manifest["artifacts"].items():
-            f = runs.artifact_path(r.export_dir, r.manifest, name)
+            f = contract.artifact_path(r.export_dir, r.manifest, name)
             out.append(Target(f, model_format(f), False, r.manifest, entry, None, r.run_dir))
     run_json = r.run.info if r.run_dir is not None else None
     for t in out:
         t.run_json = run_json
     out.sort(key=lambda t: (t.format != "tflite", _PRECISION_ORDER.get(t.precision or "", 9), t.name))
-    if want_keras and r.run_dir is not None and (r.run_dir / runs.MODEL_FILE).is_file():
-        m = r.run_dir / runs.MODEL_FILE
-        runs.check_file_sha256(m, run_json.get("model_sha256"), "model.keras recorded in run.json", RunError)
+    if want_keras and r.run_dir is not None and (r.run_dir / contract.MODEL_FILE).is_file():
+        m = r.run_dir / contract.MODEL_FILE
+        contract.check_file_sha256(m, run_json.get("model_sha256"), "model.keras recorded in run.json", RunError)
         out.insert(0, Target(m, "keras", False, r.manifest, None, run_json, r.run_dir))
     if not out:
         raise RunError(f"{r.target} has no exported artifacts (no export/manifest.json): run 'edgecnn export' first.")

@@ -40,7 +40,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from edgecnn.errors import EdgecnnError, ModelFileError
+from edgecnn.contract.checks import regular_file
+from edgecnn.errors import EdgecnnError, InvalidConfigError, ModelFileError
 
 CONFIG = "config.json"
 WEIGHTS = "model.weights.h5"
@@ -258,7 +259,7 @@ def _allowed_module(module) -> bool:
         return False
     if module in ("keras", "tf_keras", "builtins") or module.startswith(("keras.", "tf_keras.")):
         return True
-    return module.startswith("edgecnn.models_keras.")
+    return module.startswith("edgecnn.models.")
 
 
 def _refuse_code(path, o, cls) -> None:
@@ -386,7 +387,7 @@ def load_safely(path, *, custom_objects=None):
     """The tf_keras model of the .keras file at ``path``, loaded through the checks above."""
     with private_dir("edgecnn-keras-") as d:
         rebuilt = rebuild(path, d)
-        from edgecnn.registry import list_models
+        from edgecnn.models.registry import list_models
 
         list_models()  # edgecnn's own layers register before deserialisation
         import tf_keras  # noqa: F401 - initialises the package before its saving module
@@ -398,7 +399,7 @@ def load_safely(path, *, custom_objects=None):
 
 def load_unsafely(path, *, custom_objects=None):
     """Whatever tf_keras reads at ``path`` (HDF5, SavedModel, zip), code and all: ``--unsafe-load``."""
-    from edgecnn.registry import list_models
+    from edgecnn.models.registry import list_models
 
     list_models()
     import tf_keras
@@ -415,3 +416,67 @@ def _keras_call(path, load):
     except Exception as e:  # tf_keras raises ValueError/TypeError/OSError/zip errors for bad files
         msg = " ".join(str(e).split())[:200]
         raise ModelFileError(f"{path}: cannot load the Keras model ({type(e).__name__}: {msg}).") from None
+
+
+# ---------------------------------------------------------------------------- the one door in
+def custom_objects_from(specs) -> dict:
+    """``["module:attr", ...]`` -> {attr name: object}, importing each module. This runs the
+    module's code: only for ``--unsafe-load``, which the caller checks."""
+    import importlib
+
+    out = {}
+    for spec in specs or ():
+        mod, _, attr = str(spec).partition(":")
+        if not mod or not attr or not all(p.isidentifier() for p in mod.split(".") + attr.split(".")):
+            raise InvalidConfigError(f"--custom-objects {spec!r}: expected module:attr, such as mylayers:MyBlock.")
+        try:
+            obj = importlib.import_module(mod)
+        except Exception as e:  # noqa: BLE001 - ImportError or anything the module raises
+            msg = " ".join(str(e).split())[:120]
+            raise InvalidConfigError(f"--custom-objects {spec!r}: cannot import module '{mod}' "
+                                     f"({type(e).__name__}: {msg}); is it on PYTHONPATH?") from None
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise InvalidConfigError(f"--custom-objects {spec!r}: module '{mod}' has no '{attr}'.")
+            obj = getattr(obj, part)
+        out[attr.split(".")[-1]] = obj
+    return out
+
+
+_KIND_WORDS = {"hdf5": "an HDF5 file", "savedmodel": "a SavedModel folder",
+               "polyglot": "a zip and an HDF5 file at once (the HDF5 part can run code)"}
+
+
+def load_keras(path, *, unsafe: bool = False, custom_objects=None):
+    """Load a tf_keras model: a plain ``.keras`` zip through the checks of ``contract.keras_files``
+    (whatever the file is called), or anything Keras reads when ``unsafe``."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"{p}: Keras model not found.")
+    if not p.is_dir():
+        regular_file(p, "Keras model")
+    if unsafe:
+        return load_unsafely(p, custom_objects=custom_objects)
+    kind = file_kind(p)
+    if kind != "keras":
+        what = _KIND_WORDS.get(kind, "not a .keras zip")
+        raise ModelFileError(f"{p}: is {what}; edgecnn loads Keras models only as plain .keras zips in safe mode "
+                             f"(other formats can run code from the file). Re-save it with model.save('m.keras'), "
+                             f"or pass --unsafe-load for a model you trust.")
+    return load_safely(p, custom_objects=custom_objects)
+
+
+def check_model_matches(model, input_shape, num_classes: int, where: str, error=ModelFileError) -> None:
+    """The model's input is (H, W, C) = ``input_shape`` and its output has ``num_classes`` scores."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise error(f"{where}: the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                    f"edgecnn deploys one image input and one class-score output.")
+    got = tuple(model.inputs[0].shape[1:])
+    if got != tuple(input_shape):
+        raise error(f"{where}: the model's input is {list(got)}, but its record says {list(input_shape)}; refused.")
+    out = model.outputs[0].shape
+    if len(out) != 2 or out[-1] != num_classes:
+        raise error(f"{where}: the model's output is {list(out)}, not [batch, {num_classes}] for its "
+                    f"{num_classes} labels; refused.")
+
+

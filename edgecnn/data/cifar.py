@@ -34,7 +34,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from edgecnn import progress
+from edgecnn.core import progress
 from edgecnn.data import limits
 from edgecnn.errors import DataError
 
@@ -428,7 +428,7 @@ def _megabytes(total: int):
 
 def _fetch(url: str, archive: Path, md5: str) -> None:
     """Download ``url`` to ``archive`` atomically; only an archive with the published md5 stays."""
-    from edgecnn.io import atomic_path
+    from edgecnn.core.files import atomic_path
 
     def offline(e):
         return DataError(f"Cannot download {url} ({getattr(e, 'reason', None) or e}). Without a network, pass --data "

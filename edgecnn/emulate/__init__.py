@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence
 
-from edgecnn.emulate.boards import BOARDS  # noqa: F401  (re-exported: the board names)
+from edgecnn.measure.boards import BOARDS  # noqa: F401  (re-exported: the board names)
 
 DEFAULT_INVOKES = 2
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from edgecnn.emulate.boards import BOARDS, Board
+from edgecnn.measure.boards import BOARDS, Board
 from edgecnn.errors import EmulatorError
 
 ROOT_FORMAT = "format=1"

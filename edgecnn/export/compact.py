@@ -81,7 +81,7 @@ def buffers_aligned(data: bytes, align: int = _BUFFER_ALIGN) -> bool:
 def _outputs(data: bytes, inputs: Sequence[np.ndarray]):
     """Raw outputs of ``data`` on each input, with XNNPACK and with the builtin kernels (the two
     kernel sets a device may run); None when no TFLite runtime with both is installed."""
-    from edgecnn import runtime
+    from edgecnn.measure import runtime
     from edgecnn.errors import RuntimeNotAvailableError
 
     for package in ("litert", "tf-lite"):

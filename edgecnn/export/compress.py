@@ -28,12 +28,14 @@ The measurements in the report (sizes, top-1, sparsity, the int8 TFLite of a res
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edgecnn import progress
+from edgecnn.core import progress
+from edgecnn.core.options import Options
 from edgecnn.errors import ExportError, InvalidConfigError
 from edgecnn.export.compress_report import (accuracy, int8_measure, kernel_sparsity, unique_weights,  # noqa: F401
                                             weights_of, zipped_size)
@@ -366,10 +368,40 @@ def _unsupported_layer_name(message: str) -> Optional[str]:
 
 # ----------------------------------------------------------------------------- the public entry
 
-def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[int] = None, qat: bool = False,
-                   train_data=None, val_data=None, epochs: int = 2, batch_size: int = 64,
-                   learning_rate: float = 1e-4, cluster_init: str = "KMEANS_PLUS_PLUS",
-                   measure_int8: bool = False, models: Optional[dict] = None):
+@dataclasses.dataclass(frozen=True)
+class CompressOptions(Options):
+    """Which TFMOT steps (prune to a sparsity, cluster into k centroids with an init, QAT) and
+    how each fine-tunes (epochs, batch size, learning rate); ``measure_int8`` adds int8 sizes
+    and top-1 before and after QAT. Checked before any training starts."""
+
+    prune: Optional[float] = None
+    cluster: Optional[int] = None
+    qat: bool = False
+    epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    cluster_init: str = "KMEANS_PLUS_PLUS"
+    measure_int8: bool = False
+
+    def check(self) -> None:
+        if self.prune is not None:
+            check_sparsity(self.prune)
+        if self.cluster is not None:
+            check_clusters(self.cluster)
+        check_centroid_init(self.cluster_init)
+        if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
+            raise InvalidConfigError(f"epochs must be an integer >= 1. Received `epochs={self.epochs!r}`.")
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise InvalidConfigError(f"batch_size must be an integer >= 1. Received `batch_size={self.batch_size!r}`.")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise InvalidConfigError(f"learning_rate must be a number > 0. Received "
+                                     f"`learning_rate={self.learning_rate!r}`.")
+        if self.prune is None and self.cluster is None and not self.qat:
+            raise InvalidConfigError("compress_model: nothing to do; give prune, cluster and/or qat.")
+
+
+def compress_model(model, options: Optional[CompressOptions] = None, *, train_data=None, val_data=None,
+                   models: Optional[dict] = None, **overrides):
     """Apply prune -> cluster -> QAT (any subset) to a tf_keras model; fine-tune each on
     ``train_data`` and measure on ``val_data`` (both (x_float, y_int), preprocessed).
 
@@ -384,22 +416,13 @@ def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[in
     ``models`` (a dict), when given, receives the float model before QAT as ``"before_qat"``
     (the export writes its float artifacts from that one and only the int8 ones from QAT's).
     """
-    # Validate everything before any training starts.
-    sparsity = check_sparsity(prune) if prune is not None else None
-    k = check_clusters(cluster) if cluster is not None else None
-    cluster_init = check_centroid_init(cluster_init)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise InvalidConfigError(f"epochs must be an integer >= 1. Received `epochs={epochs!r}`.")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidConfigError(f"batch_size must be an integer >= 1. Received `batch_size={batch_size!r}`.")
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-        raise InvalidConfigError(f"learning_rate must be a number > 0. Received `learning_rate={learning_rate!r}`.")
-    if sparsity is None and k is None and not qat:
-        raise InvalidConfigError("compress_model: nothing to do; give prune, cluster and/or qat.")
+    o = CompressOptions.make(options, **overrides)  # everything checked before any training starts
+    sparsity = check_sparsity(o.prune) if o.prune is not None else None
+    k = check_clusters(o.cluster) if o.cluster is not None else None
+    cluster_init = check_centroid_init(o.cluster_init)
     train_data = _check_data("train_data", train_data)
     val_data = _check_data("val_data", val_data)
-    fit_kw = dict(train_data=train_data, epochs=epochs, batch_size=batch_size,
-                  learning_rate=learning_rate)
+    fit_kw = dict(train_data=train_data, epochs=o.epochs, batch_size=o.batch_size, learning_rate=o.learning_rate)
 
     steps = []
     current = model
@@ -419,7 +442,7 @@ def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[in
         record(*prune_model(current, sparsity, **fit_kw))
     if k is not None:
         record(*cluster_model(current, k, init=cluster_init, preserve_sparsity=sparsity is not None, **fit_kw))
-    if qat:
+    if o.qat:
         model_before_qat = current
         if models is not None:
             models["before_qat"] = model_before_qat
@@ -428,7 +451,7 @@ def compress_model(model, *, prune: Optional[float] = None, cluster: Optional[in
         record(new, step)
         step["size_measure"] = ("ZIP_DEFLATED archive of the weights file; after QAT it holds float weights plus "
                                 "quantizer ranges, so compare int8 TFLite sizes (measure_int8) instead")
-        if measure_int8:
+        if o.measure_int8:
             step["int8_tflite"] = {"ptq_before": int8_measure(model_before_qat, train_data[0], val_data),
                                    "qat_after": int8_measure(current, train_data[0], val_data)}
     return current, {"steps": steps}

@@ -2,8 +2,8 @@
 TFLite, sparsity and distinct values per layer (the numbers in ``compress_model``'s report).
 
 Kept apart from ``edgecnn.export.compress`` (the TFMOT wrapping and fine-tuning) so that the
-measurements use the same code as everything else: top-1 is ``edgecnn.evaluate``'s metric and
-the TFLite model runs in ``edgecnn.runtime``, not in an interpreter loop of its own.
+measurements use the same code as everything else: top-1 is ``edgecnn.train.evaluate``'s metric and
+the TFLite model runs in ``edgecnn.measure.runtime``, not in an interpreter loop of its own.
 
 Sizes are those TFMOT's guides report: the bytes of a ZIP_DEFLATED archive of the model's
 weights file (``model.save_weights(*.h5)``), or of a file given by path (e.g. a .tflite).
@@ -19,7 +19,7 @@ from typing import Dict, List
 import numpy as np
 
 from edgecnn.errors import ExportError
-from edgecnn.evaluate import top_k_accuracy
+from edgecnn.train.evaluate import top_k_accuracy
 
 
 def zipped_size(model_or_path) -> int:
@@ -92,7 +92,7 @@ def int8_measure(model, calibration_x, val_data) -> dict:
 
 def tflite_accuracy(tflite_bytes: bytes, data) -> float:
     """Top-1 of a TFLite model (float or int8 input) in LiteRT with XNNPACK, one image at a time."""
-    from edgecnn import runtime
+    from edgecnn.measure import runtime
 
     x, y = data
     runner = runtime.load(tflite_bytes, backend="litert", threads=1)

@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from edgecnn.errors import ExportError
-from edgecnn.io import atomic_path, atomic_write_bytes
+from edgecnn.core.files import atomic_path, atomic_write_bytes
 
 DEFAULT_OPSET = 17
 INT8_ROUTES = ("ort_qdq", "from_tflite")

@@ -16,10 +16,10 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 
-from edgecnn import progress
+from edgecnn.core import progress
 from edgecnn.errors import ExportError
-from edgecnn.io import atomic_write_bytes
-from edgecnn.quiet import native_silenced
+from edgecnn.core.files import atomic_write_bytes
+from edgecnn.core.quiet import native_silenced
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
@@ -166,7 +166,7 @@ def _layer_from_location(loc: str) -> str:
 def tflite_ops(path_or_bytes) -> List[str]:
     """The builtin op names of a TFLite model, in execution order (``CONV_2D``, ``PRELU``, ...):
     what an export is checked by (no PRELU left after the rewrite, no QUANTIZE at an int8 input).
-    The interpreter is edgecnn.runtime's, like every other."""
-    from edgecnn.runtime import tflite_ops as ops
+    The interpreter is edgecnn.measure.runtime's, like every other."""
+    from edgecnn.measure.runtime import tflite_ops as ops
 
     return ops(path_or_bytes)

@@ -1,6 +1,6 @@
 """Verification: every artifact runs on the runtime a device uses, on held-out images.
 
-Each artifact in export/manifest.json is loaded with ``edgecnn.runtime.load`` (LiteRT with
+Each artifact in export/manifest.json is loaded with ``edgecnn.measure.runtime.load`` (LiteRT with
 XNNPACK for .tflite, ONNX Runtime for .onnx) and run on the held-out split: the run's dataset
 test split, or the bundled real CIFAR-10 test images (500) for fresh weights. The Keras model
 runs on the same preprocessed images. Recorded per artifact: top-1, agreement of its top-1 with
@@ -33,7 +33,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from edgecnn.errors import RunError, VerificationError
-from edgecnn.runs import FILENAME, artifact_path, manifest_file, quant_report_path, read_manifest, write_manifest
+from edgecnn.contract import FILENAME, artifact_path, manifest_file, quant_report_path, read_manifest, write_manifest
 
 FP32_TOL = 1e-4
 UNTRAINED_TOL = 0.1
@@ -47,7 +47,7 @@ def held_out(m: dict, export_dir) -> Tuple[np.ndarray, np.ndarray, str]:
     its own: when that data is not here, this fails instead of falling back to the bundled sample.
     """
     from edgecnn.data.datasets import load_dataset
-    from edgecnn.runs import dataset_kwargs, dataset_source, load_run, run_of_export
+    from edgecnn.contract import dataset_kwargs, dataset_source, load_run, run_of_export
 
     run_dir = run_of_export(export_dir)
     if run_dir is not None:
@@ -85,11 +85,12 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     ``model``: the Keras model (else loaded from the manifest's model_file or run);
     ``data``: (uint8 images, labels, split description) (else the held-out split, see module doc).
     """
-    from edgecnn import progress, runtime
+    from edgecnn.core import progress
+    from edgecnn.measure import runtime
     from edgecnn.data.preprocess import PreprocessSpec, preprocess, softmax
-    from edgecnn.evaluate import top_k_accuracy
+    from edgecnn.train.evaluate import top_k_accuracy
 
-    from edgecnn.runs import reference_model
+    from edgecnn.contract import reference_model
 
     fp32_tol = FP32_TOL if fp32_tol is None else fp32_tol
 

@@ -1,0 +1,93 @@
+"""``edgecnn classify``, ``bundle`` and ``inspect``: the device side (no TensorFlow)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgecnn.cli.group import cli
+from edgecnn.cli.options import classify_runtime, runtime_help
+
+
+@cli.command("classify")
+@click.argument("target", type=click.Path())
+@click.argument("images", nargs=-1, type=click.Path())
+@click.option("--artifact", default=None, help="Artifact file name in the export folder (default: the int8 TFLite).")
+@click.option("--manifest", default=None, type=click.Path(), help="manifest.json, when it is not beside the model.")
+@click.option("--runtime", "backend", default="auto", show_default=True, callback=classify_runtime,
+              help=f"{runtime_help(('tflite', 'onnx'), auto=True)}.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
+@click.option("--no-xnnpack", is_flag=True, help="TFLite builtin kernels instead of the XNNPACK delegate.")
+@click.option("--reference-kernels", is_flag=True,
+              help="TFLite portable reference kernels (slow; the same integer arithmetic on every CPU). A debugging aid: "
+                   "LiteRT aborts in them on degenerate quantization (e.g. int8 models of untrained weights).")
+@click.option("-k", "--top-k", "k", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Labels per image.")
+@click.option("--camera", is_flag=True,
+              help="Classify the live camera stream (picamera2, else OpenCV) instead of files.")
+@click.option("--camera-index", default=0, show_default=True, type=click.IntRange(0),
+              help="OpenCV camera index (/dev/videoN).")
+@click.option("--frames", default=0, show_default=True, type=click.IntRange(0),
+              help="With --camera: stop after N frames (0: until Ctrl-C).")
+@click.option("--every", default=1, show_default=True, type=click.IntRange(1),
+              help="With --camera: print every Nth frame.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image or frame, then a summary line.")
+def classify_command(target, images, no_xnnpack, reference_kernels, **options):
+    """Classify image files (or the --camera stream) with an export folder or a .tflite beside its manifest.
+
+    Prints the top-k labels and a rolling FPS. Needs only the light install (no TensorFlow).
+    """
+    from edgecnn.device.classify import ClassifyOptions, classify
+
+    if options["camera"] == bool(images):
+        raise click.UsageError("give image files, or --camera, not both" if options["camera"]
+                               else "give image files or --camera")
+    o = ClassifyOptions.from_cli(**options, xnnpack=not no_xnnpack, reference=reference_kernels)
+    classify(target, images, o, echo=click.echo, warn=lambda s: click.echo(s, err=True))
+
+
+@cli.group("bundle")
+def bundle_group():
+    """Put a verified export into a device-side app (android)."""
+
+
+@bundle_group.command("android")
+@click.argument("run", type=click.Path())
+@click.option("--app", default="android_app", show_default=True, type=click.Path(),
+              help="The sample Android app (the folder holding app/build.gradle.kts).")
+@click.option("--artifact", default="int8", show_default=True,
+              help="Precision (int8, fp32, fp16, dynamic) or the artifact's file name in the export folder.")
+@click.option("--images", default=10, show_default=True, type=click.IntRange(0, 100),
+              help="Sample test images (real CIFAR-10, with true labels) to bundle.")
+def bundle_android_command(run, app, artifact, images):
+    """Copy a verified .tflite, labels, the preprocessing/tensor spec and sample images into the app's assets.
+
+    RUN is a run dir (runs/<model>/<run>) or its export/ folder. Refuses unverified artifacts and
+    tensors the app cannot feed (it needs NHWC, batch 1, one input, one [1, classes] output).
+    """
+    from edgecnn.device.bundle import bundle_android
+
+    bundle_android(run, app=app, artifact=artifact, images=images, echo=click.echo)
+
+
+
+
+# ---------------------------------------------------------------------------- inspect
+@cli.command("inspect")
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per artifact (with every op in order).")
+def inspect_command(artifacts, as_json):
+    """Where the bytes of a .tflite file go, and the ops it runs.
+
+    For each ARTIFACT: constant tensors by type, quantization scales and zero points (a vector
+    shared by several tensors counted once), named metadata, and the rest (graph, names,
+    padding), each with its share of the file; then the op counts. Needs no TensorFlow.
+    """
+    from edgecnn.errors import ModelFileError
+    from edgecnn.measure.anatomy import format_breakdown, tflite_breakdown
+
+    for path in artifacts:
+        if not path.endswith(".tflite"):
+            raise ModelFileError(f"edgecnn inspect reads .tflite files; got '{path}'")
+        b = tflite_breakdown(path)
+        click.echo(json.dumps(b) if as_json else format_breakdown(b))

@@ -1,0 +1,295 @@
+"""``edgecnn bundle android``: put a verified TFLite artifact into the sample Android app.
+
+Reads only an export folder (``manifest.json`` + artifacts), never the training run's internals.
+Into ``<app>/app/src/main/assets/`` it writes:
+
+    model.tflite    the chosen artifact, byte for byte (sha256 checked against the manifest)
+    labels.txt      one label per line, in class-index order
+    edgecnn.json    the bundle spec the app reads (the one asset name the Java code knows):
+                    preprocessing, input/output tensors, output kind, file names, sample images
+    images/*.png    a few real test images with true labels: from the model's own dataset (its
+                    manifest's held-out split) when its classes are not CIFAR-10's, else the bundled sample
+
+The app supports NHWC input of 1 or 3 channels, batch 1, one float32/int8/uint8 input and one
+float32/int8/uint8 output of shape [1, num_classes]; anything else, an unverified artifact, or a
+file that does not match its manifest is refused with a one-line ``BundleError``. The artifact's
+tensors are read from the model itself when a TFLite runtime is installed, not only from the
+manifest. Every file is written atomically; the spec last, so the app never sees a spec naming
+files that are not there yet.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from edgecnn.errors import BundleError, RuntimeNotAvailableError, did_you_mean
+from edgecnn.core.files import atomic_write_bytes
+
+ASSETS = Path("app") / "src" / "main" / "assets"
+SPEC_NAME = "edgecnn.json"  # android_app/.../core/Spec.java ASSET_NAME
+MODEL_NAME = "model.tflite"
+LABELS_NAME = "labels.txt"
+IMAGES_DIR = "images"
+SCHEMA = 1
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+DTYPES = ("float32", "int8", "uint8")
+OUTPUT_KINDS = ("probabilities", "logits")
+
+
+def find_export(run):
+    """(export folder, validated manifest) of a run dir, an export dir or a model name."""
+    from edgecnn.contract import resolve
+
+    if not Path(str(run)).exists() and "/" in str(run):
+        raise BundleError(f"{run} does not exist: give a run dir (runs/<model>/<run>) or its export/ folder")
+    r = resolve(run, error=BundleError)
+    if r.manifest is None:
+        raise BundleError(f"No manifest.json in {r.export_dir or r.run_dir or run}: run `edgecnn export` first")
+    return r.export_dir, r.manifest
+
+
+def select_artifact(manifest: dict, artifact: str, where: Path) -> str:
+    """The artifact file name for a precision (int8, fp32, ...) or an exact file name."""
+    arts = manifest["artifacts"]
+    tflite = [n for n, a in arts.items() if a.get("format") == "tflite" or n.endswith(".tflite")]
+    if artifact in arts:
+        if artifact not in tflite:
+            raise BundleError(f"{artifact} is not a TFLite artifact: the Android app runs .tflite files only")
+        return artifact
+    matches = [n for n in tflite if arts[n].get("precision") == artifact]
+    if len(matches) == 1:
+        return matches[0]
+    choices = sorted({arts[n].get("precision") for n in tflite} - {None}) + sorted(tflite)
+    if not matches:
+        raise BundleError(f"No TFLite artifact '{artifact}' in {where}.{did_you_mean(artifact, choices)} "
+                          f"Available: {', '.join(choices) or 'none'}")
+    raise BundleError(f"Several TFLite artifacts have precision '{artifact}' in {where} "
+                      f"({', '.join(sorted(matches))}): give the file name with --artifact")
+
+
+def check_tensors(inputs: List[dict], outputs: List[dict], spec: dict, num_labels: int, what: str) -> None:
+    """Raise BundleError unless the app can feed and read these tensors (rules of Spec.java)."""
+    if len(inputs) != 1:
+        raise BundleError(f"{what} has {len(inputs)} inputs; the Android app feeds exactly one image tensor")
+    if len(outputs) != 1:
+        raise BundleError(f"{what} has {len(outputs)} outputs; the Android app reads exactly one [1, classes] tensor")
+    if spec.get("layout", "NHWC") != "NHWC":
+        raise BundleError(f"{what}: preprocessing layout {spec.get('layout')} is not supported; the app feeds NHWC")
+    h, w = (int(v) for v in spec["input_size"])
+    c = int(spec.get("channels", 3))
+    if c not in (1, 3):
+        raise BundleError(f"{what}: {c} channels is not supported; the app feeds 1 (gray) or 3 (RGB)")
+    i, o = inputs[0], outputs[0]
+    shape = [int(v) for v in i["shape"]]
+    if shape != [1, h, w, c]:
+        layout = " (looks NCHW)" if len(shape) == 4 and shape[1] in (1, 3) and shape[2:] == [h, w] else ""
+        raise BundleError(f"{what}: input shape {shape}{layout} is not [1, {h}, {w}, {c}] (NHWC, batch 1, as the "
+                          f"preprocessing spec says)")
+    oshape = [int(v) for v in o["shape"]]
+    if oshape != [1, num_labels]:
+        raise BundleError(f"{what}: output shape {oshape} is not [1, {num_labels}] ([1, num_classes] for "
+                          f"{num_labels} labels)")
+    for name, t in (("input", i), ("output", o)):
+        if t["dtype"] not in DTYPES:
+            raise BundleError(f"{what}: {name} dtype {t['dtype']} is not supported by the app "
+                              f"({', '.join(DTYPES)})")
+        if t["dtype"] != "float32" and not float(t.get("scale") or 0) > 0:
+            raise BundleError(f"{what}: {name} is {t['dtype']} without a quantization scale")
+
+
+def _model_tensors(path: Path) -> Optional[tuple]:
+    """(inputs, outputs) as the TFLite runtime reports them, or None without a runtime."""
+    from edgecnn.measure import runtime
+
+    try:
+        r = runtime.load(path, backend="auto", threads=1)
+    except RuntimeNotAvailableError:
+        return None
+    return [t.to_dict() for t in r.inputs], [t.to_dict() for t in r.outputs]
+
+
+def _same_tensors(a: List[dict], b: List[dict]) -> bool:
+    def key(t):
+        q = (round(float(t.get("scale") or 0), 9), int(t.get("zero_point") or 0)) if t["dtype"] != "float32" else ()
+        return [int(v) for v in t["shape"]], t["dtype"], q
+    return len(a) == len(b) and all(key(x) == key(y) for x, y in zip(a, b))
+
+
+def _test_split(manifest: dict, export_dir: Path):
+    """(uint8 images, labels, names) of the held-out split the manifest records, or None without one."""
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.contract import MANIFEST, dataset_source
+
+    rec = manifest.get("dataset")
+    if not isinstance(rec, dict) or rec.get("data_arg") in (None, "sample"):
+        return None
+    spec = manifest["preprocessing"]
+    try:
+        source = dataset_source(rec, export_dir, str(export_dir / MANIFEST))
+        ds = load_dataset(source, (*spec["input_size"], spec.get("channels", 3)),
+                          val_fraction=float(rec.get("val_fraction") or 0.1), seed=int(rec.get("seed") or 0),
+                          max_test=rec.get("max_test"), skip_bad=bool(rec.get("skip_bad")),
+                          classes=manifest["labels"] if rec.get("classes") else None)
+    except EdgecnnError:
+        return None
+    return ds.x_test, ds.y_test, list(ds.labels)
+
+
+def _sample_images(n: int, labels: List[str], manifest: Optional[dict] = None,
+                   export_dir: Optional[Path] = None) -> list:
+    """n real test images, one per class in turn: (png, name, label, index). From the held-out split
+    of the model's own dataset when its classes are not CIFAR-10's and the data is here, else from
+    the bundled CIFAR-10 sample."""
+    from PIL import Image
+
+    from edgecnn.data.sample import load_sample
+
+    _, (x, y), names = load_sample()
+    if manifest is not None and list(labels) != list(names):
+        own = _test_split(manifest, Path(export_dir))
+        if own is not None and len(own[0]):
+            x, y, names = own
+    by_class = [np.flatnonzero(y == c) for c in range(len(names))]
+    picked = []
+    for r in range(max(len(b) for b in by_class)):  # one per class in turn, in test-split order
+        picked.extend(int(b[r]) for b in by_class if r < len(b))
+    picked = picked[:n]
+    out = []
+    for k, i in enumerate(picked):
+        label = names[int(y[i])]
+        buf = io.BytesIO()
+        img = x[i][:, :, 0] if x[i].ndim == 3 and x[i].shape[2] == 1 else x[i]  # PIL saves gray as HxW
+        Image.fromarray(img).save(buf, format="PNG")
+        name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)[:40]
+        out.append((buf.getvalue(), f"{k:02d}_{name}.png", label, labels.index(label) if label in labels else None))
+    return out
+
+
+def bundle_android(run, app="android_app", artifact: str = "int8", images: int = 10, echo=print) -> dict:
+    """Copy a verified TFLite artifact, labels, the bundle spec and sample images into the app.
+
+    Returns the bundle spec written to ``assets/edgecnn.json`` (with ``assets`` added: the folder).
+    """
+    export_dir, manifest = find_export(run)
+    app = Path(app)
+    if not (app / "app" / "build.gradle.kts").is_file():
+        raise BundleError(f"{app} is not the edgecnn Android app (no app/build.gradle.kts): pass --app android_app")
+    if images < 0:
+        raise BundleError(f"--images must be >= 0, got {images}")
+
+    name = select_artifact(manifest, artifact, export_dir)
+    entry = manifest["artifacts"][name]
+    if entry.get("verified") is not True:
+        passed = (entry.get("verification") or {}).get("passed")
+        raise BundleError(f"{name} is not verified (verification passed={passed}); only verified artifacts are "
+                          f"bundled: run `edgecnn export` with verification and fix what it reports")
+    from edgecnn.contract import artifact_path
+
+    src = artifact_path(export_dir, manifest, name)  # inside the export, size and sha256 checked
+    data = src.read_bytes()
+    if data[4:8] != b"TFL3":
+        raise BundleError(f"{src} is not a TFLite flatbuffer")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"]:
+        raise BundleError(f"{src} changed while it was read; bundle again")
+
+    labels = [str(s) for s in manifest["labels"]]
+    if any("\n" in s or "\r" in s for s in labels):
+        raise BundleError("a label contains a line break; labels.txt holds one label per line")
+    spec = dict(manifest["preprocessing"])
+    inputs, outputs = entry.get("inputs") or [], entry.get("outputs") or []
+    check_tensors(inputs, outputs, spec, len(labels), name)
+    actual = _model_tensors(src)
+    if actual is None:
+        echo("note: no TFLite runtime installed here; tensors checked from the manifest only")
+    else:
+        check_tensors(actual[0], actual[1], spec, len(labels), f"{name} (as loaded)")
+        if not (_same_tensors(actual[0], inputs) and _same_tensors(actual[1], outputs)):
+            raise BundleError(f"{name}: the model's tensors {actual[0][0]['dtype']}{actual[0][0]['shape']} -> "
+                              f"{actual[1][0]['dtype']}{actual[1][0]['shape']} differ from its manifest entry: "
+                              f"re-export")
+        inputs, outputs = actual
+    kind = entry.get("output_kind", "probabilities")
+    if kind not in OUTPUT_KINDS:
+        raise BundleError(f"{name}: output_kind '{kind}' is not supported ({', '.join(OUTPUT_KINDS)})")
+
+    from edgecnn.contract import run_of_export
+
+    run_dir = run_of_export(export_dir)
+    assets = app / ASSETS
+    samples = _sample_images(images, labels, manifest, export_dir)
+    doc = {
+        "schema": SCHEMA,
+        "model": manifest["model"],
+        "run": run_dir.name if run_dir is not None else "",
+        "artifact": name,
+        "precision": entry["precision"],
+        "sha256": digest,
+        "model_file": MODEL_NAME,
+        "labels_file": LABELS_NAME,
+        "preprocessing": spec,
+        "input": _tensor(inputs[0]),
+        "output": _tensor(outputs[0]),
+        "output_kind": kind,
+        "images": [{"file": f"{IMAGES_DIR}/{f}", "label": label, "label_index": idx} for _, f, label, idx in samples],
+    }
+    files = {MODEL_NAME: data, LABELS_NAME: ("\n".join(labels) + "\n").encode("utf-8")}
+    files.update({f"{IMAGES_DIR}/{fname}": png for png, fname, _, _ in samples})
+    files[SPEC_NAME] = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    _replace_bundle(assets, files)
+    echo(f"{src} -> {assets / MODEL_NAME} ({len(data)} bytes)")
+    echo(f"{len(labels)} labels -> {assets / LABELS_NAME}")
+    for _, fname, label, _ in samples:
+        echo(f"sample test image ({label}) -> {assets / IMAGES_DIR / fname}")
+    echo(f"bundle spec -> {assets / SPEC_NAME}")
+    echo(f"Bundled {name} ({entry['precision']}, input {doc['input']['dtype']}{doc['input']['shape']}, "
+         f"{len(labels)} classes) into {assets}; open {app} in Android Studio and run the app.")
+    return dict(doc, assets=str(assets))
+
+
+def _replace_bundle(assets: Path, files: dict) -> None:
+    """Swap the whole bundle in, all or nothing: the old bundle's files are moved aside first (the
+    spec first, so no spec ever names another export's model), the new ones written (the spec
+    last), and on any failure the new files are removed and the old ones put back."""
+    import os
+    import shutil
+    import tempfile
+
+    try:
+        (assets / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        backup = Path(tempfile.mkdtemp(prefix=".bundle-old-", dir=assets))
+    except OSError as e:
+        raise BundleError(f"{assets}: cannot write the app's assets ({e.strerror or e})") from None
+    old = [SPEC_NAME, MODEL_NAME, LABELS_NAME] + [f"{IMAGES_DIR}/{p.name}" for p in (assets / IMAGES_DIR).glob("*.png")]
+    moved, written = [], []
+    try:
+        for rel in old:
+            if (assets / rel).is_file() or (assets / rel).is_symlink():
+                os.replace(assets / rel, backup / rel.replace("/", "__"))
+                moved.append(rel)
+        for rel, payload in files.items():  # dicts keep insertion order: the spec is last
+            atomic_write_bytes(assets / rel, payload)
+            written.append(rel)
+    except BaseException as e:
+        for rel in written:
+            (assets / rel).unlink(missing_ok=True)
+        for rel in moved:
+            os.replace(backup / rel.replace("/", "__"), assets / rel)
+        if isinstance(e, OSError):
+            raise BundleError(f"{assets}: cannot write the bundle ({e.strerror or e}); the previous bundle is "
+                              f"unchanged") from None
+        raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _tensor(t: dict) -> dict:
+    return {"name": str(t.get("name", "")), "shape": [int(v) for v in t["shape"]], "dtype": t["dtype"],
+            "scale": float(t.get("scale") or 0.0), "zero_point": int(t.get("zero_point") or 0)}
+

@@ -1,0 +1,167 @@
+"""Evaluation: metrics in plain numpy (reused by export verification) and ``evaluate_run``.
+
+``edgecnn eval RUN`` reports top-1, top-5, macro-F1 and per-class accuracy on the run's test split
+(or ``--data``/``--split``), and writes ``eval[_<data>_<split>].json`` and a confusion-matrix PNG
+into the run.
+
+Macro-F1 averages the per-class F1 over the classes present in the labels or the predictions
+(scikit-learn's ``f1_score(average="macro")`` without ``labels=``); a class with no true and no
+predicted samples does not count.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+
+def _pred(scores_or_pred) -> np.ndarray:
+    a = np.asarray(scores_or_pred)
+    return a.argmax(axis=-1) if a.ndim == 2 else a.astype(np.int64)
+
+
+def top_k_accuracy(y_true, scores, k: int = 1) -> float:
+    """Fraction of rows whose true label is among the k highest scores (ties: lower index first)."""
+    y = np.asarray(y_true).astype(np.int64).ravel()
+    s = np.asarray(scores, np.float64)
+    if s.ndim != 2 or len(s) != len(y):
+        raise ValueError(f"scores must be (N, classes) with N={len(y)}; got {s.shape}")
+    if len(y) == 0:
+        return float("nan")
+    k = min(k, s.shape[1])
+    # stable sort of -scores puts equal scores in index order, as preprocess.top_k does
+    top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == y[:, None], axis=1)))
+
+
+def confusion_matrix(y_true, y_pred, num_classes: Optional[int] = None) -> np.ndarray:
+    """cm[i, j] = number of samples of true class i predicted as j. ``y_pred`` may be scores."""
+    y = np.asarray(y_true).astype(np.int64).ravel()
+    p = _pred(y_pred).ravel()
+    n = num_classes or int(max(y.max(initial=-1), p.max(initial=-1)) + 1)
+    cm = np.zeros((n, n), np.int64)
+    np.add.at(cm, (y, p), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
+    """Recall of each class (diagonal / row sum); NaN for classes with no samples."""
+    cm = np.asarray(cm, np.float64)
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(cm) / support, np.nan)
+
+
+def f1_per_class(cm: np.ndarray) -> np.ndarray:
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    denom = cm.sum(axis=0) + cm.sum(axis=1)  # 2tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, 2 * tp / denom, np.nan)
+
+
+def macro_f1(y_true, y_pred, num_classes: Optional[int] = None) -> float:
+    f1 = f1_per_class(confusion_matrix(y_true, y_pred, num_classes))
+    present = ~np.isnan(f1)
+    return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def classification_metrics(y_true, scores, labels: Optional[Sequence[str]] = None) -> Dict:
+    """top1, top5, macro_f1, per_class_accuracy {label: acc}, confusion_matrix (lists)."""
+    s = np.asarray(scores)
+    n = s.shape[1]
+    cm = confusion_matrix(y_true, s, n)
+    names = list(labels) if labels else [str(i) for i in range(n)]
+    pca = per_class_accuracy(cm)
+    return {"top1": top_k_accuracy(y_true, s, 1), "top5": top_k_accuracy(y_true, s, 5),
+            "macro_f1": macro_f1(y_true, s, n), "num_samples": int(len(s)),
+            "per_class_accuracy": {names[i]: (None if np.isnan(v) else float(v)) for i, v in enumerate(pca)},
+            "confusion_matrix": cm.tolist()}
+
+
+def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path, title: str = "") -> Path:
+    from edgecnn.core.plots import pyplot, save_figure
+
+    plt = pyplot()
+
+    cm = np.asarray(cm)
+    n = len(cm)
+    size = min(4 + 0.45 * n, 30)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(n), labels, fontsize=8)
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
+
+
+def predict(model, x_u8: np.ndarray, spec, batch_size: int = 256) -> np.ndarray:
+    """Softmax scores of a tf_keras model on uint8 images, through the evaluation pipeline."""
+    from edgecnn.data.tfdata import make_dataset
+
+    ds = make_dataset(x_u8, np.zeros(len(x_u8), np.int64), spec, batch_size=batch_size, training=False)
+    return np.asarray(model.predict(ds.map(lambda a, b: a), verbose=0), np.float32)
+
+
+def evaluate_run(run, data: Optional[str] = None, split: str = "test", *, batch_size: int = 256,
+                 max_images: Optional[int] = None, write: bool = True, unsafe_load: bool = False) -> Dict:
+    """Evaluate a run (path or ``edgecnn.contract.Run``) on its own test split or another dataset."""
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.errors import DataError
+    from edgecnn.core.files import atomic_write_json
+    from edgecnn.contract import dataset_kwargs, load_run
+
+    run = load_run(run) if not hasattr(run, "info") else run
+    info = run.info
+    if data:
+        source, kw = data, {"seed": info.get("seed", 0)}
+    else:
+        kw = dataset_kwargs(info, run.path)
+        source = kw.pop("source")
+    if max_images:
+        kw["max_test" if split == "test" else "max_train"] = max_images
+    ds = load_dataset(source, tuple(info["input_shape"]), **kw)
+    if ds.num_classes != run.num_classes:
+        raise DataError(f"{source}: {ds.num_classes} classes, but the run's model has {run.num_classes}; "
+                        f"evaluate on a dataset with the same classes.")
+    x, y = ds.split_arrays(split)
+    if len(x) == 0:
+        raise DataError(f"{source}: the {split} split is empty.")
+    model = run.load_model(unsafe=unsafe_load)
+    scores = predict(model, x, run.spec, batch_size)
+    m = classification_metrics(y, scores, run.labels)
+    m.update({"dataset": ds.info(), "split": split, "run": str(run.path)})
+    if write:
+        tag = "" if data is None and split == "test" else f"_{_slug(ds.name)}_{split}"
+        atomic_write_json(run.path / f"eval{tag}.json", m)
+        png = plot_confusion_matrix(np.asarray(m["confusion_matrix"]), run.labels,
+                                    run.path / f"confusion_matrix{tag}.png",
+                                    f"{run.model_name} on {ds.name} {split}: top-1 {m['top1']:.3f}")
+        m["confusion_matrix_png"] = str(png)
+    return m
+
+
+def _slug(s: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in s)
+
+
+def format_report(m: Dict) -> str:
+    lines = [f"{m.get('run', '')}: {m['dataset']['name']} {m['split']} ({m['num_samples']} images)",
+             f"  top-1 {m['top1']:.4f}   top-5 {m['top5']:.4f}   macro-F1 {m['macro_f1']:.4f}", "  per class:"]
+    for name, acc in m["per_class_accuracy"].items():
+        lines.append(f"    {name:<20} {'-' if acc is None else f'{acc:.3f}'}")
+    if "confusion_matrix_png" in m:
+        lines.append(f"  confusion matrix: {m['confusion_matrix_png']}")
+    return "\n".join(lines)
