@@ -103,6 +103,10 @@ v = lambda d: md.version(d)
 print(f"install: OK  edgecnn {edgecnn.__version__} | Python {sys.version.split()[0]} on {platform.machine()} | "
       f"numpy {numpy.__version__} | pillow {PIL.__version__} | click {v('click')} | ai-edge-litert {v('ai-edge-litert')}")
 print(f"install: runtimes available: {', '.join(runtime.available_backends())}; TensorFlow: not installed")
+from edgecnn.measure.machine import this_board
+b = this_board()
+print(f"install: board {b or 'not one of the board table (edgecnn/measure/boards.py)'}: 'edgecnn classify' uses the "
+      f"artifact an export recommends for {b or 'host'} (its manifest's 'recommended'), else its int8 TFLite")
 EOF
 
 say "done. Next:"

@@ -95,10 +95,11 @@ def test_missing_arm_root_is_one_error_line_naming_make_arm_root(export, tmp_pat
     assert not (tmp_path / "b").exists()  # checked before the x86 measurements, not after them
 
 
-def test_pipeline_goes_on_without_the_emulator_and_says_why(export, tmp_path, monkeypatch):
-    from edgecnn.report.pipeline import emulated_pi4
+def test_pipeline_goes_on_without_the_emulator_and_says_why(tmp_path, monkeypatch):
+    from edgecnn.report.pipeline import _ready_targets
 
     monkeypatch.setenv("EDGECNN_ARM_ROOT", str(tmp_path))  # an empty folder: no root there
     said = []
-    assert emulated_pi4(export, (1,), said.append) == []
-    assert len(said) == 1 and said[0].startswith("emulated Pi 4 rows skipped:") and "make arm-root" in said[0]
+    targets, note = _ready_targets(["pi4", "pi5", "host"], said.append)
+    assert targets == ["host"] and "pi4, pi5 left out" in note and "make arm-root" in note
+    assert len(said) == 1 and said[0].startswith("targets pi4, pi5 left out:")

@@ -194,15 +194,26 @@ def test_export_writes_a_verified_mixed_artifact_and_its_report(tmp_path):
 
     import tf_keras as keras
 
+    from edgecnn.export.mixed import op_graph
+    from edgecnn.export.tflite import convert_tflite
+
     keras.utils.set_random_seed(0)
     model = create_model("alexnet_tiny_dw", input_shape=(32, 32, 3), num_classes=10)
-    table = {"ops": {}, "tensors": {}}  # nothing measured: the choice is free, so all int8
+    # Nothing measured: the choice is free, so all int8, and a file that is full int8 again is not written.
+    m = export_model(model, tmp_path / "same", int8=True, onnx=False, mixed=True, calibration=16,
+                     cost_table={"ops": {}, "tensors": {}}, echo=lambda s: None)
+    assert f"{model.name}_mixed.tflite" not in m["artifacts"]
+    assert "int8 is already the best on the cost table's target" in m["skipped"]["tflite-mixed"]
+    # A table (the target's costs) where the first depthwise conv is 10x cheaper in float: kept float.
+    g = op_graph(convert_tflite(model, "int8", calibration=np.zeros((2, 32, 32, 3), np.float32)))
+    dw = next(n for n, v in g["nodes"].items() if v["op"] == "DEPTHWISE_CONV_2D")
+    table = {"ops": {n: {"fp32_us": 1.0 if n == dw else 50.0, "int8_us": 10.0} for n in g["nodes"]}, "tensors": {}}
     m = export_model(model, tmp_path / "exp", int8=True, onnx=False, mixed=True, calibration=16,
                      cost_table=table, echo=lambda s: None)
     name = f"{model.name}_mixed.tflite"
     a = m["artifacts"][name]
     assert a["precision"] == "mixed" and a["format"] == "tflite" and a["verified"] is True
-    assert a["float_ops"] == []
+    assert [f["op"] for f in a["float_ops"]] == ["DEPTHWISE_CONV_2D"] and a["float_ops"][0]["why"] == "speed"
     rep = tmp_path / "exp" / a["quant_report"]
     assert sha256_file(rep) == a["quant_report_sha256"]
     report = json.loads(rep.read_text())
@@ -351,7 +362,11 @@ def test_cli_mixed_export_of_fresh_weights_is_quiet_and_verified(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert noise_lines(p.stdout + p.stderr) == [], p.stderr
     m = json.loads((tmp_path / "runs" / "alexnet_tiny_dw" / "untrained" / "export" / "manifest.json").read_text())
-    assert m["artifacts"]["alexnet_tiny_dw_mixed.tflite"]["verified"] is True
+    if "alexnet_tiny_dw_mixed.tflite" in m["artifacts"]:  # kept only where it beats int8 here
+        assert m["artifacts"]["alexnet_tiny_dw_mixed.tflite"]["verified"] is True
+    else:
+        assert "int8 is already the best on this machine" in m["skipped"]["tflite-mixed"]
+        assert "alexnet_tiny_dw_mixed.tflite not written:" in p.stderr
 
 
 # ----------------------------------------------------------------------------- emulated targets

@@ -29,7 +29,8 @@ def _tuple(v) -> tuple:
 class BenchmarkOptions(Options):
     """How each combination is measured (runtimes x threads; warmup, runs or seconds, batch,
     device profile, random inputs, in this process), what is added (op profiles, emulated rows
-    of these boards, interleaved rounds), and where it runs (remote SSH destinations and/or a
+    of these boards, interleaved rounds, the recommended artifact for each of ``targets``: boards
+    of the board table or "host"), and where it runs (remote SSH destinations and/or a
     hosts file; the remote Python, port, key, extra ssh options and the per-board timeout)."""
 
     runtimes: Tuple[str, ...] = dataclasses.field(default=(), metadata={"flag": "--runtime"})
@@ -44,6 +45,7 @@ class BenchmarkOptions(Options):
     op_profile: bool = False
     rounds: int = 9
     emulate: Tuple[str, ...] = ()
+    targets: Tuple[str, ...] = dataclasses.field(default=(), metadata={"flag": "--target"})
     remote: Optional[str] = None
     hosts_file: Optional[str] = None
     remote_python: str = DEFAULT_REMOTE_PYTHON
@@ -53,7 +55,7 @@ class BenchmarkOptions(Options):
     timeout: float = dataclasses.field(default=3600.0, metadata={"flag": "--remote-timeout"})
 
     def __post_init__(self):
-        for name in ("runtimes", "threads", "emulate", "ssh_options"):
+        for name in ("runtimes", "threads", "emulate", "ssh_options", "targets"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
         super().__post_init__()
 
@@ -80,5 +82,9 @@ class BenchmarkOptions(Options):
             self._bad("timeout", "must be a positive number of seconds")
         if self.port is not None and not (integer(self.port) and 1 <= self.port <= 65535):
             self._bad("port", "must be a TCP port, 1 to 65535")
+        if self.targets:
+            from edgecnn.measure.boards import parse_targets
+
+            object.__setattr__(self, "targets", tuple(parse_targets(list(self.targets))))
         if self.remote_run and self.op_profile:
             raise InvalidConfigError("--op-profile runs here, not on the remote host: leave it out with --remote")

@@ -50,9 +50,9 @@ def run_benchmark(targets: Sequence, options: Optional[BenchmarkOptions] = None,
 
     o = BenchmarkOptions.make(options, **overrides)
     boards = []
-    if o.emulate:
+    if o.emulate or any(t != "host" for t in o.targets):
         from edgecnn.benchmark.emulated import check_emulator, parse_boards
-        boards = parse_boards(list(o.emulate))
+        boards = parse_boards(list(o.emulate) + [t for t in o.targets if t != "host" and t not in o.emulate])
         check_emulator()  # a missing qemu or root fails now, not after the measurements
     if merge_files:
         merge_results(list(merge_files))  # every file validated before anything is measured or written
@@ -78,8 +78,12 @@ def run_benchmark(targets: Sequence, options: Optional[BenchmarkOptions] = None,
         from edgecnn.benchmark.harness import parse_threads
         from edgecnn.benchmark.targets import resolve_targets
         counts = parse_threads(list(o.threads)) or sorted({r["threads"] for r in doc["rows"]}) or [1]
+        if o.targets:  # a recommendation states 1 and 4 threads (the Pis' four cores): predictions, so cheap
+            counts = sorted(set(counts) | {1, 4})
         doc["emulated"], notes = emulate_targets(resolve_targets(list(targets)), boards, counts, progress)
         doc["notes"] = list(doc.get("notes") or []) + notes
+    if o.targets:
+        record_recommendations(doc, targets, o.targets, progress)
     result = BenchmarkOutput(doc, write_results(doc, out), out)
     if o.op_profile:
         from edgecnn.benchmark.opprofile import op_profile as profile_ops
@@ -94,6 +98,37 @@ def run_benchmark(targets: Sequence, options: Optional[BenchmarkOptions] = None,
             atomic_write_json(target, prof)
             result.op_profiles.append((prof, target))
     return result
+
+
+def record_recommendations(doc: dict, targets: Sequence, wanted: Sequence[str],
+                           progress: Optional[Callable[[str], None]] = None) -> dict:
+    """``doc["recommended"]``: per target the artifact to ship (``benchmark.recommend``), also written
+    into the manifest of the one export benchmarked (atomically, by the contract); the document
+    says why when there is none."""
+    from edgecnn import contract
+    from edgecnn.benchmark.recommend import recommend
+    from edgecnn.benchmark.targets import resolve_targets
+
+    say = progress or (lambda s: None)
+    doc["targets"] = list(wanted)
+    exports = {str(t.manifest_path): t for t in resolve_targets(list(targets)) if t.manifest_path is not None}
+    if len(exports) != 1:
+        doc["recommend_note"] = ("the benchmark covers several exports" if exports else
+                                 "no artifact with a manifest (verified accuracy) was benchmarked")
+        doc["recommended"] = {}
+        return doc
+    path = next(iter(exports))
+    manifest = contract.read_manifest(path)
+    recs = recommend(doc, manifest, wanted)
+    doc["recommended"] = recs
+    missing = [w for w in wanted if w not in recs]
+    if missing:
+        doc["recommend_note"] = f"no verified artifact has costs on {', '.join(missing)}"
+    manifest["recommended"] = dict(manifest.get("recommended") or {}, **recs)
+    contract.write_manifest(Path(path).parent, manifest)
+    for target, r in recs.items():
+        say(f"recommended for {target}: {r['artifact']} ({r['reason']})")
+    return doc
 
 
 def run_interleaved(targets: Sequence, options: Optional[BenchmarkOptions] = None, *, out_dir=None,

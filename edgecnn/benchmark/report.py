@@ -171,22 +171,51 @@ def _title(kind: str, rows) -> str:
     return t
 
 
-def plot_latency(rows: Sequence[dict], path) -> Optional[Path]:
-    """Box plot of each row's latency distribution (ms); None without matplotlib."""
+def _latency_axis(ax, values: Sequence[float], axis: str = "y") -> None:
+    """A latency axis that reads plainly: log scale only when the values span more than a decade,
+    every tick label a plain number (0.6, not 6x10^-1), minor labels only over short spans."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    vals = [v for v in values if v and v > 0]
+    lo, hi = (min(vals), max(vals)) if vals else (1.0, 1.0)
+    if hi / lo < 10:
+        return  # linear: matplotlib's own ticks are plain and do not crowd
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    target.set_major_formatter(plain)
+    target.set_minor_formatter(plain if hi / lo < 100 else NullFormatter())
+
+
+def plot_latency(rows: Sequence[dict], path, emulated: Sequence[dict] = ()) -> Optional[Path]:
+    """Box plot of each row's latency distribution (ms), and beside them the emulated boards'
+    predicted latency of each artifact (one marker each, labelled "predicted"); None without
+    matplotlib."""
     plt = pyplot()
     if plt is None:
         return None
     with_dev = len(_labels(rows)) > 1
     data = [r.get("latencies_ms") or [r["timing"]["latency"]["p50_ms"]] for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 5))
-    ax.boxplot(data, showfliers=True, whis=(1, 99))
-    ax.set_xticks(range(1, len(rows) + 1))
+    emu = [e for e in emulated if e["threads"] == min(x["threads"] for x in emulated)] if emulated else []
+    n = len(rows) + len(emu)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * n + 2), 5.2))
+    if rows:
+        ax.boxplot(data, positions=range(1, len(rows) + 1), showfliers=True, whis=(1, 99))
     boards = _several_boards(rows)
-    ax.set_xticklabels([_row_label(r, with_dev) + (f"\n{_board(r) or 'this host'}" if boards else "")
-                        + f"\nn={len(d)}" for r, d in zip(rows, data)], fontsize=7)
+    labels = [_row_label(r, with_dev) + (f"\n{_board(r) or 'this host'}" if boards else "") + f"\nn={len(d)}"
+              for r, d in zip(rows, data)]
+    for i, e in enumerate(emu, start=len(rows) + 1):
+        ax.plot([i], [e["predicted_ms"]], marker="D", color="tab:purple", ms=7, zorder=3)
+        labels.append(f"{e['artifact']}\n{e['board']} ({e['threads']} thr)\npredicted")
+    ax.set_xticks(range(1, n + 1))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_xlim(0.4, n + 0.6)
     ax.set_ylabel("latency per batch (ms)")
-    ax.set_yscale("log")
-    ax.set_title(_title("Latency distribution (whiskers p1-p99)", rows), fontsize=9)
+    _latency_axis(ax, [v for d in data for v in d] + [e["predicted_ms"] for e in emu])
+    title = _title("Latency distribution (whiskers p1-p99)", rows) if rows else "Latency"
+    if emu:
+        title += "\ndiamonds: emulated boards, predicted by the calibrated cost model (not measured)"
+    ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -221,44 +250,87 @@ def _label_offsets(pts: Sequence[tuple], near_decades: float = 0.35, near_points
     return out
 
 
-def plot_pareto(rows: Sequence[dict], path) -> Optional[Path]:
-    """Verified top-1 accuracy vs median latency, with the Pareto front; None without matplotlib
-    or when no row has an accuracy."""
-    rows = [r for r in rows if (r.get("accuracy") or {}).get("top1") is not None]
+def plot_pareto(rows: Sequence[dict], path, recommended: Optional[str] = None, title: Optional[str] = None,
+                xlabel: str = "median latency per batch (ms)") -> Optional[Path]:
+    """Verified top-1 accuracy vs latency, with the Pareto front and the ``recommended`` artifact
+    marked; None without matplotlib or when no row has an accuracy. Rows: measured benchmark rows,
+    or any rows with "artifact", "latency_ms" and "top1" (an emulated board's predictions)."""
+    rows = [r for r in rows if _top1(r) is not None]
     plt = pyplot()
     if plt is None or not rows:
         return None
     with_dev = len(_labels(rows)) > 1
-    pts = [(r["timing"]["latency"]["p50_ms"], float(r["accuracy"]["top1"]) * (100 if r["accuracy"]["top1"] <= 1 else 1))
-           for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 5))
+    pts = [(_latency(r), _top1(r)) for r in rows]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
     devices = _labels(rows)
     markers = "osD^v<>"
     for di, dev in enumerate(devices):
         idx = [i for i, r in enumerate(rows) if ((r.get("device") or {}).get("label") or "-") == dev]
         ax.scatter([pts[i][0] for i in idx], [pts[i][1] for i in idx], marker=markers[di % len(markers)],
-                   label=dev, zorder=3)
+                   label=dev if dev != "-" else None, zorder=3)
     front = pareto_front(pts)
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--o", color="gray", mfc="none", ms=12,
             label="Pareto front", zorder=2)
+    rec = [i for i, r in enumerate(rows) if recommended is not None and r.get("artifact") == recommended]
+    if rec:
+        ax.scatter([pts[rec[0]][0]], [pts[rec[0]][1]], marker="*", s=320, color="gold", edgecolor="black",
+                   zorder=4, label=f"recommended: {recommended}")
+    _latency_axis(ax, [p[0] for p in pts], axis="x")
+    xs = [p[0] for p in pts]
+    lo, hi = min(xs), max(xs)
+    if hi == lo:  # one point, or all alike: a symmetric window instead of crowded log ticks
+        ax.set_xlim(lo * 0.7, hi * 1.3)
+    else:
+        ax.margins(x=0.12, y=0.12)
+    ys = [p[1] for p in pts]
+    if max(ys) == min(ys):
+        ax.set_ylim(min(ys) - 5, max(ys) + 5)
+    right = sorted(range(len(pts)), key=lambda i: pts[i][0])[-max(1, len(pts) // 3):]
     for i, dy in _label_offsets(pts).items():
-        ax.annotate(_row_label(rows[i], with_dev).replace("\n", " "), pts[i], fontsize=7, xytext=(5, dy),
+        left = i in right and len(pts) > 1  # labels of the right-most points go left: never clipped
+        ax.annotate(_row_label(rows[i], with_dev).replace("\n", " "), pts[i], fontsize=7,
+                    xytext=(-7 if left else 7, dy), ha="right" if left else "left",
                     textcoords="offset points", va="center",
                     arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5) if abs(dy) > 8 else None)
-    ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
-    ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.margins(x=0.25, y=0.1)
-    ax.set_xlabel("median latency per batch (ms)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("verified top-1 accuracy (%)")
-    ax.set_title(_title("Accuracy vs latency", rows), fontsize=9)
+    ax.set_title(title or _title("Accuracy vs latency", rows), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _latency(r) -> float:
+    return r["latency_ms"] if "latency_ms" in r else r["timing"]["latency"]["p50_ms"]
+
+
+def _top1(r) -> Optional[float]:
+    v = r["top1"] if "top1" in r else (r.get("accuracy") or {}).get("top1")
+    if v is None:
+        return None
+    return float(v) * (100 if v <= 1 else 1)
+
+
+def plot_target_pareto(doc: dict, target: str, path) -> Optional[Path]:
+    """pareto_<target>.png: verified top-1 against the latency on that target (measured here for
+    "host", predicted on an emulated board), the recommended artifact marked."""
+    rec = (doc.get("recommended") or {}).get(target) or {}
+    if target == "host":
+        return plot_pareto(doc["rows"], path, rec.get("artifact"),
+                           title="Accuracy vs latency on this machine (measured)")
+    acc = {r["artifact"]: (r.get("accuracy") or {}).get("top1") for r in doc["rows"]}
+    emu = [e for e in doc.get("emulated") or [] if e["board"] == target]
+    if not emu:
+        return None
+    t = min(e["threads"] for e in emu)
+    pts = [{"artifact": e["artifact"], "latency_ms": e["predicted_ms"], "top1": e.get("top1", acc.get(e["artifact"])),
+            "precision": e.get("precision"), "runtime": "litert", "threads": t} for e in emu if e["threads"] == t]
+    from edgecnn.measure.boards import BOARDS
+
+    return plot_pareto(pts, path, rec.get("artifact"),
+                       title=f"Accuracy vs latency on the {BOARDS[target].title} (predicted, emulated, {t} thread"
+                             f"{'s' * (t != 1)})", xlabel="predicted latency per inference (ms)")
 
 
 # ----------------------------------------------------------------------------- a fleet of boards
@@ -384,10 +456,14 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
             staged["emulated_csv"] = atomic_write_text(stage / "emulated.csv", emu.csv_text(emulated))
         else:
             staged["emulated_csv"] = None
-        staged["latency_plot"] = plot_latency(rows, stage / "latency.png") if rows else None
-        staged["pareto_plot"] = plot_pareto(rows, stage / "pareto.png") if rows else None
+        staged["latency_plot"] = plot_latency(rows, stage / "latency.png", emulated) if rows or emulated else None
+        host_rec = ((doc.get("recommended") or {}).get("host") or {}).get("artifact")
+        staged["pareto_plot"] = plot_pareto(rows, stage / "pareto.png", host_rec) if rows else None
+        for target in doc.get("recommended") or {}:
+            if target != "host":
+                staged[f"pareto_{target}"] = plot_target_pareto(doc, target, stage / f"pareto_{target}.png")
         staged["fleet_plot"] = plot_fleet(doc, stage / "fleet.png") if doc.get("fleet") else None
-        md = ["# Benchmark results", "", headline(rows), "", markdown_table(rows), "",
+        md = ["# Benchmark results", ""] + _recommended_lines(doc) + [headline(rows), "", markdown_table(rows), "",
               "Latency per batch in ms over the 'runs' timed runs after warm-up; FPS = 1000 / mean ms x batch; "
               "peak RSS in MiB of the benchmark process (+ its rise over the runtime before the model loaded); "
               "top-1 as verified at export (manifest.json)."]
@@ -399,7 +475,8 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
         staged["report"] = atomic_write_text(stage / "report.md", report_markdown(doc, staged))
         staged["json"] = atomic_write_json(stage / "results.json", doc)
         paths: Dict[str, Optional[Path]] = {}
-        for key in ("csv", "emulated_csv", "latency_plot", "pareto_plot", "fleet_plot", "md", "report", "json"):
+        for key in ["csv", "emulated_csv", "latency_plot", "pareto_plot", "fleet_plot"] + \
+                [k for k in staged if k.startswith("pareto_") and k != "pareto_plot"] + ["md", "report", "json"]:
             src = staged[key]
             paths[key] = None if src is None else out / src.name
             if src is not None:
@@ -473,9 +550,21 @@ def validate_doc(doc, where: str) -> None:
                 bad(f"failure {i} must be an object with 'host', 'reason' and status 'failed'")
 
 
+def _recommended_lines(doc: dict) -> List[str]:
+    """"Recommended" lines, one per target, when the benchmark was asked for targets."""
+    targets = doc.get("targets") or list(doc.get("recommended") or {})
+    if not targets:
+        return []
+    from edgecnn.benchmark.recommend import markdown_lines
+
+    return ["## Recommended: the file to ship, per target", ""] + markdown_lines(
+        doc.get("recommended") or {}, targets, doc.get("recommend_note", "")) + [""]
+
+
 def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
     rows = doc["rows"]
-    lines = ["# Benchmark report", "", f"{headline(rows)}", "", f"Created {doc.get('created')} by {doc.get('tool')}."]
+    lines = ["# Benchmark report", ""] + _recommended_lines(doc) + [
+        f"{headline(rows)}", "", f"Created {doc.get('created')} by {doc.get('tool')}."]
     if doc.get("command"):
         lines += ["", f"Command: `{doc['command']}`"]
     lines += ["", "## Results", "", markdown_table(rows), ""]
@@ -506,8 +595,9 @@ def report_markdown(doc: dict, paths: Dict[str, Optional[Path]]) -> str:
     for n in doc.get("notes") or []:
         lines.append(f"- {n}")
     lines += ["## Plots", ""]
-    for key, title in (("latency_plot", "Latency distribution"), ("pareto_plot", "Accuracy vs latency"),
-                       ("fleet_plot", "Latency per board")):
+    for key, title in [("latency_plot", "Latency distribution"), ("pareto_plot", "Accuracy vs latency"),
+                       ("fleet_plot", "Latency per board")] + [(k, f"Accuracy vs latency, {k[len('pareto_'):]}")
+                                                               for k in paths if k.startswith("pareto_") and k != "pareto_plot"]:
         p = paths.get(key)
         if key == "fleet_plot" and not doc.get("fleet"):
             continue

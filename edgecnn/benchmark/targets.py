@@ -31,6 +31,15 @@ class Target:
         return self.path.name
 
     @property
+    def manifest_path(self) -> Optional[Path]:
+        """The manifest.json that describes this artifact (beside it), or None."""
+        if self.manifest is None or self.format == "keras":
+            return None
+        from edgecnn.contract import MANIFEST
+
+        return self.path.parent / MANIFEST
+
+    @property
     def spec(self) -> Optional[dict]:
         for src in (self.manifest, self.run_json):
             if src and src.get("preprocessing"):

@@ -6,7 +6,7 @@ import json
 import click
 
 from edgecnn.cli.group import cli
-from edgecnn.cli.options import finite_float, runtime_help, split_names
+from edgecnn.cli.options import finite_float, runtime_help, split_names, target_option
 
 
 @cli.group("bench")
@@ -15,7 +15,7 @@ def bench_group():
 
 
 @cli.command("benchmark")
-@click.argument("targets", nargs=-1, required=True, metavar="ARTIFACT_OR_RUN...")
+@click.argument("artifacts", nargs=-1, required=True, metavar="ARTIFACT_OR_RUN...")
 @click.option("--runtime", "runtimes", multiple=True,
               help=f"{runtime_help(('tflite', 'onnx', 'keras'))}; repeat or comma-separate. "
                    "Default: litert for .tflite, onnxruntime for .onnx.")
@@ -65,7 +65,9 @@ def bench_group():
               help="With --remote: an extra ssh -o option, repeatable (host keys are always checked).")
 @click.option("--identity", default=None, type=click.Path(dir_okay=False), help="With --remote: SSH key (ssh -i).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="With --remote: SSH port.")
-def benchmark_command(targets, out_dir, interleave, merge_files, as_json, **options):
+@target_option("For each, the fastest verified artifact on that target's costs (measured here for host, "
+               "predicted on the emulated board otherwise) goes at the top of results.md and into the manifest.")
+def benchmark_command(artifacts, out_dir, interleave, merge_files, as_json, **options):
     """Benchmark artifacts or run directories: latency statistics, FPS, init time, peak RSS and the
     verified accuracy side by side; writes results.json/csv/md, report.md and plots."""
     import shlex
@@ -86,16 +88,16 @@ def benchmark_command(targets, out_dir, interleave, merge_files, as_json, **opti
     o = BenchmarkOptions.from_cli(**options)
     if interleave:
         clash = [f for f, on in (("--remote", o.remote_run), ("--merge", merge_files), ("--op-profile", o.op_profile),
-                                 ("--seconds", o.seconds), ("--emulate", o.emulate)) if on]
+                                 ("--seconds", o.seconds), ("--emulate", o.emulate), ("--target", o.targets)) if on]
         if clash:
             raise click.UsageError(f"--interleave times in this process for --rounds x --runs: leave out {', '.join(clash)}")
-        res = run_interleaved(list(targets), o, out_dir=out_dir, progress=progress, command=command)
+        res = run_interleaved(list(artifacts), o, out_dir=out_dir, progress=progress, command=command)
         from edgecnn.benchmark.interleaved import format_interleave
         click.echo(json.dumps(res.doc, indent=2) if as_json else format_interleave(res.doc["interleaved"]))
         if not as_json:
             click.echo(f"Written: {res.paths['json']}")
         return
-    res = run_benchmark(list(targets), o, out_dir=out_dir, merge_files=merge_files, progress=progress,
+    res = run_benchmark(list(artifacts), o, out_dir=out_dir, merge_files=merge_files, progress=progress,
                         command=command)
     if res.op_profiles:
         from edgecnn.benchmark.opprofile import format_op_profile
@@ -111,6 +113,10 @@ def benchmark_command(targets, out_dir, interleave, merge_files, as_json, **opti
         if res.doc.get("emulated"):
             from edgecnn.benchmark.emulated import format_table as emulated_table
             click.echo("\n" + emulated_table(res.doc["emulated"]))
+        if res.doc.get("targets"):
+            from edgecnn.benchmark.recommend import markdown_lines
+            click.echo("\nRecommended, per target:\n" + "\n".join(
+                markdown_lines(res.doc.get("recommended") or {}, res.doc["targets"], res.doc.get("recommend_note", ""))))
         click.echo("Written: " + ", ".join(str(p) for p in res.paths.values() if p))
         for key, what in (("latency_plot", "latency plot"), ("pareto_plot", "accuracy-vs-latency plot")):
             if res.paths.get(key) is None:

@@ -12,7 +12,9 @@ from edgecnn.cli.options import classify_runtime, runtime_help
 @cli.command("classify")
 @click.argument("target", type=click.Path())
 @click.argument("images", nargs=-1, type=click.Path())
-@click.option("--artifact", default=None, help="Artifact file name in the export folder (default: the int8 TFLite).")
+@click.option("--artifact", default=None,
+              help="Artifact file name in the export folder (default: the one its manifest recommends for this board, "
+                   "or for host on a PC; else the int8 TFLite).")
 @click.option("--manifest", default=None, type=click.Path(), help="manifest.json, when it is not beside the model.")
 @click.option("--runtime", "backend", default="auto", show_default=True, callback=classify_runtime,
               help=f"{runtime_help(('tflite', 'onnx'), auto=True)}.")
@@ -55,8 +57,9 @@ def bundle_group():
 @click.argument("run", type=click.Path())
 @click.option("--app", default="android_app", show_default=True, type=click.Path(),
               help="The sample Android app (the folder holding app/build.gradle.kts).")
-@click.option("--artifact", default="int8", show_default=True,
-              help="Precision (int8, fp32, fp16, dynamic) or the artifact's file name in the export folder.")
+@click.option("--artifact", default=None,
+              help="Precision (int8, fp32, fp16, dynamic) or the artifact's file name in the export folder "
+                   "(default: the one the export recommends for pi5, the nearest emulated core to a phone's; else int8).")
 @click.option("--images", default=10, show_default=True, type=click.IntRange(0, 100),
               help="Sample test images (real CIFAR-10, with true labels) to bundle.")
 def bundle_android_command(run, app, artifact, images):

@@ -6,7 +6,7 @@ import json
 import click
 
 from edgecnn.cli.group import cli
-from edgecnn.cli.options import EMULATED_BOARDS, finite_float, runs_dir_option, unsafe_load_option
+from edgecnn.cli.options import finite_float, runs_dir_option, target_option, unsafe_load_option
 
 
 @cli.command("export")
@@ -39,11 +39,9 @@ from edgecnn.cli.options import EMULATED_BOARDS, finite_float, runs_dir_option, 
 @click.option("--cost-table", "cost_table", default=None, type=click.Path(dir_okay=False),
               help="With --mixed: per-op costs of the target from this JSON file (the form of quant_report.json's "
                    "cost_table) instead of measuring them on this machine.")
-@click.option("--target", "target", type=click.Choice(list(EMULATED_BOARDS)), default=None,
-              help="With --mixed: measure the per-op costs on this emulated Raspberry Pi (instructions counted under "
-                   "qemu-user, latency predicted by edgecnn's calibrated cost model) instead of on this machine; "
-                   "not with --cost-table. The table lands in quant_report.json's cost_table, reusable with "
-                   "--cost-table.")
+@target_option("With --mixed: each op's precision is chosen on the first target's costs (counted on that "
+               "emulated Raspberry Pi under qemu-user and predicted by edgecnn's calibrated cost model; host: timed "
+               "here), and the mixed file is written only when it beats full int8 there. Not with --cost-table.")
 @runs_dir_option
 @unsafe_load_option
 def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, cost_table, **options):
@@ -51,6 +49,10 @@ def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, 
     to TFLite/ONNX and verify every artifact on its real runtime."""
     from edgecnn.export import ExportOptions, export_model
 
+    from edgecnn.measure.boards import HOST, parse_targets
+
+    targets = parse_targets(options.pop("targets"))
+    options["target"] = targets[0] if targets and targets[0] != HOST else None
     runs_dir, target = options["runs_dir"], options["target"]
     source = run_ref or model_or_run
     if not source:

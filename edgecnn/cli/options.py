@@ -116,3 +116,21 @@ def parse_size(ctx, param, value):
     if len(size) == 2 and all(1 <= v <= MAX_SIDE for v in size):
         return size
     raise click.BadParameter(f"expected a side such as 96, or HxW such as 96x128 (1 to {MAX_SIDE}); received {value!r}")
+
+
+def target_option(help_extra: str = ""):
+    """``--target BOARD[,BOARD...]``: boards of the one board table (edgecnn.measure.boards) or
+    ``host``; repeat or comma-separate. Shared by export, benchmark and pipeline."""
+    names = ", ".join(["host", *EMULATED_BOARDS])
+    return click.option("--target", "targets", multiple=True, metavar="BOARD[,BOARD...]", callback=_targets,
+                        help=f"Target(s): {names} (host: this machine). {help_extra}".strip())
+
+
+def _targets(ctx, param, values):
+    from edgecnn.errors import InvalidConfigError
+    from edgecnn.measure.boards import parse_targets
+
+    try:
+        return tuple(parse_targets(values))
+    except InvalidConfigError as e:
+        raise click.BadParameter(e.message.split(": ", 1)[-1]) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.group import cli
-from edgecnn.cli.options import data_option, finite_float, runs_dir_option
+from edgecnn.cli.options import data_option, finite_float, runs_dir_option, target_option
 
 
 @cli.command("pipeline")
@@ -22,9 +22,13 @@ from edgecnn.cli.options import data_option, finite_float, runs_dir_option
 @click.option("--max-train-images", type=click.IntRange(1), default=None, help="Train on at most N images (seeded).")
 @click.option("--mixed/--no-mixed", default=True, show_default=True,
               help="Also the mixed-precision TFLite (per-op int8/float by measured cost; 'edgecnn export --mixed').")
+@target_option("Default: pi4,pi5,host. The mixed TFLite is chosen on the first target's costs and written only "
+               "where it beats int8 there; report.md and the manifest name the file to ship for each target.")
 def pipeline_command(model, **options):
     """Train, export (fp32 + int8 + mixed TFLite, ONNX), verify, benchmark MODEL and write report.md in its run.
     MODEL may be a trained run directory instead (an imported model): training is skipped."""
     from edgecnn.report.pipeline import run_pipeline
 
+    if not options["targets"]:
+        options.pop("targets")
     run_pipeline(model, echo=click.echo, **{k: v for k, v in options.items() if v is not None})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import re
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -233,6 +234,13 @@ def validate(m, where: str = "manifest") -> None:
             bad(f"artifact {name}: marked verified without a passed verification")
         if a["precision"] == "mixed":
             _validate_mixed_entry(name, a, bad)
+    if m.get("recommended") is not None:
+        _validate_recommended(m["recommended"], arts, bad)
+    skipped = m.get("skipped")
+    if skipped is not None and not (isinstance(skipped, dict) and len(skipped) <= 16 and all(
+            isinstance(k, str) and _TARGET_RE.match(k) and isinstance(v, str) and _SAFE_TEXT.match(v)
+            for k, v in skipped.items())):
+        bad("'skipped' must map format keys to one line of printable text")
 
 
 FLOAT_OP_REASONS = ("speed", "accuracy")
@@ -255,6 +263,45 @@ def _validate_mixed_entry(name: str, a: dict, bad) -> None:
             bad(f"artifact {name}: 'quant_report' must be a plain file name")
         if not sha256_ok(a.get("quant_report_sha256")):
             bad(f"artifact {name}: 'quant_report_sha256' is missing or not a sha256")
+
+
+_SAFE_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{0,400}$")
+_TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,31}$")
+
+
+def _validate_recommended(rec, artifacts: dict, bad) -> None:
+    """``recommended`` (edgecnn.benchmark.recommend): per target (a board name or "host") the
+    artifact to ship, listed and verified, every figure a finite number of the right range, the
+    reason one line of printable text."""
+    def num(v, lo=0.0):
+        return _is_num(v) and v >= lo
+
+    if not isinstance(rec, dict) or len(rec) > 64:
+        bad("'recommended' must be an object of targets")
+    for target, r in rec.items():
+        if not (isinstance(target, str) and _TARGET_RE.match(target)):
+            bad(f"recommended: {str(target)[:40]!r} is not a target name")
+        if not isinstance(r, dict):
+            bad(f"recommended.{target}: not an object")
+        name = r.get("artifact")
+        if not isinstance(name, str) or name not in artifacts:
+            bad(f"recommended.{target}: artifact {str(name)[:80]!r} is not an artifact of this export")
+        if not artifacts[name].get("verified"):
+            bad(f"recommended.{target}: {name} is not verified; only a verified artifact can be recommended")
+        if r.get("source") not in ("measured", "predicted"):
+            bad(f"recommended.{target}: 'source' must be measured or predicted")
+        for key in ("latency_ms", "fps"):
+            d = r.get(key)
+            if not (isinstance(d, dict) and 1 <= len(d) <= 16 and all(
+                    isinstance(k, str) and k.isdigit() and 1 <= int(k) <= 256 and num(v) for k, v in d.items())):
+                bad(f"recommended.{target}: '{key}' must map thread counts to positive numbers")
+        if not (isinstance(r.get("reason"), str) and _SAFE_TEXT.match(r["reason"])):
+            bad(f"recommended.{target}: 'reason' must be one line of printable text")
+        for key, lo in (("top1", 0.0), ("peak_rss_mb", 0.0), ("error_pct", 0.0)):
+            if r.get(key) is not None and not num(r[key], lo):
+                bad(f"recommended.{target}: '{key}' must be null or a number >= {lo:g}")
+        if not (isinstance(r.get("bytes"), int) and r["bytes"] > 0):
+            bad(f"recommended.{target}: 'bytes' must be a positive integer")
 
 
 def quant_report_path(export_dir, manifest: dict, name: str) -> Optional[Path]:

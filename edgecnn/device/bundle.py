@@ -171,7 +171,21 @@ def _sample_images(n: int, labels: List[str], manifest: Optional[dict] = None,
     return out
 
 
-def bundle_android(run, app="android_app", artifact: str = "int8", images: int = 10, echo=print) -> dict:
+# A phone's big cores are Cortex-A76/A77/A78-class: of the board table's cores the Pi 5's A76 is the
+# nearest (no phone target is emulated: no published figure for such a core grounds one yet).
+PHONE_PROXY = "pi5"
+
+
+def default_artifact(manifest: dict):
+    """(artifact, note): what the export recommends for the phone's nearest core, else int8."""
+    rec = (manifest.get("recommended") or {}).get(PHONE_PROXY)
+    if rec and manifest["artifacts"].get(rec["artifact"], {}).get("format") == "tflite":
+        return rec["artifact"], (f"using {rec['artifact']}, recommended for {PHONE_PROXY} (Cortex-A76, the nearest "
+                                 f"emulated core to a phone's): {rec['reason']}")
+    return "int8", None
+
+
+def bundle_android(run, app="android_app", artifact: Optional[str] = None, images: int = 10, echo=print) -> dict:
     """Copy a verified TFLite artifact, labels, the bundle spec and sample images into the app.
 
     Returns the bundle spec written to ``assets/edgecnn.json`` (with ``assets`` added: the folder).
@@ -183,6 +197,10 @@ def bundle_android(run, app="android_app", artifact: str = "int8", images: int =
     if images < 0:
         raise BundleError(f"--images must be >= 0, got {images}")
 
+    if artifact is None:
+        artifact, note = default_artifact(manifest)
+        if note:
+            echo(note)
     name = select_artifact(manifest, artifact, export_dir)
     entry = manifest["artifacts"][name]
     if entry.get("verified") is not True:

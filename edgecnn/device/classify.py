@@ -58,9 +58,11 @@ class RollingFPS:
 
 
 def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[str] = None):
-    """(artifact path, manifest dict, manifest entry) for an export folder, run folder or model file.
+    """(artifact path, manifest dict, manifest entry, note) for an export folder, run folder or
+    model file.
 
-    A folder: the named ``artifact`` or the best TFLite in its manifest (verified first, then int8
+    A folder: the named ``artifact``, else the one its manifest recommends for this board
+    (``default_artifact``; ``note`` says so), else the best TFLite (verified first, then int8
     first). A file: the manifest beside it, or ``manifest``. Everything goes through the artifact
     contract (``edgecnn.contract``): the manifest is validated, the artifact must lie inside its export
     folder and match its sha256, so a truncated copy (a half-finished scp to the Pi) or a swapped
@@ -91,18 +93,34 @@ def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[
                 raise ModelFileError(f"--artifact {artifact} contradicts the model file {target}")
             artifact = r.artifact.name
     arts = man["artifacts"]
+    note = None
     if artifact:
         name = artifact
     else:
-        present = [n for n, a in arts.items() if a["format"] == "tflite" and (folder / n).is_file()]
-        if not present:
-            raise ModelFileError(f"{folder} has no .tflite artifact listed in its manifest: run `edgecnn export`")
-        present.sort(key=lambda n: (not arts[n]["verified"],
-                                    PREFERENCE.index(arts[n]["precision"]) if arts[n]["precision"] in PREFERENCE
-                                    else len(PREFERENCE), n))
-        name = present[0]
+        name, note = default_artifact(man, folder)
     path = contract.artifact_path(folder, man, name)
-    return path, man, arts[name]
+    return path, man, arts[name], note
+
+
+def default_artifact(man: dict, folder: Path):
+    """(name, note): the artifact the export recommends for the board this runs on (or "host" on
+    anything else), with the line that says so; else the best TFLite (verified first, then int8
+    first) and no note."""
+    from edgecnn.measure.machine import this_board
+
+    arts = man["artifacts"]
+    recs = man.get("recommended") or {}
+    here = this_board() or "host"
+    rec = recs.get(here)
+    if rec and arts[rec["artifact"]]["format"] == "tflite" and (folder / rec["artifact"]).is_file():
+        return rec["artifact"], f"using {rec['artifact']}, recommended for {here}: {rec['reason']}"
+    present = [n for n, a in arts.items() if a["format"] == "tflite" and (folder / n).is_file()]
+    if not present:
+        raise ModelFileError(f"{folder} has no .tflite artifact listed in its manifest: run `edgecnn export`")
+    present.sort(key=lambda n: (not arts[n]["verified"],
+                                PREFERENCE.index(arts[n]["precision"]) if arts[n]["precision"] in PREFERENCE
+                                else len(PREFERENCE), n))
+    return present[0], None
 
 
 class Classifier:
@@ -110,7 +128,7 @@ class Classifier:
 
     def __init__(self, target, *, artifact: Optional[str] = None, manifest: Optional[str] = None,
                  backend: str = "auto", threads: int = 1, xnnpack: bool = True, reference: bool = False):
-        self.path, self.manifest, self.entry = resolve_artifact(target, artifact, manifest)
+        self.path, self.manifest, self.entry, self.note = resolve_artifact(target, artifact, manifest)
         self.labels: List[str] = [str(s) for s in self.manifest["labels"]]
         self.spec = PreprocessSpec.from_dict(self.manifest["preprocessing"])
         self.runner = runtime.load(self.path, backend=backend, threads=threads, xnnpack=xnnpack,
@@ -282,6 +300,8 @@ def classify(target, images: Sequence = (), options: Optional[ClassifyOptions] =
     o = ClassifyOptions.make(options, **overrides)
     clf = Classifier(target, artifact=o.artifact, manifest=o.manifest, backend=o.backend, threads=o.threads,
                      xnnpack=o.xnnpack, reference=o.reference)
+    if clf.note and warn is not None:
+        warn(clf.note)
     if not clf.verified and warn is not None:
         warn(f"warning: {clf.path.name} is not marked verified in its manifest")
     if o.camera:

@@ -173,7 +173,11 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
         job = formats.Job(o, name, model, deploy_model, qat_model, cal, val, test, spec, trained, stage, echo,
                           output_kind=run.output_kind if run is not None else "probabilities")
         for fmt in formats.selected(o):
-            m["artifacts"][fmt.file_name(name)] = formats.write(fmt, job)
+            try:
+                m["artifacts"][fmt.file_name(name)] = formats.write(fmt, job)
+            except formats.Skipped as e:
+                echo(f"{fmt.file_name(name)} not written: {e.reason}")
+                m.setdefault("skipped", {})[fmt.key] = e.reason
         contract.write_manifest(stage, m)
         failure, m = _verify(stage, m, model, test, o, echo)
         if failure is not None and (out_dir / contract.FILENAME).exists():

@@ -27,6 +27,15 @@ import numpy as np
 from edgecnn import contract
 
 
+class Skipped(Exception):
+    """A writer's decision not to write its artifact (a mixed model no faster than int8 on the
+    target): the export says why, records it under the manifest's "skipped", and goes on."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclasses.dataclass
 class Job:
     """What the writers share: the graphs, calibration images and the folder being staged."""

@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from edgecnn import contract
 from edgecnn.core.files import sha256_file
 from edgecnn.errors import InvalidConfigError
 from edgecnn.export.mixed import (_EPS, Quantizer, _layer_set, accuracy_fallback, choose_float_ops, plan_cost, top1,
@@ -178,27 +179,78 @@ def report_markdown(report: dict, model_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _layer_label(layer: dict) -> str:
+    """The Keras layer(s) an op computes, short: 'conv2d_3 (CONV_2D)'."""
+    names = layer.get("layers") or [str(layer.get("node", "?")).split("/")[-1].split(";")[0]]
+    head = names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}"
+    return f"{head[:28]} ({layer.get('op', '?')})"
+
+
 def error_plot(report: dict, path, title: str):
-    """Per-layer relative RMSE (calibration and held-out), float ops marked: quant_error.png."""
+    """Per-layer relative RMSE (calibration and held-out), float ops marked, each op named by its
+    Keras layer: quant_error.png."""
+    from matplotlib.patches import Patch
+
     from edgecnn.core.plots import pyplot, save_figure
 
     plt = pyplot()
     ls = report["layers"]
     x = np.arange(len(ls))
-    fig, ax = plt.subplots(figsize=(max(6, 0.16 * len(ls)), 3.6))
-    for key, lab in (("calibration", "calibration"), ("held_out", "held-out")):
+    fig, ax = plt.subplots(figsize=(max(7, 0.22 * len(ls) + 2), 5.2))
+    lines = []
+    for key, lab in (("calibration", "calibration images"), ("held_out", "held-out images")):
         ys = [((l.get(key) or {}).get("rel_rmse", np.nan)) for l in ls]
-        ax.plot(x, ys, marker="o", ms=3, lw=1, label=lab)
+        lines += ax.plot(x, ys, marker="o", ms=3, lw=1, label=lab)
     for i, l in enumerate(ls):
         if l["precision"] == "float":
             ax.axvspan(i - 0.4, i + 0.4, color="orange" if l["why"] == "speed" else "red", alpha=0.25, lw=0)
     ax.set_yscale("log")
-    ax.set_xlabel("op (graph order); shaded: kept float (orange speed, red accuracy)")
-    ax.set_ylabel("int8 RMSE / RMS of float output")
+    ax.set_xticks(x)
+    ax.set_xticklabels([_layer_label(l) for l in ls], rotation=90, fontsize=6)
+    ax.set_xlim(-0.6, len(ls) - 0.4)
+    ax.set_xlabel("op, in graph order (its Keras layer and TFLite op)")
+    ax.set_ylabel("int8 RMSE / RMS of the float output")
     ax.set_title(title)
-    ax.legend()
+    handles = lines + [Patch(color="orange", alpha=0.25, label="kept float for speed"),
+                       Patch(color="red", alpha=0.25, label="kept float for accuracy")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# A mixed model is kept only when it beats full int8 on the target by more than this: interleaved
+# timing here drifts by ~1-2% between rounds (docs/mixed-precision.md), emulated counts repeat
+# exactly but the cost model's relative error between two variants of one model is not zero.
+KEEP_MARGIN = {"host": 0.03, "emulated": 0.02}
+
+
+def keep_if_faster(data: bytes, int8_path: Path, report: dict, target: Optional[str], echo,
+                   given_table: bool = False) -> dict:
+    """The whole mixed model against the full-int8 artifact on the target's costs (timed here,
+    counted on the emulated board, or, for a cost table the user gave, that table's own estimate:
+    it describes a target edgecnn cannot measure): -> their latencies; ``formats.Skipped`` when
+    the mixed one is not faster beyond ``KEEP_MARGIN`` (a slower file is never written)."""
+    from edgecnn.export.formats import Skipped
+
+    where = "the cost table's target" if given_table else f"the emulated {target}" if target else "this machine"
+    if not report["float_ops"]:
+        raise Skipped(f"every op is at its best in int8 on {where}: int8 is already the best on {where}")
+    int8 = int8_path.read_bytes()
+    if given_table:
+        int8_us, mixed_us = report["estimated_us"]["full_int8"], report["estimated_us"]["mixed"]
+    elif target:  # counted in one emulated process, a model's cost depends a little on its place: both orders
+        a, b = model_costs_us([int8, data], target=target), model_costs_us([data, int8], target=target)
+        int8_us, mixed_us = (a[0] + b[1]) / 2, (a[1] + b[0]) / 2
+    else:  # timed in turns, the order alternating each round
+        int8_us, mixed_us = model_costs_us([int8, data], rounds=9, runs=50)
+    margin = 0.0 if given_table else KEEP_MARGIN["emulated" if target else "host"]
+    whole = {"target": target or "host", "int8_us": round(int8_us, 2), "mixed_us": round(mixed_us, 2),
+             "ratio": round(mixed_us / int8_us, 4), "margin": margin}
+    echo(f"mixed vs full int8 on {where}: {mixed_us / 1e3:.3f} vs {int8_us / 1e3:.3f} ms ({mixed_us / int8_us:.3f}x)")
+    if mixed_us >= int8_us * (1.0 - margin) or not int8_us:
+        raise Skipped(f"{mixed_us / max(int8_us, 1e-9):.2f}x full int8's latency on {where} (needs < {1 - margin:.2f}x): "
+                      f"int8 is already the best on {where}")
+    return whole
 
 
 def export_mixed(job, dst: Path) -> dict:
@@ -233,6 +285,8 @@ def export_mixed(job, dst: Path) -> dict:
         report["accuracy_fallback"] = {"skipped": ("untrained weights: top-1 is meaningless" if not trained else
                                                    "the dataset has no validation split")}
     data, fb = compact_tflite(data, [np.asarray(cal[i:i + 1], np.float32) for i in range(min(2, len(cal)))])
+    report["whole_model"] = keep_if_faster(data, stage / contract.artifact_name(name, "tflite", "int8"), report,
+                                           target, echo, given_table=cost_table is not None)
     atomic_write_bytes(dst, data)
     atomic_write_json(stage / REPORT_FILE, report)
     atomic_write_text(stage / "quant_report.md", report_markdown(report, name))

@@ -20,7 +20,7 @@ Sources (docs/arm-emulation.md has the links):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from edgecnn.errors import InvalidConfigError, did_you_mean
 
@@ -110,3 +110,29 @@ def get_board(name: str, option: str = "--device") -> Board:
         raise InvalidConfigError(f"Unknown board '{name}' ({option}).{did_you_mean(key, list(BOARDS) + list(ALIASES))} "
                                  f"Known boards: {', '.join(BOARDS)}.")
     return BOARDS[key]
+
+
+# ---------------------------------------------------------------------------- targets
+HOST = "host"  # a target that is this machine: measured, not emulated
+
+
+def target_names() -> List[str]:
+    """What a --target may name: this machine, or a board of the table."""
+    return [HOST, *BOARDS]
+
+
+def parse_targets(values, option: str = "--target") -> List[str]:
+    """'pi4,pi5,host' and/or repeated values -> ['pi4', 'pi5', 'host'] (aliases of the board table
+    accepted, unknown names refused with a did-you-mean)."""
+    from edgecnn.measure.backends import split_list
+
+    known = target_names()
+    out: List[str] = []
+    for part in split_list(values):
+        key = ALIASES.get(part.lower(), part.lower())
+        if key not in known:
+            raise InvalidConfigError(f"Received `{option} {part}`: not a target (targets: {', '.join(known)})."
+                                     f"{did_you_mean(key, known + list(ALIASES))}")
+        if key not in out:
+            out.append(key)
+    return out

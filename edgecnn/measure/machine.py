@@ -115,3 +115,20 @@ def short(info: dict) -> str:
     return f"{info.get('board') or info.get('cpu_model')} ({info.get('machine')})"
 
 
+# /proc/device-tree/model prefixes -> the board table's keys (edgecnn.measure.boards).
+_BOARD_MODELS = (("Raspberry Pi 5", "pi5"), ("Raspberry Pi 500", "pi5"), ("Raspberry Pi Compute Module 5", "pi5"),
+                 ("Raspberry Pi 4", "pi4"), ("Raspberry Pi 400", "pi4"), ("Raspberry Pi Compute Module 4", "pi4"),
+                 ("Raspberry Pi 3 Model B Plus", "pi3"), ("Raspberry Pi 3", "pi3"), ("Raspberry Pi Zero 2", "pi-zero2"))
+
+
+def this_board(model: Optional[str] = None, max_mhz: Optional[float] = None) -> Optional[str]:
+    """The board table's key for the board this runs on ("pi4", "pi4-1.5ghz", "pi5", ...), from
+    /proc/device-tree/model and the CPU's top clock; None on anything else (a PC, a phone)."""
+    model = _read("/proc/device-tree/model") if model is None else model
+    if not model:
+        return None
+    key = next((k for prefix, k in _BOARD_MODELS if model.startswith(prefix)), None)
+    mhz = _cpu_mhz() if max_mhz is None else max_mhz
+    if key == "pi4" and mhz is not None and mhz <= 1500:
+        return "pi4-1.5ghz"  # the first BCM2711 boards: their firmware keeps 1.5 GHz
+    return key

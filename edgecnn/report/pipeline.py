@@ -8,23 +8,28 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from edgecnn.benchmark.options import BenchmarkOptions
+from edgecnn.benchmark.recommend import DEFAULT_TARGETS
 from edgecnn.core.files import atomic_write_text
 from edgecnn.core.options import Options
 from edgecnn.errors import VerificationError
 from edgecnn.export.options import ExportOptions
+from edgecnn.measure.boards import HOST, parse_targets
 from edgecnn.train.options import TrainOptions
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineOptions(Options):
-    """The stages' own options, whole: training (when MODEL is a name), export and benchmark.
-    ``make`` routes keyword overrides: ``calibration``, ``max_drop``, ``mixed`` to the export;
+    """The targets (boards of the board table or "host": the mixed precision is chosen on the first
+    one's costs, and each gets its recommended artifact) and the stages' own options, whole:
+    training (when MODEL is a name), export and benchmark.
+    ``make`` routes keyword overrides: ``targets`` to the pipeline; ``calibration``, ``max_drop``, ``mixed`` to the export;
     ``bench_runs``, ``bench_warmup``, ``threads``, ``runtimes`` to the benchmark; the rest
     (data, recipe, run_name, epochs, ...) to training."""
 
+    targets: Tuple[str, ...] = DEFAULT_TARGETS
     train: TrainOptions = dataclasses.field(default_factory=TrainOptions)
     export: ExportOptions = dataclasses.field(default_factory=lambda: ExportOptions(int8=True, onnx=True, mixed=True))
     bench: BenchmarkOptions = dataclasses.field(default_factory=lambda: BenchmarkOptions(
@@ -36,6 +41,8 @@ class PipelineOptions(Options):
     @classmethod
     def make(cls, options=None, **overrides):
         base = options if options is not None else cls()
+        if "targets" in overrides:
+            base = dataclasses.replace(base, targets=tuple(parse_targets(overrides.pop("targets"))))
         export = {k: overrides.pop(k) for k in cls._EXPORT if k in overrides}
         bench = {cls._BENCH[k]: overrides.pop(k) for k in list(cls._BENCH) if k in overrides}
         export.setdefault("runs_dir", overrides.get("runs_dir", base.train.runs_dir))
@@ -51,7 +58,8 @@ def run_pipeline(model_name: str, options: Optional[PipelineOptions] = None, *, 
     A failed verification does not stop the report from being written: the report says which
     artifact failed and why, and the error is raised after it, so the exit code is non-zero.
     """
-    from edgecnn.benchmark import benchmark, write_results
+    from edgecnn.benchmark import write_results
+    from edgecnn.benchmark.outputs import run_benchmark
     from edgecnn.train.evaluate import evaluate_run
     from edgecnn.export import export_model
     from edgecnn.train.fit import train
@@ -74,27 +82,29 @@ def run_pipeline(model_name: str, options: Optional[PipelineOptions] = None, *, 
     evaluate_run(run)  # per-class accuracy (eval.json) and the confusion-matrix PNG in the run
     stages["train"] = time.perf_counter() - t0
 
+    targets, skipped_note = _ready_targets(o.targets, echo)
     t1 = time.perf_counter()
     echo(f"[2/3] export + verify {run.path}")
     failure = None
+    first = targets[0] if targets and targets[0] != HOST else None
+    export = dataclasses.replace(o.export, target=first if o.export.mixed else None)
     try:
-        export_model(run.path, run.path / "export", o.export)
+        export_model(run.path, run.path / "export", export)
     except VerificationError as e:  # artifacts are kept, marked unverified; report it, then fail
         failure = e
     stages["export_verify"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    echo(f"[3/3] benchmark {run.path / 'export'}")
-    doc = benchmark([run.path], o.bench, progress=echo, command=f"edgecnn pipeline {model_name}")
+    echo(f"[3/3] benchmark {run.path / 'export'}" + (f", targets {', '.join(targets)}" if targets else ""))
+    out = run_benchmark([run.path], dataclasses.replace(o.bench, targets=tuple(targets)),
+                        out_dir=run.path / "bench", progress=echo, command=f"edgecnn pipeline {model_name}")
+    if skipped_note:
+        out.doc["notes"] = list(out.doc.get("notes") or []) + [skipped_note]
+        write_results(out.doc, run.path / "bench")
     stages["benchmark"] = time.perf_counter() - t2
-    t3 = time.perf_counter()
-    doc["emulated"] = emulated_pi4(run.path / "export", list(o.bench.threads), echo)
-    if doc["emulated"]:
-        stages["emulate"] = time.perf_counter() - t3
-    write_results(doc, run.path / "bench")
     stages["total"] = time.perf_counter() - t0
 
-    report = build_report(run.path, stages)
+    report = build_report(run.path, stages, list(o.targets), skipped_note)
     atomic_write_text(run.path / "report.md", report)
     echo(f"report: {run.path / 'report.md'} (total {stages['total']:.0f} s)")
     if failure is not None:
@@ -102,21 +112,23 @@ def run_pipeline(model_name: str, options: Optional[PipelineOptions] = None, *, 
     return run.path
 
 
-def emulated_pi4(export_dir, threads: Sequence[int] = (1,), echo: Callable[[str], None] = print) -> list:
-    """The run's TFLite artifacts (fp32, int8, mixed) counted on an emulated Raspberry Pi 4 core, with
-    their predicted latency (``edgecnn.benchmark.emulated``); [] and one line saying why when the
-    emulator (qemu-user, its arm64 root) is not installed here: the pipeline goes on without them."""
-    from edgecnn.benchmark.emulated import check_emulator, emulate_targets
-    from edgecnn.benchmark.targets import resolve_targets
+def _ready_targets(targets: Sequence[str], echo: Callable[[str], None]):
+    """The targets the pipeline can cost here: boards need the emulator (qemu-user and its arm64
+    root); without it they are left out with one line saying why and how to get them."""
+    from edgecnn.benchmark.emulated import check_emulator
     from edgecnn.errors import EmulatorError
 
+    boards = [t for t in targets if t != HOST]
+    if not boards:
+        return list(targets), ""
     try:
         check_emulator()
-        targets = [t for t in resolve_targets([export_dir]) if t.format == "tflite" and t.precision in ("int8", "fp32", "mixed")]
-        return emulate_targets(targets, ["pi4"], threads, echo)[0] if targets else []
+        return list(targets), ""
     except EmulatorError as e:
-        echo(f"emulated Pi 4 rows skipped: {e.message}")
-        return []
+        note = (f"{', '.join(boards)} left out: {e.message} ('make arm-root' installs qemu-user and builds the "
+                f"arm64 root; then run the pipeline again)")
+        echo(f"targets {note}")
+        return [t for t in targets if t == HOST], note
 
 
 def _emulated_cell(r) -> str:
@@ -146,8 +158,9 @@ def _origin(info: dict) -> str:
     return f"imported from {what} (preprocessing {info.get('preprocess_arg')}{tuned})"
 
 
-def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
-    """report.md from run.json, export/manifest.json and bench/results.json (nothing recomputed)."""
+def build_report(run_dir: Path, stages: Dict[str, float], targets: Sequence[str] = (), note: str = "") -> str:
+    """report.md from run.json, export/manifest.json and bench/results.json (nothing recomputed):
+    first the file to ship for each target, then the details."""
     from edgecnn.contract import BENCH_DIR, load_run, read_json_file, read_manifest
 
     run_dir = Path(run_dir)
@@ -155,22 +168,31 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
     manifest = read_manifest(run_dir)
     bench = read_json_file(run_dir / BENCH_DIR / "results.json", "benchmark results")
     m = info.get("metrics") or {}
-    lines = [f"# {info['model']}: {run_dir.name}", "",
-             f"Data: {info['dataset'].get('name')} ({info['dataset'].get('num_train')} train / "
+    from edgecnn.benchmark.recommend import markdown_lines
+
+    recs = manifest.get("recommended") or {}
+    lines = [f"# {info['model']}: {run_dir.name}", "", "## The file to ship, per target", ""]
+    lines += markdown_lines(recs, list(targets) or list(recs), bench.get("recommend_note", ""))
+    if note:
+        lines.append(f"- {note}.")
+    if manifest.get("skipped"):
+        lines += [f"- {k} not written: {v}." for k, v in manifest["skipped"].items()]
+    lines += ["", f"Data: {info['dataset'].get('name')} ({info['dataset'].get('num_train')} train / "
              f"{info['dataset'].get('num_test')} test images, real CIFAR-10 unless named otherwise); "
              f"{_origin(info)}, seed {info.get('seed')}.",
              "", "## Keras model (test split)", "",
              f"top-1 {_pct(m.get('top1'))} · top-5 {_pct(m.get('top5'))} · macro-F1 {m.get('macro_f1', 0):.3f}", ""]
     if (run_dir / "training_curves.png").exists():
         lines += ["![training curves](training_curves.png)", ""]
-    emulated = {}
+    emulated: Dict[str, Dict[str, dict]] = {}  # board -> artifact -> row at its fewest threads
     for r in bench.get("emulated") or []:
-        if r["threads"] == min(x["threads"] for x in bench["emulated"]):
-            emulated.setdefault(r["artifact"], r)
-    emu_head = " emulated Pi 4 (predicted) |" if emulated else ""
+        if r["threads"] == min(x["threads"] for x in bench["emulated"] if x["board"] == r["board"]):
+            emulated.setdefault(r["board"], {}).setdefault(r["artifact"], r)
+    boards = list(emulated)
+    emu_head = "".join(f" emulated {b} (predicted) |" for b in boards)
     lines += ["## Artifacts: size, verified accuracy, speed", "",
               "| artifact | precision | size | runtime | top-1 | agreement with Keras | verified | p50 latency (1 thread) | FPS |"
-              + emu_head, "|---|---|---|---|---|---|---|---|---|" + ("---|" if emulated else "")]
+              + emu_head, "|---|---|---|---|---|---|---|---|---|" + "---|" * len(boards)]
     lat = {}
     for r in bench["rows"]:
         if r["threads"] == min(x["threads"] for x in bench["rows"]):
@@ -182,14 +204,16 @@ def build_report(run_dir: Path, stages: Dict[str, float]) -> str:
         fps = f"{r['timing']['fps']:.0f}" if r else "-"
         lines.append(f"| {name} | {a['precision']} | {_kb(a['bytes'])} | {v.get('runtime', '-')} | {_pct(v.get('top1'))} | "
                      f"{_pct(v.get('agreement_with_keras'))} | {'yes' if a.get('verified') else 'NO: ' + str(v.get('reason'))} | "
-                     f"{p50} | {fps} |" + (f" {_emulated_cell(emulated.get(name))} |" if emulated else ""))
+                     f"{p50} | {fps} |" + "".join(f" {_emulated_cell(emulated[b].get(name))} |" for b in boards))
     dev = bench["rows"][0]["device"]["label"] if bench["rows"] else ""
     lines += ["", f"Latency measured with LiteRT (XNNPACK) / ONNX Runtime, batch 1, {dev}; "
               "full statistics in [bench/results.md](bench/results.md)."
-              + (" Emulated Pi 4: instructions counted under qemu-user on a Cortex-A72 core, latency predicted by "
-                 "the calibrated cost model (not measured on a board; docs/arm-emulation.md), "
-                 f"{min(r['threads'] for r in emulated.values())} thread(s)." if emulated else ""), "",
-              "![latency](bench/latency.png) ![accuracy vs latency](bench/pareto.png)", ""]
+              + (" Emulated boards: instructions counted under qemu-user on the board's core, latency predicted by "
+                 "the calibrated cost model (not measured on a board; docs/arm-emulation.md), 1 thread; the "
+                 "recommendations above also give 4 threads." if emulated else ""), "",
+              "![latency](bench/latency.png) ![accuracy vs latency here](bench/pareto.png)"
+              + "".join(f" ![accuracy vs latency, {b}](bench/pareto_{b}.png)" for b in boards
+                        if (run_dir / "bench" / f"pareto_{b}.png").exists()), ""]
     mixed = [(n, a) for n, a in manifest["artifacts"].items() if a["precision"] == "mixed"]
     for name, a in mixed:
         fl = a.get("float_ops") or []

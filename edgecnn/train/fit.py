@@ -223,14 +223,20 @@ def plot_history(history_csv: Path, out_png: Path, title: str = "") -> Optional[
     if plt is None:
         return None
 
+    from matplotlib.ticker import MaxNLocator
+
     ep = [int(r["epoch"]) + 1 for r in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, ax in (("loss", a1), ("accuracy", a2)):
-        for prefix, style in (("", "-"), ("val_", "--")):
+    for key, ax, ylabel in (("loss", a1, "cross-entropy loss"), ("accuracy", a2, "top-1 accuracy")):
+        for prefix, style, what in (("", "-", "training"), ("val_", "--", "validation")):
             vals = [r.get(prefix + key) for r in rows]
             if any(v is not None for v in vals):
-                ax.plot(ep, vals, style, marker="o", ms=3, label=prefix + key)
+                ax.plot(ep, vals, style, marker="o", ms=3, label=what)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(ep) == 1:
+            ax.set_xlim(ep[0] - 1, ep[0] + 1)
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
