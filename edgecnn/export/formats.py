@@ -25,15 +25,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from edgecnn import contract
-
-
-class Skipped(Exception):
-    """A writer's decision not to write its artifact (a mixed model no faster than int8 on the
-    target): the export says why, records it under the manifest's "skipped", and goes on."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+from edgecnn.export.options import Skipped  # noqa: F401  (raised by the writers, caught by export_model)
 
 
 @dataclasses.dataclass

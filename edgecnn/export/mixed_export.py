@@ -230,7 +230,7 @@ def keep_if_faster(data: bytes, int8_path: Path, report: dict, target: Optional[
     counted on the emulated board, or, for a cost table the user gave, that table's own estimate:
     it describes a target edgecnn cannot measure): -> their latencies; ``formats.Skipped`` when
     the mixed one is not faster beyond ``KEEP_MARGIN`` (a slower file is never written)."""
-    from edgecnn.export.formats import Skipped
+    from edgecnn.export.options import Skipped
 
     where = "the cost table's target" if given_table else f"the emulated {target}" if target else "this machine"
     if not report["float_ops"]:

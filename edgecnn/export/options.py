@@ -87,3 +87,12 @@ class ExportOptions(Options):
             from edgecnn.export.mixed import validate_cost_table
 
             validate_cost_table(self.cost_table)
+
+
+class Skipped(Exception):
+    """A writer's decision not to write its artifact (a mixed model no faster than int8 on the
+    target): the export says why, records it under the manifest's "skipped", and goes on."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
