@@ -5,8 +5,31 @@ import click
 
 import edgecnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 
+# The packages of the training extra (setup.py's TRAIN): on the light device install a command
+# that needs one of them says so in one line instead of ending in a ModuleNotFoundError.
+TRAIN_EXTRA = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "onnxruntime",
+               "matplotlib", "h5py", "tensorboard")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class Group(click.Group):
+    """A click group whose commands, run on the light install, name the extra they need (exit 12)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as e:
+            root = (e.name or "").split(".")[0]
+            if root not in TRAIN_EXTRA:
+                raise
+            from edgecnn.errors import RuntimeNotAvailableError
+
+            command = " ".join(a for a in [ctx.invoked_subcommand] if a) or "this command"
+            raise RuntimeNotAvailableError(f"edgecnn {command} needs the training extra ({root} is not installed "
+                                           f"here; the light device install runs classify, benchmark, inspect and "
+                                           f"eval of .tflite files): pip install 'edgecnn[train]'") from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(edgecnn.__version__, prog_name="edgecnn")
 @click.option("-v", "--verbose", is_flag=True,
               help="Also show what TensorFlow, the converters and the runtimes print (hidden by default).")

@@ -42,12 +42,13 @@ def _resolve(model_or_run, runs_dir=None, unsafe_load: bool = False):
     """-> (model, model_name, Run or None, trained, labels, spec, dataset kwargs or None)."""
     from edgecnn.data.preprocess import spec_for
     from edgecnn.models.registry import list_models
-    from edgecnn.contract import Run, check_name, dataset_kwargs, load_run, resolve
+    from edgecnn.contract import Run, check_name, dataset_kwargs, load_run, refuse_artifact, resolve
 
     if isinstance(model_or_run, Run):
         run = model_or_run
     elif isinstance(model_or_run, (str, os.PathLike)):
         ref = str(model_or_run)
+        refuse_artifact(ref, "export")
         if Path(ref).exists() or "/" in ref:
             target = resolve(ref, runs_dir, manifest=False)
             if target.run_dir is None:
@@ -155,6 +156,7 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     own_run = run_dir is not None and out_dir.resolve() == (Path(run_dir) / contract.EXPORT_DIR).resolve()
     x_train, y_train, test, val = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
     cal = calibration_images(x_train, spec, o.calibration)
+    model, rebuilt = _tf_keras_where_needed(model, o, cal, echo)
     model, qat_model, compression = _compress(model, o, x_train, y_train, spec, echo)
 
     m = contract.new_manifest(name, run=".." if own_run else None, trained=trained, labels=labels,
@@ -163,6 +165,8 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     m["calibration"] = {"images": int(len(cal)), "split": "train", "source": test[2].replace(" test", "")}
     if compression is not None:
         m["compression"] = compression
+    if rebuilt is not None:
+        m["keras"]["rebuilt_as_tf_keras"] = rebuilt
     try:
         stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out_dir))
     except OSError as e:
@@ -194,6 +198,34 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
         raise type(failure)(str(failure.message).replace(str(stage), str(out_dir)))
     echo(f"export: {out_dir / contract.FILENAME}")
     return m
+
+
+def _tf_keras_where_needed(model, o: ExportOptions, cal, echo):
+    """-> (model, rebuild report or None). TFMOT steps, and the PReLU rewrite and PReLU search of
+    int8 and mixed exports, work on tf_keras models: a Keras 3 model is rebuilt as tf_keras for
+    them and checked node by node on the calibration images (edgecnn.models.keras3). A model that
+    cannot be rebuilt fails a TFMOT step in one line; without one, it is exported as it is."""
+    from edgecnn.models.keras3 import Untranslatable, describe, is_keras3, rebuild_as_tf_keras
+
+    if not is_keras3(model):
+        return model, None
+    steps = [flag for flag, on in (("--prune", o.prune is not None), ("--cluster", o.cluster is not None),
+                                   ("--qat", o.qat)) if on]
+    prelu = any(type(layer).__name__ == "PReLU" for layer in model.layers) and o.int8 and (o.rewrite or o.mixed)
+    if not steps and not prelu:
+        return model, None
+    try:
+        tk, report = rebuild_as_tf_keras(model, cal[:64])
+    except Untranslatable as e:
+        if steps:
+            raise InvalidConfigError(f"{'/'.join(steps)} need a tf_keras model: TFMOT 0.8 does not accept Keras 3 "
+                                     f"models, and '{model.name}' cannot be rebuilt as tf_keras ({e}). Export it "
+                                     f"without {', '.join(steps)}.") from None
+        echo(f"note: the PReLU rewrite needs a tf_keras model and '{model.name}' cannot be rebuilt as one ({e}); "
+             f"exported as it is")
+        return model, None
+    echo(f"Keras 3 model {describe(report)} (for {', '.join(steps) or 'the PReLU rewrite'})")
+    return tk, report
 
 
 def _compress(model, o: ExportOptions, x_train, y_train, spec, echo):
@@ -285,7 +317,8 @@ def _dataset_record(ds_kwargs, out_dir: Path) -> dict:
         rec = {"data_arg": source, "data_path": None}
     else:
         rec = {"data_arg": source, "data_path": os.path.relpath(Path(source).resolve(), Path(out_dir).resolve())}
-    rec.update({k: kw.get(k) for k in ("val_fraction", "seed", "max_train", "max_test", "skip_bad")}, split="test")
+    rec.update({k: kw.get(k) for k in ("val_fraction", "test_fraction", "seed", "max_train", "max_test", "skip_bad")},
+               split="test")
     if kw.get("classes") is not None:
         rec["classes"] = list(kw["classes"])
     return rec
