@@ -201,9 +201,8 @@ def validate(m, where: str = "manifest") -> None:
     if pol is not None:
         if not isinstance(pol, dict):
             bad("'verification_policy' must be an object")
-        for key, least in (("max_drop", 0.0), ("fp32_tol", 0.0)):
-            if key in pol and not (_is_num(pol[key]) and pol[key] >= least):
-                bad(f"'verification_policy.{key}' {pol[key]!r} must be a finite number >= {least:g}")
+        if "max_drop" in pol and not (_is_num(pol["max_drop"]) and pol["max_drop"] >= 0):
+            bad(f"'verification_policy.max_drop' {pol['max_drop']!r} must be a finite number >= 0")
     arts = m["artifacts"]
     if not isinstance(arts, dict):
         bad("'artifacts' must be an object")

@@ -141,6 +141,7 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     o = ExportOptions.make(options, **overrides)
     echo = echo or _echo_default
     model, name, run, trained, labels, spec, ds_kwargs = _resolve(model_or_run, o.runs_dir, o.unsafe_load)
+    rebuild = _tf_keras_rebuild(model, o)  # a step that needs tf_keras is refused here, before anything is written
     run_dir = run.path if run is not None else None
     if not trained:
         echo("WARNING: " + UNTRAINED_WARNING.format(name=name))
@@ -156,7 +157,7 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     own_run = run_dir is not None and out_dir.resolve() == (Path(run_dir) / contract.EXPORT_DIR).resolve()
     x_train, y_train, test, val = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
     cal = calibration_images(x_train, spec, o.calibration)
-    model, rebuilt = _tf_keras_where_needed(model, o, cal, echo)
+    model, rebuilt = _checked_rebuild(model, rebuild, cal, echo)
     model, qat_model, compression = _compress(model, o, x_train, y_train, spec, echo)
 
     m = contract.new_manifest(name, run=".." if own_run else None, trained=trained, labels=labels,
@@ -200,30 +201,48 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     return m
 
 
-def _tf_keras_where_needed(model, o: ExportOptions, cal, echo):
-    """-> (model, rebuild report or None). TFMOT steps, and the PReLU rewrite and PReLU search of
-    int8 and mixed exports, work on tf_keras models: a Keras 3 model is rebuilt as tf_keras for
-    them and checked node by node on the calibration images (edgecnn.models.keras3). A model that
-    cannot be rebuilt fails a TFMOT step in one line; without one, it is exported as it is."""
-    from edgecnn.models.keras3 import Untranslatable, describe, is_keras3, rebuild_as_tf_keras
+def _tf_keras_rebuild(model, o: ExportOptions):
+    """TFMOT steps, and the PReLU rewrite and PReLU search of int8 and mixed exports, work on
+    tf_keras models: for them a Keras 3 model is rebuilt as tf_keras (edgecnn.models.keras3) ->
+    (tf_keras graph, node map, the steps asking) or None. A model that cannot be rebuilt fails a
+    TFMOT step in one line; without one, it is exported as it is."""
+    from edgecnn.models.keras3 import Untranslatable, build_tf_keras, is_keras3
 
     if not is_keras3(model):
-        return model, None
+        return None
     steps = [flag for flag, on in (("--prune", o.prune is not None), ("--cluster", o.cluster is not None),
                                    ("--qat", o.qat)) if on]
     prelu = any(type(layer).__name__ == "PReLU" for layer in model.layers) and o.int8 and (o.rewrite or o.mixed)
     if not steps and not prelu:
-        return model, None
+        return None
     try:
-        tk, report = rebuild_as_tf_keras(model, cal[:64])
+        return (*build_tf_keras(model), steps)
     except Untranslatable as e:
         if steps:
             raise InvalidConfigError(f"{'/'.join(steps)} need a tf_keras model: TFMOT 0.8 does not accept Keras 3 "
                                      f"models, and '{model.name}' cannot be rebuilt as tf_keras ({e}). Export it "
                                      f"without {', '.join(steps)}.") from None
-        echo(f"note: the PReLU rewrite needs a tf_keras model and '{model.name}' cannot be rebuilt as one ({e}); "
-             f"exported as it is")
+        return None  # the PReLU rewrite is a speed-up: the model is exported as it is
+
+
+def _checked_rebuild(model, rebuild, cal, echo):
+    """-> (the model to export, rebuild report or None): the rebuild checked node by node against
+    the Keras 3 model on the calibration images."""
+    from edgecnn.models.keras3 import Untranslatable, describe, rebuild_as_tf_keras
+
+    if rebuild is None:
         return model, None
+    tk, outmap, steps = rebuild
+    try:
+        tk, report = rebuild_as_tf_keras(model, cal[:64], built=(tk, outmap))
+    except Untranslatable as e:
+        if not steps:
+            echo(f"note: '{model.name}' rebuilt as tf_keras for the PReLU rewrite is not faithful ({e}); exported as "
+                 f"it is")
+            return model, None
+        raise InvalidConfigError(f"{'/'.join(steps)} need a tf_keras model: TFMOT 0.8 does not accept Keras 3 models, "
+                                 f"and '{model.name}' rebuilt as tf_keras is not the same function ({e}). Export it "
+                                 f"without {', '.join(steps)}.") from None
     echo(f"Keras 3 model {describe(report)} (for {', '.join(steps) or 'the PReLU rewrite'})")
     return tk, report
 

@@ -26,8 +26,8 @@ alike, as the device side does.
   summing to 1 within 0.02 (plus n_classes/512 for int8, whose probabilities are rounded to
   1/256 each), and max |p - p_keras| <= ``UNTRAINED_TOL`` (0.1).
 
-The tolerances (``max_drop``, ``fp32_tol``) are recorded in the manifest
-(``verification_policy``); a later ``edgecnn verify`` uses them unless told otherwise.
+The tolerance of the quantized artifacts (``max_drop``) is recorded in the manifest
+(``verification_policy``); a later ``edgecnn verify`` uses it unless told otherwise.
 
 An artifact that fails is kept, marked ``"verified": false`` with the reason, and
 ``verify_export`` raises ``VerificationError`` after writing the manifest, naming the next steps.
@@ -87,7 +87,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
 
     ``model``: the Keras model (else loaded from the manifest's model_file or run);
     ``data``: (uint8 images, labels, split description) (else the held-out split, see module doc);
-    ``max_drop``, ``fp32_tol``: the tolerances (else those the manifest records, else the defaults).
+    ``max_drop``: the quantized artifacts' tolerance (else the one the manifest records, else 1.0);
+    ``fp32_tol``: the fp32 artifacts' (else ``FP32_TOL``).
     """
     from edgecnn.core import progress
     from edgecnn.measure import runtime
@@ -101,8 +102,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     m = read_manifest(p)
     policy = m.get("verification_policy") or {}
     max_drop = float(policy.get("max_drop", MAX_DROP) if max_drop is None else max_drop)
-    fp32_tol = float(policy.get("fp32_tol", FP32_TOL) if fp32_tol is None else fp32_tol)
-    m["verification_policy"] = {"max_drop": max_drop, "fp32_tol": fp32_tol, "interval": INTERVAL}
+    fp32_tol = FP32_TOL if fp32_tol is None else fp32_tol
+    m["verification_policy"] = {"max_drop": max_drop, "interval": INTERVAL}
     paths = {name: artifact_path(export_dir, m, name) for name in m["artifacts"]}  # every sha256, recomputed
     for name in m["artifacts"]:
         quant_report_path(export_dir, m, name)  # a mixed artifact's report, its sha256 too
@@ -170,16 +171,17 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
 def drop_verdict(d: dict, top1: float, k_top1: float, max_drop: float):
     """(passed, reason, record) for a quantized artifact's paired drop ``d`` (``paired_drop``)."""
     lo, hi = d["low_points"], d["high_points"]
+    budget = f"{max_drop:g} point{'' if max_drop == 1 else 's'}"
     said = (f"top-1 {100 * top1:.2f}% vs Keras {100 * k_top1:.2f}%: drop {d['drop_points']:.2f} points "
             f"({d['drop_images']} of {d['n']} images), 95% interval {lo:.2f} to {hi:.2f} points")
     record = {"drop_points": round(d["drop_points"], 9), "drop_images": d["drop_images"],
               "drop_interval_points": [lo, hi], "max_drop": max_drop, "resolved": not lo <= max_drop < hi}
     if lo > max_drop:
-        return False, f"{said}: beyond {max_drop:g} point(s)", record
+        return False, f"{said}: beyond {budget}", record
     if hi <= max_drop:
-        return True, f"{said}: within {max_drop:g} point(s)", record
-    return True, (f"{d['n']} images cannot resolve {max_drop:g} point(s): {said}; passed, since the drop is not "
-                  f"shown to exceed {max_drop:g} (a larger test split would tell)"), record
+        return True, f"{said}: within {budget}", record
+    return True, (f"{d['n']} images cannot resolve {budget}: {said}; passed, as the drop is not shown to exceed "
+                  f"{budget} (a larger test split would tell)"), record
 
 
 def failure_summary(m: dict, failed) -> str:

@@ -108,20 +108,26 @@ def to_tf_keras(model):
     return out, ctx.outmap
 
 
-def rebuild_as_tf_keras(model, x: np.ndarray):
-    """(tf_keras model, report): the rebuild, checked node by node on the preprocessed images ``x``
-    against the Keras 3 model; ``Untranslatable`` past ``ATOL + RTOL * max |value|`` at any node."""
+def build_tf_keras(model):
+    """``to_tf_keras``, with whatever tf_keras itself rejects in a config as ``Untranslatable``."""
+    try:
+        return to_tf_keras(model)
+    except Untranslatable:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise Untranslatable(f"tf_keras cannot build it ({type(e).__name__}: {' '.join(str(e).split())[:160]})") \
+            from None
+
+
+def rebuild_as_tf_keras(model, x: np.ndarray, built=None):
+    """(tf_keras model, report): the rebuild (``built``, from ``build_tf_keras``, else made here),
+    checked node by node on the preprocessed images ``x`` against the Keras 3 model;
+    ``Untranslatable`` past ``ATOL + RTOL * max |value|`` at any node."""
     import keras
     import tf_keras
 
     x = np.asarray(x, np.float32)
-    try:
-        tk, outmap = to_tf_keras(model)
-    except Untranslatable:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # a config tf_keras rejects
-        raise Untranslatable(f"tf_keras cannot build it ({type(e).__name__}: {' '.join(str(e).split())[:160]})") \
-            from None
+    tk, outmap = built if built is not None else build_tf_keras(model)
     if _is_sequential(model):  # its layers carry extra build-time nodes: chain them eagerly
         names, k3_vals, y = [], [], x
         for layer in model.layers:
