@@ -5,7 +5,7 @@ import json
 
 import click
 
-from edgecnn.cli.group import cli
+from edgecnn.cli.group import cli, require_train_extra
 from edgecnn.cli.options import finite_float, runs_dir_option, target_option, unsafe_load_option
 
 
@@ -49,6 +49,12 @@ from edgecnn.cli.options import finite_float, runs_dir_option, target_option, un
 def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, cost_table, **options):
     """Export MODEL_OR_RUN (a run directory, or a model name: its newest run, else fresh weights)
     to TFLite/ONNX and verify every artifact on its real runtime."""
+    from edgecnn.contract import refuse_artifact
+
+    for ref in (model_or_run, run_ref):
+        if ref:
+            refuse_artifact(ref, "export")
+    require_train_extra("export")
     from edgecnn.export import ExportOptions, export_model
 
     from edgecnn.measure.boards import HOST, parse_targets
@@ -92,10 +98,12 @@ def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, 
 def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
     """Re-run every artifact of an export (or a run's export/) on its real runtime and update
     manifest.json; exit code 10 when one fails."""
-    from edgecnn.export.verify import raise_if_unverified, verify_export
     from edgecnn.contract import refuse_artifact, resolve
 
     refuse_artifact(run_or_export_dir, "verify")
+    require_train_extra("verify")
+    from edgecnn.export.verify import raise_if_unverified, verify_export
+
     target = resolve(run_or_export_dir)
     target.require_manifest()
     m = verify_export(target.export_dir, max_drop=max_drop, echo=lambda s: click.echo(s, err=True),

@@ -11,6 +11,23 @@ TRAIN_EXTRA = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization
                "matplotlib", "h5py", "tensorboard")
 
 
+def _needs_extra(command: str, missing: str):
+    from edgecnn.errors import RuntimeNotAvailableError
+
+    return RuntimeNotAvailableError(f"edgecnn {command} needs the training extra ({missing} is not installed here; the "
+                                    f"light device install runs classify, benchmark, inspect and eval of .tflite "
+                                    f"files): pip install 'edgecnn[train]'")
+
+
+def require_train_extra(command: str) -> None:
+    """Before a command that always needs TensorFlow does anything: one line when it is missing."""
+    import importlib.util
+
+    for name in ("tensorflow", "tf_keras"):
+        if importlib.util.find_spec(name) is None:
+            raise _needs_extra(command, name)
+
+
 class Group(click.Group):
     """A click group whose commands, run on the light install, name the extra they need (exit 12)."""
 
@@ -21,12 +38,7 @@ class Group(click.Group):
             root = (e.name or "").split(".")[0]
             if root not in TRAIN_EXTRA:
                 raise
-            from edgecnn.errors import RuntimeNotAvailableError
-
-            command = " ".join(a for a in [ctx.invoked_subcommand] if a) or "this command"
-            raise RuntimeNotAvailableError(f"edgecnn {command} needs the training extra ({root} is not installed "
-                                           f"here; the light device install runs classify, benchmark, inspect and "
-                                           f"eval of .tflite files): pip install 'edgecnn[train]'") from None
+            raise _needs_extra(ctx.invoked_subcommand or "this command", root) from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

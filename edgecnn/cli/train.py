@@ -5,7 +5,7 @@ import json
 
 import click
 
-from edgecnn.cli.group import cli
+from edgecnn.cli.group import cli, require_train_extra
 from edgecnn.cli.options import SEED, data_option, finite_float, parse_model_args, parse_shape, parse_size, runs_dir_option, unsafe_load_option
 
 
@@ -59,6 +59,7 @@ from edgecnn.cli.options import SEED, data_option, finite_float, parse_model_arg
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of progress bars.")
 def train_command(model, resume, no_augment, quiet, **options):
     """Train MODEL on real images and write runs/MODEL/NAME/ (run.json, model.keras, checkpoints/, ...)."""
+    require_train_extra("train")
     from edgecnn.train.fit import train
     from edgecnn.train.options import TrainOptions
 
@@ -145,6 +146,10 @@ def import_command(model, **options):
     """Import MODEL (a .keras file, or keras:NAME of Keras Applications with fresh weights) and its dataset
     as a run: runs/NAME/RUN/ with run.json, model.keras and the test accuracy. Then export, verify,
     benchmark, classify and bundle it like any run."""
+    from edgecnn.contract import refuse_artifact
+
+    refuse_artifact(model, "import")
+    require_train_extra("import")
     from edgecnn.train.importer import import_model
     from edgecnn.train.options import ImportOptions
 
