@@ -89,6 +89,27 @@ def test_the_gate_fails_only_on_a_drop_the_test_split_resolves(n, b, c, passed, 
     assert record["max_drop"] == 1.0 and record["drop_images"] == b - c
 
 
+def test_a_drop_near_the_budget_names_a_larger_test_split_among_the_next_steps():
+    from edgecnn.export.verify import failure_summary
+
+    d = paired_drop(*_pairs(800, 25, 0))  # 3.1 points, interval 1.9 to 4.4: beyond 1, but not by much
+    ok_, reason, record = drop_verdict(d, 0.469, 0.5, 1.0)
+    assert not ok_
+    m = {"artifacts": {"m_int8.tflite": {"precision": "int8", "verification": dict(record, reason=reason, n=800)}},
+         "calibration": {"images": 200}, "verification_policy": {"max_drop": 1.0}}
+    text = failure_summary(m, ["m_int8.tflite"])
+    assert ("Next: --mixed (keeps float the ops int8 breaks, within the budget), more --calibration images (this "
+            "export used 200), a larger test split (800 images resolve drops of about 0.35 points; --test-fraction "
+            "or a test/ folder), a looser --max-drop (now 1).") in text
+    # far beyond the budget, a larger test split would change nothing: not proposed
+    d = paired_drop(*_pairs(800, 271, 0))
+    ok_, reason, record = drop_verdict(d, 0.1, 0.4388, 1.0)
+    m["artifacts"]["m_int8.tflite"]["verification"] = dict(record, reason=reason, n=800)
+    text = failure_summary(m, ["m_int8.tflite"])
+    assert "95% interval 30.50 to 37.08 points: beyond 1 point" in text and "larger test split" not in text
+    assert "Next: --mixed" in text and "a looser --max-drop (now 1)." in text
+
+
 # ---------------------------------------------------------------------------- a real failing export
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
@@ -142,7 +163,7 @@ def test_a_broken_int8_fails_naming_the_next_steps_and_verify_honours_the_record
     res = invoke("export", run, "--int8", "--no-onnx", "--calibration", "32")
     assert_refused(res, VERIFY_ERR, "broken_int8.tflite", "beyond 1 point", "Next: --mixed",
                    "more --calibration images (this export used 32)", "a larger test split (24 images resolve drops "
-                   "of about", "--test-fraction", "a looser --max-drop (now 1)")
+                   "of about 10.66 points", "a looser --max-drop (now 1)")
     m = json.loads((run / "export" / "manifest.json").read_text())
     v = m["artifacts"]["broken_int8.tflite"]["verification"]
     assert not v["passed"] and v["resolved"] and v["drop_interval_points"][0] > 1.0 and v["drop_images"] >= 8

@@ -21,10 +21,12 @@ def _needs_extra(command: str, missing: str):
 
 def require_train_extra(command: str) -> None:
     """Before a command that always needs TensorFlow does anything: one line when it is missing."""
-    import importlib.util
+    import importlib.machinery
 
     for name in ("tensorflow", "tf_keras"):
-        if importlib.util.find_spec(name) is None:
+        # PathFinder directly: the meta path holds edgecnn.core.quiet's finder, which makes the first
+        # real import of tensorflow silent and steps aside once asked
+        if importlib.machinery.PathFinder.find_spec(name) is None:
             raise _needs_extra(command, name)
 
 

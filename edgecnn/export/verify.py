@@ -194,12 +194,14 @@ def failure_summary(m: dict, failed) -> str:
                        "re-export with -v and report it.")
     v = arts[quantized[0]].get("verification") or {}
     cal = (m.get("calibration") or {}).get("images")
-    n = v.get("n")
+    n, budget = v.get("n"), (m.get("verification_policy") or {}).get("max_drop", MAX_DROP)
     steps = ["--mixed (keeps float the ops int8 breaks, within the budget)",
-             f"more --calibration images{f' (this export used {cal})' if cal else ''}",
-             "a larger test split" + (f" ({n} images resolve drops of about {resolution_points(n):.2f} points; "
-                                      f"--test-fraction or a test/ folder)" if n else ""),
-             f"a looser --max-drop (now {(m.get('verification_policy') or {}).get('max_drop', MAX_DROP):g})"]
+             f"more --calibration images{f' (this export used {cal})' if cal else ''}"]
+    lo, hi = (v.get("drop_interval_points") or [None, None])
+    if n and (lo is None or lo - budget < (hi - lo) / 2):  # near the budget: more images would tell
+        steps.append(f"a larger test split ({n} images resolve drops of about {resolution_points(n):.2f} points; "
+                     f"--test-fraction or a test/ folder)")
+    steps.append(f"a looser --max-drop (now {budget:g})")
     return text + ". Next: " + ", ".join(steps) + "."
 
 
