@@ -76,6 +76,12 @@ h = keras.layers.Lambda(lambda t: t / 255.0, name="scale_lambda")(inp)
 h = keras.layers.GlobalAveragePooling2D()(h)
 keras.Model(inp, keras.layers.Dense(3, activation="softmax")(h)).save(os.path.join(out, "lambdanet.keras"))
 
+dyn = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Rescaling(1 / 255.0),
+                       keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.GlobalMaxPooling2D(),
+                       keras.layers.Dense(3, activation="softmax")], name="dynnet")
+fit(dyn, epochs=10)
+dyn.save(os.path.join(out, "dynnet.keras"))
+
 sys.path.insert(0, out)
 import brighten3
 inp = keras.Input((48, 48, 3))
@@ -217,6 +223,19 @@ def test_tfmot_on_a_model_that_cannot_be_rebuilt_says_so_in_one_line(here):
         assert_refused(res, CONFIG_ERR, f"{flag[0]} need a tf_keras model", "TFMOT 0.8 does not accept Keras 3",
                        "cannot be rebuilt as tf_keras", "Square")
     assert not (here / "nope").exists()
+
+
+def test_a_keras3_model_of_dynamic_size_is_fixed_at_the_input_size_given(here):
+    assert_refused(invoke("import", "dynnet.keras", "--data", "mydata", "--preprocess", "raw"), MODEL_ERR,
+                   "dynamic spatial size", "--input-size")
+    ok(invoke("import", "dynnet.keras", "--data", "mydata", "--preprocess", "raw", "--input-size", "48",
+              "--run-name", "r1"))
+    run = here / "runs" / "dynnet" / "r1"
+    assert json.loads((run / "run.json").read_text())["input_shape"] == [48, 48, 3]
+    ok(invoke("export", run, "--no-onnx"))
+    m = json.loads((run / "export" / "manifest.json").read_text())
+    a = m["artifacts"]["dynnet_fp32.tflite"]
+    assert a["verified"] and a["inputs"][0]["shape"] == [1, 48, 48, 3]
 
 
 # ---------------------------------------------------------------------------- refusals
