@@ -489,8 +489,8 @@ def load_unsafely(path, *, custom_objects=None):
     if not p.is_dir() and zipfile.is_zipfile(p):
         try:
             with zipfile.ZipFile(p) as z:
-                raw = z.read(METADATA) if METADATA in z.namelist() and z.getinfo(METADATA).file_size <= MAX_METADATA_BYTES \
-                    else b"{}"
+                small = METADATA in z.namelist() and z.getinfo(METADATA).file_size <= MAX_METADATA_BYTES
+                raw = z.read(METADATA) if small else b"{}"
             generation = keras_generation(json.loads(raw.decode("utf-8")))
         except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError, AttributeError):
             generation = 2

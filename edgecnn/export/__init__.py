@@ -219,10 +219,14 @@ def _tf_keras_rebuild(model, o: ExportOptions):
         return (*build_tf_keras(model), steps)
     except Untranslatable as e:
         if steps:
-            raise InvalidConfigError(f"{'/'.join(steps)} need a tf_keras model: TFMOT 0.8 does not accept Keras 3 "
-                                     f"models, and '{model.name}' cannot be rebuilt as tf_keras ({e}). Export it "
-                                     f"without {', '.join(steps)}.") from None
+            raise InvalidConfigError(f"{'/'.join(steps)} {_need(steps)} a tf_keras model: TFMOT 0.8 does not accept "
+                                     f"Keras 3 models, and '{model.name}' cannot be rebuilt as tf_keras ({e}). Export "
+                                     f"it without {', '.join(steps)}.") from None
         return None  # the PReLU rewrite is a speed-up: the model is exported as it is
+
+
+def _need(steps) -> str:
+    return "needs" if len(steps) == 1 else "need"
 
 
 def _checked_rebuild(model, rebuild, cal, echo):
@@ -240,9 +244,9 @@ def _checked_rebuild(model, rebuild, cal, echo):
             echo(f"note: '{model.name}' rebuilt as tf_keras for the PReLU rewrite is not faithful ({e}); exported as "
                  f"it is")
             return model, None
-        raise InvalidConfigError(f"{'/'.join(steps)} need a tf_keras model: TFMOT 0.8 does not accept Keras 3 models, "
-                                 f"and '{model.name}' rebuilt as tf_keras is not the same function ({e}). Export it "
-                                 f"without {', '.join(steps)}.") from None
+        raise InvalidConfigError(f"{'/'.join(steps)} {_need(steps)} a tf_keras model: TFMOT 0.8 does not accept "
+                                 f"Keras 3 models, and '{model.name}' rebuilt as tf_keras is not the same function "
+                                 f"({e}). Export it without {', '.join(steps)}.") from None
     echo(f"Keras 3 model {describe(report)} (for {', '.join(steps) or 'the PReLU rewrite'})")
     return tk, report
 
