@@ -22,8 +22,8 @@ rebuild faithfully raises ``Untranslatable`` with a one-line reason.
 * Nested models (a backbone used as a layer) are inlined, so that per-layer TFMOT reaches their
   layers; inner names that clash with the outer model's become ``<backbone>_<name>``.
 
-Measured on Keras 3.15 models with randomized weights (every BatchNorm statistic too): the worst
-node differs by at most 6.5e-7 relative (MobileNetV3Small, 181 nodes); the tolerance is 1e-4.
+On Keras 3.15 models (a MobileNetV3Small of 181 compared nodes, nested backbones, Sequential and
+``keras.ops`` graphs) the worst node differed by at most 6e-7 relative; the tolerance is 1e-4.
 No TensorFlow is imported at module level.
 """
 from __future__ import annotations
