@@ -145,15 +145,20 @@ def test_image_folder_split_and_fit(tmp_path, sample):
     (root / "airplane" / "README.txt").write_text("ignored: not an image suffix")
     ds = load_dataset(str(root), (32, 32, 3), val_fraction=0.34, seed=1)
     assert ds.labels == ["airplane", "automobile", "bird"]
-    assert len(ds.x_train) + len(ds.x_val) == 18 and np.bincount(ds.y_val).tolist() == [2, 2, 2]
+    # one folder of classes: test (0.2 of each class) held out first, validation (0.34 of the rest)
+    assert np.bincount(ds.y_test).tolist() == [1, 1, 1] and np.bincount(ds.y_val).tolist() == [2, 2, 2]
+    assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 18
     assert ds.x_train.shape[1:] == (32, 32, 3) and ds.source_size is None
     again = load_dataset(str(root), (32, 32, 3), val_fraction=0.34, seed=1)
     np.testing.assert_array_equal(again.y_val, ds.y_val)
+    np.testing.assert_array_equal(again.x_test, ds.x_test)
     tv = tmp_path / "tv"
     _image_folder(tv / "train", sample, per_class=4, fmt="jpg")
     _image_folder(tv / "val", sample, per_class=2, fmt="jpg")
     ds2 = load_dataset(str(tv), (32, 32, 3))
-    assert (len(ds2.x_train), len(ds2.x_val), len(ds2.x_test)) == (12, 6, 6)
+    # val/ without test/ is the test split; validation is carved from train/ (never from test)
+    assert (len(ds2.x_train), len(ds2.x_val), len(ds2.x_test)) == (9, 3, 6)
+    assert ds2.sources["test"].startswith("val/") and "train/" in ds2.sources["val"]
 
 
 def test_image_folder_errors_name_the_file(tmp_path, sample):
@@ -167,7 +172,7 @@ def test_image_folder_errors_name_the_file(tmp_path, sample):
     with pytest.raises(DataError, match="corrupt.jpg"):
         load_dataset(str(root), (32, 32, 3))
     ds = load_dataset(str(root), (32, 32, 3), skip_bad=True)
-    assert ds.skipped == [str(bad)] and len(ds.x_train) + len(ds.x_val) == 18
+    assert ds.skipped == [str(bad)] and len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 18
     with pytest.raises(DataError, match="no class subfolders"):
         load_dataset(str(tmp_path / "imgs" / "bird"), (32, 32, 3))
 
@@ -221,3 +226,108 @@ def test_pipeline_eval_equals_spec_and_train_is_seeded(sample):
     assert a[0].shape == (8, 24, 24, 3) and a[0].dtype.name == "float32"
     np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
     assert not np.array_equal(a[0].numpy(), c[0].numpy())
+
+
+# ---------------------------------------------------------------------------- folder layouts
+def _split_folders(root: Path, sample, names: dict, per_class: dict):
+    """root/<folder name>/<class>/ for each split role (names: role -> folder name as written),
+    each image a distinct real CIFAR-10 image (disjoint across splits, so a merge shows)."""
+    (x, y), _, labels = sample
+    used = 0
+    for role, folder in names.items():
+        for c in (0, 1, 2):
+            d = root / folder / labels[c]
+            d.mkdir(parents=True)
+            for i, idx in enumerate(np.flatnonzero(y == c)[used:used + per_class[role]]):
+                Image.fromarray(x[idx]).save(d / f"{role}{i}.png")
+        used += per_class[role]
+    return root
+
+
+def _rows(a: np.ndarray) -> set:
+    return {r.tobytes() for r in a}
+
+
+@pytest.mark.parametrize("names", [
+    {"train": "train", "test": "test"},
+    {"train": "Train", "val": "Validation", "test": "TEST"},
+    {"train": "train", "val": "valid", "test": "test"},
+    {"train": "TRAIN", "val": "val"},
+], ids=lambda n: "+".join(n.values()))
+def test_split_folders_are_read_as_splits_in_any_case(tmp_path, sample, names):
+    per = {"train": 6, "val": 2, "test": 3}
+    root = _split_folders(tmp_path / "mydata", sample, names, per)
+    ds = load_dataset(str(root), (32, 32, 3), seed=0)
+    assert ds.labels == ["airplane", "automobile", "bird"]  # the real classes, not train/test
+    x_tr, x_va, x_te = _rows(ds.x_train), _rows(ds.x_val), _rows(ds.x_test)
+    assert not (x_tr & x_va or x_tr & x_te or x_va & x_te)  # three disjoint splits
+    assert ds.sources["train"] == names["train"] + "/"
+    if "test" in names:
+        assert ds.sources["test"] == names["test"] + "/" and len(ds.x_test) == 9
+    else:  # val/ alone is the test split; validation comes from train/
+        assert ds.sources["test"].startswith(names["val"] + "/") and len(ds.x_test) == 6
+    if "val" in names and "test" in names:
+        assert ds.sources["val"] == names["val"] + "/" and len(ds.x_val) == 6
+    else:
+        assert ds.sources["val"].startswith("seeded 0.1 of " + names["train"] + "/")
+    # every image of train/ (and of a validation folder beside test/) is in train or validation
+    assert len(ds.x_train) + len(ds.x_val) == 18 + (6 if "test" in names and "val" in names else 0)
+    assert ds.describe().startswith("mydata, 3 classes: train ")
+
+
+def test_one_folder_of_classes_gives_three_disjoint_seeded_splits(tmp_path, sample):
+    root = _image_folder(tmp_path / "flat", sample, per_class=20)
+    ds = load_dataset(str(root), (32, 32, 3), val_fraction=0.1, seed=3)
+    x_tr, x_va, x_te = _rows(ds.x_train), _rows(ds.x_val), _rows(ds.x_test)
+    assert len(x_tr) + len(x_va) + len(x_te) == 60 and not (x_tr & x_va or x_tr & x_te or x_va & x_te)
+    assert np.bincount(ds.y_test).tolist() == [4, 4, 4] and np.bincount(ds.y_val).tolist() == [2, 2, 2]
+    assert "seeded 0.2" in ds.sources["test"] and "seeded 0.1" in ds.sources["val"]
+    other = load_dataset(str(root), (32, 32, 3), val_fraction=0.1, seed=4, test_fraction=0.3)
+    assert len(other.x_test) == 18 and _rows(other.x_test) != x_te
+    np.testing.assert_array_equal(load_dataset(str(root), (32, 32, 3), val_fraction=0.1, seed=3).x_test, ds.x_test)
+
+
+def test_nested_class_folders_are_refused_with_the_layouts_understood(tmp_path, sample):
+    # mydata/photos/<class>/...: the old reader made one class "photos" of every image under it
+    root = tmp_path / "mydata"
+    _image_folder(root / "photos", sample)
+    _image_folder(root / "more", sample)
+    with pytest.raises(DataError, match=r"class folder 'more' holds folders of images \(airplane/, automobile/, "
+                                        r"bird/\); edgecnn never merges nested.*Layouts understood: DATA/<class>"):
+        load_dataset(str(root), (32, 32, 3))
+    # a split's class folder with subfolders too
+    split = _split_folders(tmp_path / "s", sample, {"train": "train", "test": "test"}, {"train": 4, "test": 2})
+    (split / "train" / "bird" / "extra").mkdir()
+    Image.fromarray(sample[0][0][0]).save(split / "train" / "bird" / "extra" / "x.png")
+    with pytest.raises(DataError, match="'bird' holds folders of images"):
+        load_dataset(str(split), (32, 32, 3))
+
+
+@pytest.mark.parametrize("folders, words", [
+    (("train", "val", "validation"), "val/ and validation/ both hold the val split"),
+    (("test",), "no train/ folder"),
+    (("train", "test", "cats"), "split folders .* and other folders \\(cats/\\)"),
+])
+def test_ambiguous_split_layouts_are_refused(tmp_path, sample, folders, words):
+    root = tmp_path / "d"
+    for f in folders:
+        _image_folder(root / f, sample, per_class=2)
+    with pytest.raises(DataError, match=words):
+        load_dataset(str(root), (32, 32, 3))
+
+
+def test_train_reads_a_train_test_folder_and_prints_where_each_split_came_from(tmp_path, sample):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    root = _split_folders(tmp_path / "mydata", sample, {"train": "train", "test": "test"}, {"train": 8, "test": 4})
+    res = CliRunner().invoke(cli, ["train", "alexnet_tiny_dw", "--data", str(root), "--input-shape", "32,32,3",
+                                   "--epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "runs"),
+                                   "--name", "r", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert ("data: mydata, 3 classes: train 21 (train/), validation 3 (seeded 0.1 of train/ (seed 0)), test 12 "
+            "(test/)") in res.output
+    info = __import__("json").loads((tmp_path / "runs" / "alexnet_tiny_dw" / "r" / "run.json").read_text())
+    assert info["labels"] == ["airplane", "automobile", "bird"] and info["dataset"]["num_test"] == 12
+    assert info["dataset"]["sources"] == {"train": "train/", "test": "test/", "val": "seeded 0.1 of train/ (seed 0)"}

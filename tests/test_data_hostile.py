@@ -324,7 +324,7 @@ def test_hostile_image_in_a_folder(tmp_path, case):
             load_dataset(str(root), (16, 16, 3))
         assert str(bad) in _one_line(e, match)
         ds = load_dataset(str(root), (16, 16, 3), skip_bad=True)  # --skip-bad-images: skipped and counted
-    assert ds.skipped == [str(bad)] and len(ds.x_train) + len(ds.x_val) == 6
+    assert ds.skipped == [str(bad)] and len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 6
     assert _snapshot(tmp_path) == before
 
 

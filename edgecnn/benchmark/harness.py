@@ -152,9 +152,27 @@ class Combination:
     threads: int
 
 
+# What to install for a runtime that is missing here (the light device install has LiteRT only).
+INSTALL_HINT = {"litert": "pip install ai-edge-litert", "tflite-runtime": "pip install tflite-runtime",
+                "tf-lite": "pip install 'edgecnn[train]'", "onnxruntime": "pip install onnxruntime",
+                "keras": "pip install 'edgecnn[train]'"}
+
+
+def _installed(runtime: str) -> bool:
+    from edgecnn.measure.runtime import _import_backend
+
+    try:
+        _import_backend(runtime)
+        return True
+    except RuntimeNotAvailableError:
+        return False
+
+
 def plan_combinations(targets: Sequence[Target], runtimes: Sequence[str], threads: Sequence[int]):
-    """(combinations, notes): each target with each runtime that runs its format, each thread count."""
-    combos, notes = [], []
+    """(combinations, notes): each target with each runtime that runs its format, each thread count.
+    A runtime that is not installed here is skipped with one note naming what it would have run and
+    how to install it; only when nothing is left to measure is that an error."""
+    combos, notes, missing = [], [], {}
     for t in targets:
         fitting = [r for r in runtimes if BACKENDS[r].format == t.format] if runtimes else [DEFAULT_BACKEND[t.format]]
         if not fitting:
@@ -165,9 +183,16 @@ def plan_combinations(targets: Sequence[Target], runtimes: Sequence[str], thread
             notes.append(f"skipped {t.name}: no asked-for runtime runs {t.format}")
             continue
         for r in fitting:
-            for n in threads:
-                combos.append(Combination(t, r, n))
+            if BACKENDS[r].package not in missing and _installed(r):
+                combos += [Combination(t, r, n) for n in threads]
+            else:
+                missing.setdefault(BACKENDS[r].package, []).append(t.name)
+    for package, names in missing.items():
+        notes.append(f"skipped {', '.join(dict.fromkeys(names))}: {package} is not installed here "
+                     f"({INSTALL_HINT.get(package, 'install it')})")
     if not combos:
+        if missing:
+            raise RuntimeNotAvailableError("nothing to benchmark: " + "; ".join(notes))
         raise BenchmarkError(f"nothing to benchmark: runtime(s) {', '.join(runtimes)} run none of the given artifacts")
     return combos, notes
 

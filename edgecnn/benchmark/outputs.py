@@ -18,11 +18,18 @@ from edgecnn.errors import InvalidConfigError
 
 
 def default_out_dir(targets: Sequence) -> Path:
-    """<run>/bench when the first target is a run directory or a file in a run's export/ folder
-    (results beside the run they measure), else ./bench."""
+    """Results beside what they measure: <run>/bench for a run directory; <export>/../bench for an
+    export folder or an artifact in one (a run's export/, or ~/models/quicknet/export copied to a
+    Pi: ~/models/quicknet/bench, as raspi/README.md says); else ./bench."""
+    from edgecnn.contract import MANIFEST, RUN_FILE
+
     first = Path(targets[0])
-    run_dir = first if first.is_dir() else (first.parent.parent if first.parent.name == "export" else None)
-    return (run_dir / "bench") if run_dir is not None and (run_dir / "export").is_dir() else Path("bench")
+    folder = first if first.is_dir() else first.parent
+    if (folder / RUN_FILE).is_file():
+        return folder / "bench"
+    if (folder / MANIFEST).is_file():
+        return folder.parent / "bench"
+    return Path("bench")
 
 
 @dataclasses.dataclass

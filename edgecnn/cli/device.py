@@ -34,6 +34,9 @@ from edgecnn.cli.options import classify_runtime, runtime_help
 @click.option("--every", default=1, show_default=True, type=click.IntRange(1),
               help="With --camera: print every Nth frame.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image or frame, then a summary line.")
+@click.option("--strict", is_flag=True,
+              help="Refuse an artifact that did not pass verification or whose model was never trained (default: "
+                   "a one-line warning).")
 def classify_command(target, images, no_xnnpack, reference_kernels, **options):
     """Classify image files (or the --camera stream) with an export folder or a .tflite beside its manifest.
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli.group import cli
+from edgecnn.cli.group import cli, require_train_extra
 from edgecnn.cli.options import data_option, finite_float, runs_dir_option, target_option
 
 
@@ -27,6 +27,7 @@ from edgecnn.cli.options import data_option, finite_float, runs_dir_option, targ
 def pipeline_command(model, **options):
     """Train, export (fp32 + int8 + mixed TFLite, ONNX), verify, benchmark MODEL and write report.md in its run.
     MODEL may be a trained run directory instead (an imported model): training is skipped."""
+    require_train_extra("pipeline")
     from edgecnn.report.pipeline import run_pipeline
 
     if not options["targets"]:

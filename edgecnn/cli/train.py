@@ -5,7 +5,7 @@ import json
 
 import click
 
-from edgecnn.cli.group import cli
+from edgecnn.cli.group import cli, require_train_extra
 from edgecnn.cli.options import SEED, data_option, finite_float, parse_model_args, parse_shape, parse_size, runs_dir_option, unsafe_load_option
 
 
@@ -31,7 +31,11 @@ from edgecnn.cli.options import SEED, data_option, finite_float, parse_model_arg
               help="Override BatchNorm's moving-average momentum during training (quick recipe: 0.9).")
 @click.option("--no-augment", is_flag=True, help="Turn off crops-with-padding, flips and colour jitter.")
 @click.option("--val-fraction", type=float, default=None, callback=finite_float(0, 1, max_open=True),
-              help="Fraction of train held out for validation.")
+              help="Fraction of train held out for validation (choosing the checkpoint; never the test split).")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              callback=finite_float(0, 1, min_open=True, max_open=True),
+              help="For data without a test split of its own (one folder of class folders): the fraction of every "
+                   "class held out as the test split.")
 @click.option("--folds", type=click.IntRange(1), default=None,
               help="Stratified k-fold cross-validation first (e.g. 3).")
 @click.option("--seed", type=SEED, default=0, show_default=True,
@@ -55,6 +59,7 @@ from edgecnn.cli.options import SEED, data_option, finite_float, parse_model_arg
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of progress bars.")
 def train_command(model, resume, no_augment, quiet, **options):
     """Train MODEL on real images and write runs/MODEL/NAME/ (run.json, model.keras, checkpoints/, ...)."""
+    require_train_extra("train")
     from edgecnn.train.fit import train
     from edgecnn.train.options import TrainOptions
 
@@ -73,7 +78,9 @@ def train_command(model, resume, no_augment, quiet, **options):
 
 @cli.command("eval")
 @click.argument("run")
-@click.option("--data", default=None, help="Evaluate on another dataset (same classes); default: the run's own.")
+@click.option("--data", default=None,
+              help="Evaluate on another dataset (same class names); default: the run's own, or for an artifact the "
+                   "held-out split its manifest records.")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
               help="Which split of the data.")
 @click.option("--max-images", type=click.IntRange(1), default=None, help="Evaluate at most N images (seeded).")
@@ -81,11 +88,18 @@ def train_command(model, resume, no_augment, quiet, **options):
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @unsafe_load_option
 def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
-    """Top-1, top-5, macro-F1, per-class accuracy and a confusion-matrix PNG for RUN (a run dir or model name)."""
-    from edgecnn.train.evaluate import evaluate_run, format_report
-    from edgecnn.contract import resolve_run
+    """Top-1, top-5, macro-F1, per-class accuracy and a confusion-matrix PNG for RUN (a run dir or model name).
 
-    m = evaluate_run(resolve_run(run, runs_dir), data, split, max_images=max_images, unsafe_load=unsafe_load)
+    RUN may be an exported .tflite or .onnx file instead: that artifact is evaluated on its runtime, with the
+    labels and preprocessing of the manifest beside it (needs no TensorFlow; writes nothing)."""
+    from edgecnn.train.evaluate import evaluate_artifact, evaluate_run, format_report
+    from edgecnn.contract import model_file_kind, refuse_artifact, resolve_run
+
+    if model_file_kind(run) in ("tflite", "onnx"):
+        m = evaluate_artifact(run, data, split, max_images=max_images)
+    else:
+        refuse_artifact(run, "eval")
+        m = evaluate_run(resolve_run(run, runs_dir), data, split, max_images=max_images, unsafe_load=unsafe_load)
     click.echo(json.dumps(m, indent=2) if as_json else format_report(m))
 
 
@@ -123,11 +137,19 @@ def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the data split and fine-tuning.")
 @click.option("--max-train-images", type=click.IntRange(1), default=None, help="Use at most N training images.")
 @click.option("--max-test-images", type=click.IntRange(1), default=None, help="Evaluate on at most N test images.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              callback=finite_float(0, 1, min_open=True, max_open=True),
+              help="For data without a test split of its own (one folder of class folders): the fraction of every "
+                   "class held out as the test split.")
 @click.option("--skip-bad-images", is_flag=True, help="Skip unreadable image files (counted) instead of refusing.")
 def import_command(model, **options):
     """Import MODEL (a .keras file, or keras:NAME of Keras Applications with fresh weights) and its dataset
     as a run: runs/NAME/RUN/ with run.json, model.keras and the test accuracy. Then export, verify,
     benchmark, classify and bundle it like any run."""
+    from edgecnn.contract import refuse_artifact
+
+    refuse_artifact(model, "import")
+    require_train_extra("import")
     from edgecnn.train.importer import import_model
     from edgecnn.train.options import ImportOptions
 

@@ -36,10 +36,11 @@ from edgecnn.contract.checks import (BENCH_DIR, EXPORT_DIR, FILENAME, FORMATS, M
 from edgecnn.contract.keras_files import (check_model_matches, custom_objects_from, load_keras,  # noqa: F401
                                           safe_load_refusal)
 from edgecnn.contract.manifest import (FLOAT_OP_REASONS, artifact_entry, artifact_name, artifact_path,  # noqa: F401
-                                       export_root, keras_reference, manifest_file, manifest_path, new_manifest, now,
+                                       export_root, keras_reference, manifest_dataset, manifest_file, manifest_path, new_manifest, now,
                                        quant_report_path, read_manifest, reference_model, run_of_export, validate,
                                        write_manifest)
-from edgecnn.contract.resolve import Resolved, check_loaded_tensors, resolve, resolve_run  # noqa: F401
+from edgecnn.contract.resolve import (Resolved, check_loaded_tensors, model_file_kind, refuse_artifact,  # noqa: F401
+                                     resolve, resolve_run)
 from edgecnn.contract.run import (Run, dataset_kwargs, dataset_record, dataset_source, find_latest_run,  # noqa: F401
                                   load_run, run_dir_for, runs_root, save_model, spec_from, tool_versions,
                                   validate_run_info, validate_spec, versions, write_run)

@@ -26,6 +26,16 @@ member or config entry of the file reaches Keras unchecked:
    while streaming. Keras's zip loader (``saving_lib.load_model``) is called on that file: Keras
    sees exactly what was checked, under a name it cannot misread, with no assets to unpack.
 
+Keras 3 files (``metadata.json`` says ``keras_version`` 3.x: saved with ``import keras`` or TF
+2.21's ``tf.keras``) go through the same three steps and are loaded by Keras 3's zip loader. Keras
+3 looks every object up by its ``module`` *and* ``class_name`` (a public ``keras.*`` function is one
+lookup away: its own safe mode let a crafted Lambda call ``keras.config.set_floatx``), so for
+them the allow-list is a table of exact (module, class) pairs (``KERAS3_CLASSES``): the built-in
+layers of ``keras.layers``, Functional and Sequential models, the element-wise ``keras.ops``
+nodes a functional graph records (``KERAS3_OPS``), initializers, regularizers, constraints and
+the float32 dtype policy. The refusals are the same as for tf_keras files: Lambda, custom or
+registered classes (without ``--custom-objects``), modules outside Keras.
+
 ``unsafe=True`` (``--unsafe-load``) is the one way past this, for a model the user trusts.
 No TensorFlow is imported at module level.
 """
@@ -113,6 +123,31 @@ SAFE_SLICING_OPS = frozenset({"__operators__.getitem"})
 _OP_LAYERS = {"TFOpLambda": SAFE_TF_OPS, "SlicingOpLambda": SAFE_SLICING_OPS}
 _CODE_LAYERS = ("Lambda", "__lambda__", "ClassMethod", "InstanceMethod", "InstanceProperty", "__typespec__")
 _ACTIVATION_KEYS = ("activation", "recurrent_activation")
+
+# Keras 3: the exact (module, class) pairs a file may name. The op nodes are what a functional
+# graph records when ``keras.ops`` (or ``+ - * /``) is applied to its tensors: element-wise
+# arithmetic and activations, no file, no Python.
+KERAS3_OPS = {
+    "keras.src.ops.numpy": frozenset({"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Mean", "Maximum",
+                                      "Minimum", "Negative", "Clip", "Square", "Sqrt", "Abs", "Exp"}),
+    "keras.src.ops.nn": frozenset({"Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu", "Silu", "Softmax"}),
+}
+_KERAS3_MODELS = frozenset({"Functional", "Sequential", "Model"})
+KERAS3_CLASSES = {
+    "keras.layers": SAFE_LAYERS - _KERAS3_MODELS - {"TFOpLambda", "SlicingOpLambda"},
+    "keras": _KERAS3_MODELS | {"DTypePolicy", "FloatDTypePolicy"},
+    "keras.models": _KERAS3_MODELS,
+    "keras.src.models.functional": frozenset({"Functional"}),
+    "keras.src.models.sequential": frozenset({"Sequential"}),
+    "keras.initializers": SAFE_OBJECTS & frozenset({
+        "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
+        "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "Orthogonal"}),
+    "keras.regularizers": frozenset({"L1", "L2", "L1L2", "OrthogonalRegularizer"}),
+    "keras.constraints": frozenset({"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"}),
+    None: frozenset({"__keras_tensor__", "__numpy__", "__tensor__", "__bytes__", "__tuple__"}),
+    **KERAS3_OPS,
+}
+_FUNCTION_MODULES = ("builtins", "keras.activations", "keras.src.activations.activations")
 
 
 # ---------------------------------------------------------------------------- what the file is
@@ -231,6 +266,16 @@ def _depth_ok(obj, limit: int) -> bool:
 
 def read_config(path) -> dict:
     """The config.json of the .keras zip at ``path``, after the file and its members are checked."""
+    return read_archive(path)[0]
+
+
+def keras_generation(meta: dict) -> int:
+    """3 for a file Keras 3 wrote (``keras_version`` 3.x in metadata.json), else 2 (tf_keras)."""
+    return 3 if str((meta or {}).get("keras_version", "")).startswith("3.") else 2
+
+
+def read_archive(path):
+    """(config.json, metadata.json or {}) of the .keras zip at ``path``, the file and members checked."""
     p = Path(path)
     size = p.stat().st_size
     if hdf5_offsets(p, size):
@@ -240,7 +285,10 @@ def read_config(path) -> dict:
     try:
         with zipfile.ZipFile(p) as z:
             infos = _check_members(p, z)
-            return _json(p, _read_member(p, z, infos[CONFIG], MAX_CONFIG_BYTES), CONFIG)
+            cfg = _json(p, _read_member(p, z, infos[CONFIG], MAX_CONFIG_BYTES), CONFIG)
+            meta = (_json(p, _read_member(p, z, infos[METADATA], MAX_METADATA_BYTES), METADATA)
+                    if METADATA in infos else {})
+            return cfg, meta
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as e:
         raise ModelFileError(f"{p}: not a readable .keras zip ({' '.join(str(e).split())[:120]}).") from None
 
@@ -252,7 +300,9 @@ def _layer_name(o) -> str:
     return str(name)[:80] if isinstance(name, str) else "?"
 
 
-def _allowed_module(module) -> bool:
+def _allowed_module(module, generation: int) -> bool:
+    if generation == 3:
+        return module in KERAS3_CLASSES or module in _FUNCTION_MODULES
     if module is None:
         return True
     if not isinstance(module, str):
@@ -267,34 +317,42 @@ def _refuse_code(path, o, cls) -> None:
                          f"refused (pass --unsafe-load only for a model you trust).")
 
 
-def _check_object(path, o: dict) -> None:
+def _not_listed(path, o, what: str) -> None:
+    raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {what}, which is not on edgecnn's list of Keras "
+                         f"classes that load without running code from the file; refused (pass --unsafe-load only "
+                         f"for a model you trust).")
+
+
+def _check_object(path, o: dict, generation: int = 2) -> None:
     cls = o.get("class_name")
     if not isinstance(cls, str):
         raise ModelFileError(f"{path}: a config entry has class_name {str(cls)[:40]!r}; refused.")
     if cls in _CODE_LAYERS or "__lambda__" in o:
         _refuse_code(path, o, cls)
     mod = o.get("module")
-    if not _allowed_module(mod):
-        mod_s = str(mod)[:120]
-        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {cls[:80]} from module {mod_s!r}, not built into "
-                             f"Keras; refused in safe mode. For a model you trust, register it: "
-                             f"--custom-objects {mod_s}:{cls[:80]} --unsafe-load.")
     reg = o.get("registered_name")
-    if reg is not None and reg != cls and not (isinstance(reg, str) and reg.startswith("edgecnn>")):
-        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is the custom object {str(reg)[:80]!r}, not built "
-                             f"into Keras; refused in safe mode. For a model you trust, register it: "
-                             f"--custom-objects MODULE:{cls[:80]} --unsafe-load.")
-    if cls not in SAFE_CLASSES:
-        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {cls[:80]}, which is not on edgecnn's list of Keras "
-                             f"classes that load without running code from the file; refused (pass --unsafe-load "
-                             f"only for a model you trust).")
     inner = o.get("config")
     if cls == "function":
         fn = inner if isinstance(inner, str) else None
-        if mod not in ("builtins", "keras.activations", "keras.src.activations.activations") \
-                or fn not in SAFE_ACTIVATIONS or reg not in (None, fn, cls):
+        if mod not in _FUNCTION_MODULES or fn not in SAFE_ACTIVATIONS or reg not in (None, fn, cls):
             raise ModelFileError(f"{path}: the config names the function {str(fn)[:60]!r} from {str(mod)[:60]!r}, "
                                  f"which is not a Keras activation; refused in safe mode.")
+        return
+    if not _allowed_module(mod, generation):
+        mod_s = str(mod)[:120]
+        if isinstance(mod, str) and (mod == "keras" or mod.startswith("keras.")):
+            _not_listed(path, o, f"{mod_s}.{cls[:80]}")  # inside Keras, but not a model's building block
+        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is {cls[:80]} from module {mod_s!r}, not built into "
+                             f"Keras; refused in safe mode. For a model you trust, register it: "
+                             f"--custom-objects {mod_s}:{cls[:80]} --unsafe-load.")
+    if reg is not None and reg != cls and not (generation == 2 and isinstance(reg, str) and reg.startswith("edgecnn>")):
+        raise ModelFileError(f"{path}: layer '{_layer_name(o)}' is the custom object {str(reg)[:80]!r}, not built "
+                             f"into Keras; refused in safe mode. For a model you trust, register it: "
+                             f"--custom-objects MODULE:{cls[:80]} --unsafe-load.")
+    if generation == 3 and cls not in KERAS3_CLASSES.get(mod, ()):
+        _not_listed(path, o, f"{mod}.{cls[:80]}" if mod else cls[:80])
+    if cls not in SAFE_CLASSES and not (generation == 3 and cls in KERAS3_OPS.get(mod, ())):
+        _not_listed(path, o, cls[:80])
     if cls in _OP_LAYERS:
         fn = inner.get("function") if isinstance(inner, dict) else None
         if fn not in _OP_LAYERS[cls]:
@@ -307,10 +365,27 @@ def _check_object(path, o: dict) -> None:
             if isinstance(act, str) and act not in SAFE_ACTIVATIONS:
                 raise ModelFileError(f"{path}: layer '{_layer_name(o)}' names the activation {act[:60]!r}, which is "
                                      f"not a Keras activation; refused in safe mode.")
+        if generation == 3:
+            _check_float32(path, o, cls, inner)
 
 
-def check_config(cfg, path) -> None:
-    """Refuse a config that names anything outside the allow-lists (see the module docstring)."""
+def _check_float32(path, o: dict, cls: str, inner: dict) -> None:
+    """A Keras 3 model computes in float32: edgecnn converts, quantizes and verifies float32 graphs
+    (a mixed_float16 or quantized dtype policy would change what every artifact is compared with)."""
+    if cls in ("DTypePolicy", "FloatDTypePolicy"):
+        policy, who = inner.get("name"), "a layer's dtype policy"
+    else:
+        policy, who = inner.get("dtype"), f"layer '{_layer_name(o)}'"
+        if not isinstance(policy, str):
+            return  # a policy object, checked on its own
+    if policy not in (None, "float32"):
+        raise ModelFileError(f"{path}: {who} computes in {str(policy)[:40]!r}; edgecnn imports float32 models "
+                             f"(set the dtype policy to float32 before saving).")
+
+
+def check_config(cfg, path, generation: int = 2) -> None:
+    """Refuse a config that names anything outside the allow-lists (see the module docstring);
+    ``generation``: 3 for a file Keras 3 wrote (``keras_generation``), else 2."""
     stack = [cfg]
     while stack:
         o = stack.pop()
@@ -320,16 +395,16 @@ def check_config(cfg, path) -> None:
         if not isinstance(o, dict):
             continue
         if "class_name" in o:
-            _check_object(path, o)
+            _check_object(path, o, generation)
         stack.extend(v for v in o.values() if isinstance(v, (dict, list)))
 
 
 def safe_load_refusal(path) -> Optional[str]:
     """Why safe mode would refuse the .keras file at ``path`` (the one-line reason), or None."""
     try:
-        cfg = read_config(path)
+        cfg, meta = read_archive(path)
         cfg.pop("compile_config", None)
-        check_config(cfg, path)
+        check_config(cfg, path, keras_generation(meta))
     except ModelFileError as e:
         return e.message
     return None
@@ -361,32 +436,40 @@ def _copy_capped(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, out: zipfile.Z
         raise ModelFileError(f"{path}: member {info.filename} is shorter than its zip entry records; refused.")
 
 
-def rebuild(path, folder) -> Path:
-    """Write ``folder/model.keras``: the checked config (no compile config) and the capped weights."""
-    cfg = read_config(path)
+def rebuild(path, folder):
+    """Write ``folder/model.keras``: the checked config (no compile config) and the capped weights;
+    returns (its path, the Keras generation that wrote the file: 2 or 3)."""
+    cfg, meta = read_archive(path)
+    generation = keras_generation(meta)
     cfg.pop("compile_config", None)  # optimizer and losses: never loaded (compile=False), so not written
-    check_config(cfg, path)
+    check_config(cfg, path, generation)
     dst = Path(folder) / "model.keras"
     try:
         with zipfile.ZipFile(path) as z, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as out:
             infos = _check_members(path, z)
             out.writestr(CONFIG, json.dumps(cfg))
-            if METADATA in infos:
-                meta = _json(path, _read_member(path, z, infos[METADATA], MAX_METADATA_BYTES), METADATA)
-                out.writestr(METADATA, json.dumps(meta))
+            if meta:
+                out.writestr(METADATA, json.dumps({k: meta[k] for k in ("keras_version", "date_saved")
+                                                   if isinstance(meta.get(k), str)}))
             _copy_capped(path, z, infos[WEIGHTS], out)
     except (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError) as e:
         raise ModelFileError(f"{path}: not a readable .keras zip ({' '.join(str(e).split())[:120]}).") from None
     except OSError as e:
         raise ModelFileError(f"{path}: cannot unpack it into {folder} ({e.strerror or e}); free space in the "
                              f"temporary folder ($TMPDIR).") from None
-    return dst
+    return dst, generation
 
 
 def load_safely(path, *, custom_objects=None):
-    """The tf_keras model of the .keras file at ``path``, loaded through the checks above."""
+    """The model of the .keras file at ``path``, loaded through the checks above: a tf_keras model,
+    or a Keras 3 model for a file Keras 3 wrote."""
     with private_dir("edgecnn-keras-") as d:
-        rebuilt = rebuild(path, d)
+        rebuilt, generation = rebuild(path, d)
+        if generation == 3:
+            from keras.src.saving import saving_lib as keras3_saving
+
+            return _keras_call(path, lambda: keras3_saving.load_model(str(rebuilt), custom_objects=custom_objects,
+                                                                      compile=False, safe_mode=True))
         from edgecnn.models.registry import list_models
 
         list_models()  # edgecnn's own layers register before deserialisation
@@ -398,9 +481,24 @@ def load_safely(path, *, custom_objects=None):
 
 
 def load_unsafely(path, *, custom_objects=None):
-    """Whatever tf_keras reads at ``path`` (HDF5, SavedModel, zip), code and all: ``--unsafe-load``."""
+    """Whatever Keras reads at ``path`` (HDF5, SavedModel, zip), code and all: ``--unsafe-load``.
+    A zip that Keras 3 wrote is read by Keras 3, anything else by tf_keras."""
     from edgecnn.models.registry import list_models
 
+    p = Path(path)
+    if not p.is_dir() and zipfile.is_zipfile(p):
+        try:
+            with zipfile.ZipFile(p) as z:
+                small = METADATA in z.namelist() and z.getinfo(METADATA).file_size <= MAX_METADATA_BYTES
+                raw = z.read(METADATA) if small else b"{}"
+            generation = keras_generation(json.loads(raw.decode("utf-8")))
+        except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError, AttributeError):
+            generation = 2
+        if generation == 3:
+            from keras.src.saving import saving_lib as keras3_saving
+
+            return _keras_call(path, lambda: keras3_saving.load_model(str(p), custom_objects=custom_objects,
+                                                                      compile=False, safe_mode=False))
     list_models()
     import tf_keras
 
@@ -448,8 +546,9 @@ _KIND_WORDS = {"hdf5": "an HDF5 file", "savedmodel": "a SavedModel folder",
 
 
 def load_keras(path, *, unsafe: bool = False, custom_objects=None):
-    """Load a tf_keras model: a plain ``.keras`` zip through the checks of ``contract.keras_files``
-    (whatever the file is called), or anything Keras reads when ``unsafe``."""
+    """Load a Keras model (tf_keras, or Keras 3 for a file Keras 3 wrote): a plain ``.keras`` zip
+    through the checks of ``contract.keras_files`` (whatever the file is called), or anything Keras
+    reads when ``unsafe``."""
     p = Path(path)
     if not p.exists():
         raise ModelFileError(f"{p}: Keras model not found.")

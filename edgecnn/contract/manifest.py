@@ -14,7 +14,7 @@ from edgecnn.contract.checks import (EXPORT_DIR, FORMATS, MANIFEST, MAX_ARTIFACT
                                      _TENSOR_KEYS, _TOP_KEYS, _check_object, _is_int, _is_num, check_file_sha256,
                                      inside, read_json_file, regular_file, sha256_ok)
 from edgecnn.contract.keras_files import load_keras
-from edgecnn.contract.run import load_run, validate_spec
+from edgecnn.contract.run import dataset_source, load_run, validate_spec
 from edgecnn.errors import ModelFileError, RunError
 
 # ---------------------------------------------------------------------------- manifests
@@ -146,6 +146,26 @@ def reference_model(export_dir, manifest: dict, *, unsafe: bool = False):
     return load_keras(p, unsafe=unsafe)
 
 
+def manifest_dataset(manifest: dict, export_dir) -> Optional[dict]:
+    """``load_dataset`` keyword arguments (with ``source``) that give back the held-out split the
+    manifest records (its path relative to the export folder), or None when it records none."""
+    from edgecnn.data.datasets import TEST_FRACTION
+
+    rec = manifest.get("dataset")
+    if not isinstance(rec, dict):
+        return None
+    kw = {"source": dataset_source(rec, export_dir, str(Path(export_dir) / MANIFEST)),
+          "val_fraction": rec.get("val_fraction") if rec.get("val_fraction") is not None else 0.1,
+          "test_fraction": rec.get("test_fraction") if rec.get("test_fraction") is not None else TEST_FRACTION,
+          "seed": rec.get("seed") or 0, "max_train": rec.get("max_train"), "max_test": rec.get("max_test"),
+          "skip_bad": bool(rec.get("skip_bad"))}
+    if rec.get("classes") is not None:
+        if rec["classes"] != manifest["labels"]:
+            raise RunError(f"{export_dir}: its dataset record's classes differ from its labels; refused.")
+        kw["classes"] = list(manifest["labels"])
+    return kw
+
+
 def run_of_export(export_dir) -> Optional[Path]:
     """The run folder an export belongs to: ``<run>/export`` with a run.json, else None."""
     root = export_root(export_dir)
@@ -175,8 +195,14 @@ def validate(m, where: str = "manifest") -> None:
     ref = m["keras"].get("model_file")
     if ref is not None and not isinstance(ref, str):
         bad("'keras.model_file' must be a string")
-    if m.get("dataset") is not None and not isinstance(m["dataset"], dict):
-        bad("'dataset' must be null or an object")
+    if m.get("dataset") is not None:
+        _validate_dataset_record(m["dataset"], bad)
+    pol = m.get("verification_policy")
+    if pol is not None:
+        if not isinstance(pol, dict):
+            bad("'verification_policy' must be an object")
+        if "max_drop" in pol and not (_is_num(pol["max_drop"]) and pol["max_drop"] >= 0):
+            bad(f"'verification_policy.max_drop' {pol['max_drop']!r} must be a finite number >= 0")
     arts = m["artifacts"]
     if not isinstance(arts, dict):
         bad("'artifacts' must be an object")
@@ -241,6 +267,28 @@ def validate(m, where: str = "manifest") -> None:
             isinstance(k, str) and _TARGET_RE.match(k) and isinstance(v, str) and _SAFE_TEXT.match(v)
             for k, v in skipped.items())):
         bad("'skipped' must map format keys to one line of printable text")
+
+
+def _validate_dataset_record(rec, bad) -> None:
+    """The held-out dataset a manifest names: typed fields (they become load_dataset arguments)."""
+    if not isinstance(rec, dict):
+        bad("'dataset' must be null or an object")
+    for key in ("val_fraction", "test_fraction"):
+        v = rec.get(key)
+        if v is not None and not (_is_num(v) and 0 <= v < 1):
+            bad(f"'dataset.{key}' {v!r} must be a fraction in [0, 1)")
+    for key in ("seed", "max_train", "max_test"):
+        v = rec.get(key)
+        if v is not None and not (_is_int(v) and v >= 0):
+            bad(f"'dataset.{key}' {v!r} must be null or an integer >= 0")
+    if rec.get("skip_bad") is not None and not isinstance(rec["skip_bad"], bool):
+        bad("'dataset.skip_bad' must be true or false")
+    for key in ("data_arg", "data_path"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            bad(f"'dataset.{key}' must be null or a string")
+    classes = rec.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        bad("'dataset.classes' must be a list of strings")
 
 
 FLOAT_OP_REASONS = ("speed", "accuracy")

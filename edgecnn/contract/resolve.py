@@ -104,3 +104,50 @@ def resolve_run(ref, runs_dir=None) -> Path:
     if t.run_dir is None:
         raise RunError(f"{ref}: not a run directory (no {RUN_FILE}).")
     return t.run_dir
+
+
+# ---------------------------------------------------------------------------- a file where a run is expected
+def model_file_kind(path) -> Optional[str]:
+    """'tflite', 'onnx' or 'keras' for a model file at ``path`` (from its first bytes, then its
+    name), None for anything else (a folder, a missing path, another file)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if p.suffix.lower() == ".onnx":
+        return "onnx"
+    if head[:4] == b"PK\x03\x04" or p.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    return None
+
+
+def refuse_artifact(target, command: str, error=RunError) -> None:
+    """One line naming the right command when ``command`` (which works on runs, export folders or
+    Keras models) is given a model file it does not take: an exported artifact anywhere but where
+    an artifact is read, a Keras file where a run is needed."""
+    kind = model_file_kind(target)
+    if kind is None or (kind == "keras" and command == "import"):
+        return
+    name = Path(str(target)).name
+    if kind == "keras":
+        raise error(f"{target} is a Keras model file, not a run: make it one first with 'edgecnn import {target} "
+                    f"--data PATH --preprocess SPEC', then 'edgecnn {command} runs/<name>/<run>'.")
+    measure = (f"measure it with 'edgecnn eval {target} --data PATH', time it with 'edgecnn benchmark {target}', "
+               f"run it with 'edgecnn classify {target} IMAGE'")
+    if command == "verify":
+        raise error(f"{target} is one {kind} artifact; 'edgecnn verify' re-verifies every artifact of a run or an "
+                    f"export folder ('edgecnn verify {Path(str(target)).parent}'); to measure this one: 'edgecnn eval "
+                    f"{target} --data PATH'.")
+    if command == "bundle":
+        raise error(f"{target} is one {kind} artifact; 'edgecnn bundle android' takes its run or export folder: "
+                    f"'edgecnn bundle android {Path(str(target)).parent} --artifact {name}'.")
+    what = {"import": "reads Keras models (.keras)", "export": "converts a run or a zoo model",
+            "train": "trains a zoo model ('edgecnn models')", "pipeline": "runs the stages on a zoo model or a run",
+            "eval": "evaluates a run, or a .tflite/.onnx artifact"}.get(command, "takes a run")
+    raise error(f"{target} is already an exported {kind} artifact, and 'edgecnn {command}' {what}: {measure}.")

@@ -187,6 +187,10 @@ def validate_run_info(info, where: str) -> None:
         bad("'custom_objects' must be a list of module:attr strings")
     if "source" in info and not isinstance(info["source"], dict):
         bad("'source' has the wrong type")
+    for key, low in (("val_fraction", 0.0), ("test_fraction", 0.0)):
+        v = (info.get("dataset") or {}).get(key)
+        if v is not None and not (_is_num(v) and low <= v < 1):
+            bad(f"'dataset.{key}' {v!r} must be a fraction in [0, 1)")
     classes = (info.get("dataset") or {}).get("classes")
     if classes is not None and classes != labels:
         bad("'dataset.classes' must equal 'labels' (the order of the model's outputs)")
@@ -289,7 +293,9 @@ def dataset_kwargs(info: dict, run_dir=None) -> dict:
         source = dataset_source(d, run_dir, f"{Path(run_dir) / RUN_FILE}")
     else:
         source = d.get("data_arg") or d.get("source") or "sample"
-    return {"source": source,
+    from edgecnn.data.datasets import TEST_FRACTION
+
+    return {"source": source, "test_fraction": d.get("test_fraction", TEST_FRACTION),
             "val_fraction": d.get("val_fraction", 0.1), "seed": info.get("seed", 0),
             "max_train": d.get("max_train_images"), "max_test": d.get("max_test_images"),
             "skip_bad": bool(d.get("skip_bad_images", False)),

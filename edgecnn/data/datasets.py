@@ -8,12 +8,15 @@ Sources (``--data``):
     PATH                 a CIFAR-10/100 python-batches folder or .tar.gz; a folder with one
                          subfolder per class (or train/ + val/ [+ test/]); a Tiny ImageNet folder
 
-Splits: ``val`` is the dataset's own validation split where it has one (train/ + val/ folders);
-otherwise a seeded, stratified ``val_fraction`` of the training images. ``test`` is the test split
-(CIFAR's test_batch, Fashion-MNIST's t10k, a test/ folder); datasets without one (image folders,
-Tiny ImageNet, whose test labels are secret) use their validation split as test, and then val is
-carved from train. CIFAR and Fashion-MNIST arrays keep their native size (the training pipeline
-crops them); image folders are fitted to the model input at load time.
+Splits: ``test`` is the dataset's test split (CIFAR's test_batch, Fashion-MNIST's t10k, a test/
+folder); a dataset whose only held-out split is a validation split (train/ + val/ folders, Tiny
+ImageNet, whose test labels are secret) uses it as test; one folder of class folders holds out a
+seeded, stratified ``test_fraction`` as test. ``val`` is the dataset's own validation split where
+it has one besides its test split (train/ + val/ + test/), otherwise a seeded, stratified
+``val_fraction`` of the training images. So the test split is never the one training picks its
+checkpoint on, and the three splits are disjoint. ``Dataset.sources`` says where each came from.
+CIFAR and Fashion-MNIST arrays keep their native size (the training pipeline crops them); image
+folders are fitted to the model input at load time.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 FASHION_MEAN = (0.2860,)
 FASHION_STD = (0.3530,)
 NAMED = ("sample", "cifar10", "cifar100", "fashion_mnist")
+TEST_FRACTION = 0.2  # held out as test from a folder of class folders (it has no test split of its own)
 
 
 @dataclasses.dataclass
@@ -50,6 +54,7 @@ class Dataset:
     source_size: Optional[int] = None  # native side of a fixed-size dataset (32 for CIFAR)
     skipped: List[str] = dataclasses.field(default_factory=list)
     split: str = ""
+    sources: dict = dataclasses.field(default_factory=dict)  # {"train"|"val"|"test": where it came from}
 
     @property
     def num_classes(self) -> int:
@@ -71,7 +76,13 @@ class Dataset:
     def info(self) -> dict:
         return {"name": self.name, "source": self.source, "num_train": int(len(self.x_train)),
                 "num_val": int(len(self.x_val)), "num_test": int(len(self.x_test)), "split": self.split,
-                "skipped_images": len(self.skipped)}
+                "sources": dict(self.sources), "skipped_images": len(self.skipped)}
+
+    def describe(self) -> str:
+        """One line: each split's size and where it came from."""
+        parts = [f"{what} {len(getattr(self, 'x_' + key)):,} ({self.sources.get(key, '?')})"
+                 for key, what in (("train", "train"), ("val", "validation"), ("test", "test"))]
+        return f"{self.name}, {self.num_classes} classes: " + ", ".join(parts)
 
 
 def data_cache_dir() -> Path:
@@ -108,7 +119,8 @@ def _reorder(ds: Dataset, classes: Sequence[str]) -> None:
 
 def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3), *, val_fraction: float = 0.1,
                  seed: int = 0, max_train: Optional[int] = None, max_test: Optional[int] = None,
-                 skip_bad: bool = False, classes: Optional[Sequence[str]] = None) -> Dataset:
+                 skip_bad: bool = False, classes: Optional[Sequence[str]] = None,
+                 test_fraction: float = TEST_FRACTION) -> Dataset:
     """Load a dataset by name or path. See the module docstring for the sources and splits.
 
     ``classes``: the class names in the order of a model's outputs (an imported model trained
@@ -119,9 +131,10 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
 
     if not 0 <= val_fraction < 1:
         raise DataError(f"val_fraction must be in [0, 1); received {val_fraction}.")
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction must be in (0, 1); received {test_fraction}.")
     name = str(name_or_path)
     input_shape = tuple(int(v) for v in input_shape)
-    own_val = False
     if name == "sample":
         from edgecnn.data.sample import SAMPLE_PATH, load_sample
 
@@ -165,27 +178,33 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
                 # Tiny ImageNet's test labels are secret: its val/ is our test; val comes from train.
                 ds = Dataset("tiny_imagenet", str(path.resolve()), d["x_train"], d["y_train"], None, None,
                              d["x_val"], d["y_val"], d["labels"], IMAGENET_MEAN, IMAGENET_STD,
-                             skipped=d["skipped"], split="val/ as test; val from train")
+                             skipped=d["skipped"], split="val/ as test; val from train",
+                             sources={"train": "train/", "test": "val/ (test labels are not public)"})
             else:
-                d = folders.load_image_folder(path, spec, val_fraction=val_fraction, seed=seed, skip_bad=skip_bad)
+                d = folders.load_image_folder(path, spec, seed=seed, test_fraction=test_fraction, skip_bad=skip_bad)
                 ds = Dataset(path.name, str(path.resolve()), d["x_train"], d["y_train"], d["x_val"], d["y_val"],
                              d["x_test"], d["y_test"], d["labels"], IMAGENET_MEAN, IMAGENET_STD,
-                             skipped=d["skipped"], split=d["split"])
-                own_val = True
+                             skipped=d["skipped"], sources=d["sources"], split="folders")
     if len(ds.labels) < 2:
         raise DataError(f"{ds.source}: {len(ds.labels)} class found; a classifier needs at least 2.")
     if classes is not None:
         _reorder(ds, classes)
-    if not own_val:
+    ds.sources.setdefault("train", "train split")
+    ds.sources.setdefault("test", "test split")
+    if ds.x_val is None:
         if val_fraction > 0:
             from edgecnn.data.folders import stratified_split
 
             keep, held = stratified_split(ds.y_train, val_fraction, seed)
             ds.x_val, ds.y_val = ds.x_train[held], ds.y_train[held]
             ds.x_train, ds.y_train = ds.x_train[keep], ds.y_train[keep]
+            ds.sources["val"] = f"seeded {val_fraction:g} of {ds.sources['train']} (seed {seed})"
         else:
             ds.x_val, ds.y_val = ds.x_train[:0], ds.y_train[:0]
+            ds.sources["val"] = "none (val_fraction 0)"
         ds.split = ds.split or f"val = seeded stratified {val_fraction} of train (seed {seed})"
+    if ds.split == "folders":  # an image folder: where each split came from
+        ds.split = "; ".join(f"{k}: {ds.sources[k]}" for k in ("train", "val", "test"))
     ds.x_train, ds.y_train = _subset(ds.x_train, ds.y_train, max_train, seed)
     if max_train is not None:
         ds.x_val, ds.y_val = _subset(ds.x_val, ds.y_val, max(1, int(round(max_train * max(val_fraction, 0.1)))), seed)

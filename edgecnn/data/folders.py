@@ -66,20 +66,79 @@ def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=
     return np.stack(xs), np.asarray(ys, np.int64), skipped
 
 
+# Split folders, by their lower-case names: the role each gives its images.
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+LAYOUTS = ("Layouts understood: DATA/<class>/<images> (one folder of class folders: seeded validation and test "
+           "splits are held out), or DATA/train/<class>/<images> with any of val/, valid/, validation/ and test/ "
+           "beside it (names in any case; val/ without test/ is the test split, validation then comes from train/).")
+
+
+def _subfolders(root: Path) -> List[Path]:
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as e:
+        raise limits.os_error(root, e, "list this folder") from None
+
+
 def class_folders(root: Path) -> List[Path]:
     if not root.is_dir():
         raise DataError(f"{root}: not a folder.")
-    try:
-        classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    except OSError as e:
-        raise limits.os_error(root, e, "list this folder") from None
+    classes = _subfolders(root)
     if not classes:
-        raise DataError(f"{root}: no class subfolders; expected one subfolder of images per class.")
+        raise DataError(f"{root}: no class subfolders; expected one subfolder of images per class. {LAYOUTS}")
     return classes
 
 
+def split_folders(root: Path) -> Dict[str, Path]:
+    """{"train": Path, "val": Path, "test": Path} (those present) when ``root`` holds split folders
+    (``train/`` with any of ``val/``, ``valid/``, ``validation/``, ``test/``, in any case), {} when it
+    holds class folders. A mix of the two, two folders for one split, or a split without train/ is
+    refused: guessing would read a split as a class."""
+    subs = _subfolders(root)
+    roles: Dict[str, List[Path]] = {}
+    for p in subs:
+        if p.name.lower() in SPLIT_NAMES:
+            roles.setdefault(SPLIT_NAMES[p.name.lower()], []).append(p)
+    if not roles:
+        return {}
+    for role, found in roles.items():
+        if len(found) > 1:
+            raise DataError(f"{root}: {' and '.join(p.name + '/' for p in found)} both hold the {role} split; keep "
+                            f"one. {LAYOUTS}")
+    if "train" not in roles:
+        have = ", ".join(p.name + "/" for ps in roles.values() for p in ps)
+        raise DataError(f"{root}: holds {have} but no train/ folder. {LAYOUTS}")
+    other = [p.name + "/" for p in subs if p.name.lower() not in SPLIT_NAMES]
+    if other:
+        raise DataError(f"{root}: holds split folders ({', '.join(p.name + '/' for ps in roles.values() for p in ps)}) "
+                        f"and other folders ({', '.join(other[:3])}{' ...' if len(other) > 3 else ''}); is it a "
+                        f"dataset of splits or of classes? {LAYOUTS}")
+    return {role: found[0] for role, found in roles.items()}
+
+
+def _class_images(folder: Path) -> List[Path]:
+    """The images directly inside a class folder; a class folder that holds folders of images is
+    refused (they would be other classes, or another layout, merged into this one)."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as e:
+        raise limits.os_error(folder, e, "list this folder") from None
+    nested = []
+    for sub in (e for e in entries if e.is_dir() and not e.name.startswith(".")):
+        try:
+            if any(_is_image(f) for f in sub.rglob("*")):
+                nested.append(sub.name + "/")
+        except OSError as e:
+            raise limits.os_error(sub, e, "list this folder") from None
+    if nested:
+        raise DataError(f"{folder}: the class folder '{folder.name}' holds folders of images ({', '.join(nested[:3])}"
+                        f"{' ...' if len(nested) > 3 else ''}); edgecnn never merges nested folders into one class. "
+                        f"{LAYOUTS}")
+    return [f for f in entries if _is_image(f)]
+
+
 def list_class_images(root: Path, class_names: Optional[List[str]] = None) -> Tuple[List[Tuple[Path, int]], List[str]]:
-    """[(file, label)] and the class names of a folder with one subfolder per class."""
+    """[(file, label)] and the class names of a folder with one subfolder of images per class."""
     folders = class_folders(root)
     names = class_names or [p.name for p in folders]
     index = {n: i for i, n in enumerate(names)}
@@ -87,11 +146,8 @@ def list_class_images(root: Path, class_names: Optional[List[str]] = None) -> Tu
     for folder in folders:
         if folder.name not in index:
             raise DataError(f"{folder}: class '{folder.name}' is not among the training classes {names[:10]}...; "
-                            f"train/ and val/ must hold the same class folders.")
-        try:
-            files = sorted(p for p in folder.rglob("*") if _is_image(p))
-        except OSError as e:
-            raise limits.os_error(folder, e, "list this folder") from None
+                            f"every split folder must hold the same class folders as train/.")
+        files = _class_images(folder)
         if not files:
             raise DataError(f"{folder}: class '{folder.name}' has no images (.jpg/.png); add images or remove "
                             f"the folder.")
@@ -113,36 +169,42 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> Tuple[np.ndar
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
-def load_image_folder(root, spec: PreprocessSpec, *, val_fraction: float, seed: int, skip_bad: bool = False) -> Dict:
-    """A folder with class subfolders, or with train/ and val/ (and optional test/) inside."""
+def load_image_folder(root, spec: PreprocessSpec, *, seed: int, test_fraction: float, skip_bad: bool = False) -> Dict:
+    """A folder of class folders, or of split folders (``split_folders``). Returns the arrays of the
+    splits the folder has (``x_val`` None without one), and ``sources``: where each split came from.
+    One folder of classes (or train/ alone) gives train and a seeded, stratified ``test_fraction``
+    test split; validation is then carved from train by the caller, never from test."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder.")
-    skipped: List[str] = []
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        tr_items, names = list_class_images(root / "train")
-        va_items, _ = list_class_images(root / "val", names)
-        x_tr, y_tr, s1 = _read_many(tr_items, spec, skip_bad)
-        x_va, y_va, s2 = _read_many(va_items, spec, skip_bad)
-        skipped += s1 + s2
-        if (root / "test").is_dir():
-            te_items, _ = list_class_images(root / "test", names)
-            x_te, y_te, s3 = _read_many(te_items, spec, skip_bad)
-            skipped += s3
-        else:
-            x_te, y_te = x_va, y_va
-        split = "folders train/ val/" + (" test/" if (root / "test").is_dir() else "")
-    else:
-        items, names = list_class_images(root)
-        x, y, skipped = _read_many(items, spec, skip_bad)
-        keep, held = stratified_split(y, val_fraction if val_fraction > 0 else 0.2, seed)
-        x_tr, y_tr, x_va, y_va = x[keep], y[keep], x[held], y[held]
-        x_te, y_te = x_va, y_va
-        split = f"seeded fraction {val_fraction if val_fraction > 0 else 0.2} (seed {seed})"
+    splits = split_folders(root)
+    train_dir = splits.get("train", root)
+    tr_items, names = list_class_images(train_dir)
+    x_tr, y_tr, skipped = _read_many(tr_items, spec, skip_bad)
+    where = (train_dir.name + "/") if splits else "the class folders"
+    out = dict(x_val=None, y_val=None, labels=names, sources={"train": where})
+    held = {}
+    for role in ("val", "test"):
+        if role in splits:
+            items, _ = list_class_images(splits[role], names)
+            x, y, s = _read_many(items, spec, skip_bad)
+            held[role] = (x, y, splits[role].name + "/")
+            skipped += s
+    if "test" not in held and "val" in held:  # the folder's only held-out split is the test split
+        held["test"] = held.pop("val")
+        held["test"] = held["test"][:2] + (f"{held['test'][2]} (no test/ folder)",)
+    if "test" not in held:
+        keep, te = stratified_split(y_tr, test_fraction, seed)
+        held["test"] = (x_tr[te], y_tr[te], f"seeded {test_fraction:g} of {where} (seed {seed})")
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    if "val" in held:
+        out.update(x_val=held["val"][0], y_val=held["val"][1])
+        out["sources"]["val"] = held["val"][2]
+    out.update(x_train=x_tr, y_train=y_tr, x_test=held["test"][0], y_test=held["test"][1], skipped=skipped)
+    out["sources"]["test"] = held["test"][2]
     if len(x_tr) == 0:
         raise DataError(f"{root}: no readable training images.")
-    return dict(x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te, labels=names,
-                skipped=skipped, split=split)
+    return out
 
 
 def is_tiny_imagenet(root: Path) -> bool:

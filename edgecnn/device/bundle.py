@@ -43,8 +43,9 @@ OUTPUT_KINDS = ("probabilities", "logits")
 
 def find_export(run):
     """(export folder, validated manifest) of a run dir, an export dir or a model name."""
-    from edgecnn.contract import resolve
+    from edgecnn.contract import refuse_artifact, resolve
 
+    refuse_artifact(run, "bundle", BundleError)
     if not Path(str(run)).exists() and "/" in str(run):
         raise BundleError(f"{run} does not exist: give a run dir (runs/<model>/<run>) or its export/ folder")
     r = resolve(run, error=BundleError)
@@ -124,18 +125,15 @@ def _test_split(manifest: dict, export_dir: Path):
     """(uint8 images, labels, names) of the held-out split the manifest records, or None without one."""
     from edgecnn.data.datasets import load_dataset
     from edgecnn.errors import EdgecnnError
-    from edgecnn.contract import MANIFEST, dataset_source
+    from edgecnn.contract import manifest_dataset
 
     rec = manifest.get("dataset")
     if not isinstance(rec, dict) or rec.get("data_arg") in (None, "sample"):
         return None
     spec = manifest["preprocessing"]
     try:
-        source = dataset_source(rec, export_dir, str(export_dir / MANIFEST))
-        ds = load_dataset(source, (*spec["input_size"], spec.get("channels", 3)),
-                          val_fraction=float(rec.get("val_fraction") or 0.1), seed=int(rec.get("seed") or 0),
-                          max_test=rec.get("max_test"), skip_bad=bool(rec.get("skip_bad")),
-                          classes=manifest["labels"] if rec.get("classes") else None)
+        kw = manifest_dataset(manifest, export_dir)
+        ds = load_dataset(kw.pop("source"), (*spec["input_size"], spec.get("channels", 3)), **kw)
     except EdgecnnError:
         return None
     return ds.x_test, ds.y_test, list(ds.labels)

@@ -22,7 +22,7 @@ import numpy as np
 from edgecnn.measure import runtime
 from edgecnn.data.preprocess import PreprocessSpec, fit_image, normalize, softmax, top_k
 from edgecnn.core.options import Options
-from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError
+from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError, VerificationError
 
 # The export folder may hold several precisions; on a device the int8 one is the point.
 PREFERENCE = ("int8", "dynamic", "fp16", "fp32")
@@ -283,6 +283,7 @@ class ClassifyOptions(Options):
     frames: int = 0
     every: int = 1
     as_json: bool = False
+    strict: bool = False
 
     def check(self) -> None:
         for name, least in (("threads", 1), ("k", 1), ("every", 1), ("frames", 0), ("camera_index", 0)):
@@ -291,19 +292,35 @@ class ClassifyOptions(Options):
                 self._bad(name, f"must be an integer >= {least}")
 
 
+def trust_problem(clf: Classifier) -> Optional[str]:
+    """Why the predictions of ``clf`` are not to be trusted (one line), or None: an artifact that
+    did not pass verification, or the weights of a model that was never trained."""
+    problems = []
+    if not clf.verified:
+        v = clf.entry.get("verification") or {}
+        problems.append("not verified" + (f" ({v['reason']})" if v.get("reason") else " (never checked)"))
+    if not clf.manifest.get("trained", False):
+        problems.append("untrained weights (fresh, never fitted: its labels are noise)")
+    return f"{clf.path.name}: {' and '.join(problems)}" if problems else None
+
+
 def classify(target, images: Sequence = (), options: Optional[ClassifyOptions] = None, *,
              echo: Callable[[str], None] = print, warn: Optional[Callable[[str], None]] = None,
              **overrides) -> dict:
     """``edgecnn classify``: one line per image (or every ``every``-th camera frame) to ``echo``,
     plain or JSON, then a summary line; returns the summary. Ctrl-C ends a stream cleanly, with
-    the summary of what was classified. ``warn`` hears that the artifact is not verified."""
+    the summary of what was classified. ``warn`` hears, in one line, that the artifact is not
+    verified or its model not trained (``trust_problem``); ``strict`` refuses such an artifact."""
     o = ClassifyOptions.make(options, **overrides)
     clf = Classifier(target, artifact=o.artifact, manifest=o.manifest, backend=o.backend, threads=o.threads,
                      xnnpack=o.xnnpack, reference=o.reference)
     if clf.note and warn is not None:
         warn(clf.note)
-    if not clf.verified and warn is not None:
-        warn(f"warning: {clf.path.name} is not marked verified in its manifest")
+    doubt = trust_problem(clf)
+    if doubt and o.strict:
+        raise VerificationError(f"{doubt}; refused (--strict).")
+    if doubt and warn is not None:
+        warn(f"warning: {doubt} (--strict refuses it)")
     if o.camera:
         preds = classify_stream(clf, camera_frames(o.camera_index), o.k, max_frames=o.frames)
     else:

@@ -42,12 +42,13 @@ def _resolve(model_or_run, runs_dir=None, unsafe_load: bool = False):
     """-> (model, model_name, Run or None, trained, labels, spec, dataset kwargs or None)."""
     from edgecnn.data.preprocess import spec_for
     from edgecnn.models.registry import list_models
-    from edgecnn.contract import Run, check_name, dataset_kwargs, load_run, resolve
+    from edgecnn.contract import Run, check_name, dataset_kwargs, load_run, refuse_artifact, resolve
 
     if isinstance(model_or_run, Run):
         run = model_or_run
     elif isinstance(model_or_run, (str, os.PathLike)):
         ref = str(model_or_run)
+        refuse_artifact(ref, "export")
         if Path(ref).exists() or "/" in ref:
             target = resolve(ref, runs_dir, manifest=False)
             if target.run_dir is None:
@@ -140,6 +141,7 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     o = ExportOptions.make(options, **overrides)
     echo = echo or _echo_default
     model, name, run, trained, labels, spec, ds_kwargs = _resolve(model_or_run, o.runs_dir, o.unsafe_load)
+    rebuild = _tf_keras_rebuild(model, o)  # a step that needs tf_keras is refused here, before anything is written
     run_dir = run.path if run is not None else None
     if not trained:
         echo("WARNING: " + UNTRAINED_WARNING.format(name=name))
@@ -155,6 +157,7 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     own_run = run_dir is not None and out_dir.resolve() == (Path(run_dir) / contract.EXPORT_DIR).resolve()
     x_train, y_train, test, val = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
     cal = calibration_images(x_train, spec, o.calibration)
+    model, rebuilt = _checked_rebuild(model, rebuild, cal, echo)
     model, qat_model, compression = _compress(model, o, x_train, y_train, spec, echo)
 
     m = contract.new_manifest(name, run=".." if own_run else None, trained=trained, labels=labels,
@@ -163,6 +166,8 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     m["calibration"] = {"images": int(len(cal)), "split": "train", "source": test[2].replace(" test", "")}
     if compression is not None:
         m["compression"] = compression
+    if rebuilt is not None:
+        m["keras"]["rebuilt_as_tf_keras"] = rebuilt
     try:
         stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out_dir))
     except OSError as e:
@@ -194,6 +199,56 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
         raise type(failure)(str(failure.message).replace(str(stage), str(out_dir)))
     echo(f"export: {out_dir / contract.FILENAME}")
     return m
+
+
+def _tf_keras_rebuild(model, o: ExportOptions):
+    """TFMOT steps, and the PReLU rewrite and PReLU search of int8 and mixed exports, work on
+    tf_keras models: for them a Keras 3 model is rebuilt as tf_keras (edgecnn.models.keras3) ->
+    (tf_keras graph, node map, the steps asking) or None. A model that cannot be rebuilt fails a
+    TFMOT step in one line; without one, it is exported as it is."""
+    from edgecnn.models.keras3 import Untranslatable, build_tf_keras, is_keras3
+
+    if not is_keras3(model):
+        return None
+    steps = [flag for flag, on in (("--prune", o.prune is not None), ("--cluster", o.cluster is not None),
+                                   ("--qat", o.qat)) if on]
+    prelu = any(type(layer).__name__ == "PReLU" for layer in model.layers) and o.int8 and (o.rewrite or o.mixed)
+    if not steps and not prelu:
+        return None
+    try:
+        return (*build_tf_keras(model), steps)
+    except Untranslatable as e:
+        if steps:
+            raise InvalidConfigError(f"{'/'.join(steps)} {_need(steps)} a tf_keras model: TFMOT 0.8 does not accept "
+                                     f"Keras 3 models, and '{model.name}' cannot be rebuilt as tf_keras ({e}). Export "
+                                     f"it without {', '.join(steps)}.") from None
+        return None  # the PReLU rewrite is a speed-up: the model is exported as it is
+
+
+def _need(steps) -> str:
+    return "needs" if len(steps) == 1 else "need"
+
+
+def _checked_rebuild(model, rebuild, cal, echo):
+    """-> (the model to export, rebuild report or None): the rebuild checked node by node against
+    the Keras 3 model on the calibration images."""
+    from edgecnn.models.keras3 import Untranslatable, describe, rebuild_as_tf_keras
+
+    if rebuild is None:
+        return model, None
+    tk, outmap, steps = rebuild
+    try:
+        tk, report = rebuild_as_tf_keras(model, cal[:64], built=(tk, outmap))
+    except Untranslatable as e:
+        if not steps:
+            echo(f"note: '{model.name}' rebuilt as tf_keras for the PReLU rewrite is not faithful ({e}); exported as "
+                 f"it is")
+            return model, None
+        raise InvalidConfigError(f"{'/'.join(steps)} {_need(steps)} a tf_keras model: TFMOT 0.8 does not accept "
+                                 f"Keras 3 models, and '{model.name}' rebuilt as tf_keras is not the same function "
+                                 f"({e}). Export it without {', '.join(steps)}.") from None
+    echo(f"Keras 3 model {describe(report)} (for {', '.join(steps) or 'the PReLU rewrite'})")
+    return tk, report
 
 
 def _compress(model, o: ExportOptions, x_train, y_train, spec, echo):
@@ -285,7 +340,8 @@ def _dataset_record(ds_kwargs, out_dir: Path) -> dict:
         rec = {"data_arg": source, "data_path": None}
     else:
         rec = {"data_arg": source, "data_path": os.path.relpath(Path(source).resolve(), Path(out_dir).resolve())}
-    rec.update({k: kw.get(k) for k in ("val_fraction", "seed", "max_train", "max_test", "skip_bad")}, split="test")
+    rec.update({k: kw.get(k) for k in ("val_fraction", "test_fraction", "seed", "max_train", "max_test", "skip_bad")},
+               split="test")
     if kw.get("classes") is not None:
         rec["classes"] = list(kw["classes"])
     return rec

@@ -1,7 +1,8 @@
 """Keras -> ONNX with tf2onnx (fp32) and int8 QDQ ONNX, both written atomically.
 
 fp32: ``tf2onnx.convert.from_keras`` with an explicit ``input_signature`` (dynamic batch, fixed
-H, W, C: the runtime facade takes a dynamic batch only), opset ``DEFAULT_OPSET``.
+H, W, C: the runtime facade takes a dynamic batch only), opset ``DEFAULT_OPSET``; a Keras 3 model
+through ``tf2onnx.convert.from_function`` on its call (``from_keras`` reads tf_keras internals).
 
 int8, two routes (``INT8_ROUTES``), measured in docs/int8-export.md:
 
@@ -28,14 +29,20 @@ INT8_ROUTES = ("ort_qdq", "from_tflite")
 
 
 def export_onnx(model, out_path, *, opset: int = DEFAULT_OPSET, batch: Optional[int] = None) -> Path:
-    """fp32 ONNX of a tf_keras model; ``batch=None`` keeps the batch dimension dynamic."""
+    """fp32 ONNX of a tf_keras or Keras 3 model; ``batch=None`` keeps the batch dimension dynamic."""
     import tensorflow as tf
     import tf2onnx
+
+    from edgecnn.models.keras3 import is_keras3
 
     shape = (batch,) + tuple(int(d) for d in model.inputs[0].shape[1:])
     sig = (tf.TensorSpec(shape, tf.float32, name="input"),)
     try:
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=opset)
+        if is_keras3(model):  # from_keras reads tf_keras internals (a Keras 3 Sequential: KeyError 'keras_tensor_N')
+            fn = tf.function(lambda x: model(x, training=False))
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset)
+        else:
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=opset)
     except Exception as e:  # tf2onnx raises ValueError/RuntimeError/KeyError naming the op
         raise ExportError(f"ONNX conversion of '{model.name}' failed: {_one_line(e)}") from None
     return _write_checked(proto, out_path, f"'{model.name}'", "TensorFlow op(s)", "that ONNX has no equivalent for")

@@ -43,13 +43,14 @@ def _converter(model):
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     # By default the converter round-trips the concrete function through a SavedModel; that costs
     # ~10x the conversion itself (mobilenetv2_e: 25.5 s vs 1.5 s fp32, 28.8 s vs 2.7 s int8 CPU)
-    # and gives the same ops.
+    # and gives the same ops. For a Keras 3 model that round trip is also wrong: it keeps
+    # READ_VARIABLE ops (NaN outputs in fp32; int8 fails to run).
     conv.experimental_lower_to_saved_model = False
     return conv
 
 
 def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] = None, int8_io: bool = False) -> bytes:
-    """The TFLite flatbuffer of a tf_keras ``model`` at ``precision`` (fp32|fp16|dynamic|int8).
+    """The TFLite flatbuffer of a tf_keras or Keras 3 ``model`` at ``precision`` (fp32|fp16|dynamic|int8).
 
     ``calibration``: float32 preprocessed training images (N, H, W, C), required for int8.
     ``int8_io``: int8 input and output tensors (else float32 in/out around the int8 body).

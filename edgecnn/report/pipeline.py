@@ -64,8 +64,9 @@ def run_pipeline(model_name: str, options: Optional[PipelineOptions] = None, *, 
     from edgecnn.export import export_model
     from edgecnn.train.fit import train
 
-    from edgecnn.contract import RUN_FILE, load_run
+    from edgecnn.contract import RUN_FILE, load_run, refuse_artifact
 
+    refuse_artifact(model_name, "pipeline")
     o = PipelineOptions.make(options, **overrides)
     stages: Dict[str, float] = {}
     t0 = time.perf_counter()

@@ -2,7 +2,9 @@
 
 ``edgecnn eval RUN`` reports top-1, top-5, macro-F1 and per-class accuracy on the run's test split
 (or ``--data``/``--split``), and writes ``eval[_<data>_<split>].json`` and a confusion-matrix PNG
-into the run.
+into the run. ``edgecnn eval FILE.tflite|FILE.onnx`` evaluates that artifact on its runtime
+(``evaluate_artifact``), with the labels and preprocessing of the manifest beside it, on ``--data``
+or on the held-out split the manifest records; it writes nothing and needs no TensorFlow.
 
 Macro-F1 averages the per-class F1 over the classes present in the labels or the predictions
 (scikit-learn's ``f1_score(average="macro")`` without ``labels=``); a class with no true and no
@@ -151,6 +153,54 @@ def evaluate_run(run, data: Optional[str] = None, split: str = "test", *, batch_
                                     f"{run.model_name} on {ds.name} {split}: top-1 {m['top1']:.3f}")
         m["confusion_matrix_png"] = str(png)
     return m
+
+
+def evaluate_artifact(path, data: Optional[str] = None, split: str = "test", *, max_images: Optional[int] = None,
+                      backend: str = "auto", threads: int = 1) -> Dict:
+    """Top-1, top-5, macro-F1 and per-class accuracy of one exported artifact (.tflite or .onnx)
+    on its runtime, with the labels and preprocessing of the manifest beside it. ``data``: another
+    dataset with the same class names (renumbered to the manifest's label order), split as the
+    export's own record says (seed, fractions); default: the held-out split the manifest records."""
+    from edgecnn import contract
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.data.preprocess import PreprocessSpec, preprocess, softmax
+    from edgecnn.errors import DataError, ModelFileError
+    from edgecnn.measure import runtime
+
+    r = contract.resolve(path, error=ModelFileError)
+    if r.artifact is None or r.manifest is None:
+        raise ModelFileError(f"No manifest.json beside {path}: the labels and preprocessing of an artifact come from "
+                             f"the manifest 'edgecnn export' writes; copy it beside the file.")
+    m, name = r.manifest, r.artifact.name
+    entry = m["artifacts"][name]
+    file = contract.artifact_path(r.export_dir, m, name)  # size and sha256 checked
+    spec = PreprocessSpec.from_dict(m["preprocessing"])
+    shape = (*spec.input_size, spec.channels)
+    if data is None:
+        kw = contract.manifest_dataset(m, r.export_dir)
+        if kw is None:
+            raise DataError(f"{r.export_dir / contract.MANIFEST} records no held-out dataset; give one with --data "
+                            f"PATH.")
+        source = kw.pop("source")
+    else:
+        rec = m.get("dataset") or {}
+        source, kw = data, {"seed": rec.get("seed") or 0}
+        kw.update({k: rec[k] for k in ("val_fraction", "test_fraction") if rec.get(k) is not None})
+    kw.setdefault("classes", list(m["labels"]))
+    if max_images:
+        kw["max_test" if split == "test" else "max_train"] = max_images
+    ds = load_dataset(source, shape, **kw)
+    x, y = ds.split_arrays(split)
+    if len(x) == 0:
+        raise DataError(f"{source}: the {split} split is empty.")
+    runner = runtime.load(file, backend=backend, threads=threads)
+    contract.check_loaded_tensors(runner.inputs, runner.outputs, entry, str(file))
+    out = runner.run(preprocess(x, spec), batch_size=100 if getattr(runner, "_dynamic_batch", False) else None)
+    scores = out if entry.get("output_kind", "probabilities") == "probabilities" else softmax(out)
+    res = classification_metrics(y, scores, m["labels"])
+    res.update({"dataset": ds.info(), "split": split, "artifact": str(file), "run": f"{file} ({runner.backend})",
+                "verified": bool(entry["verified"]), "trained": bool(m["trained"])})
+    return res
 
 
 def _slug(s: str) -> str:

@@ -42,8 +42,8 @@ from edgecnn.errors import InvalidConfigError, RunError, TrainingError
 from edgecnn.core.files import atomic_write_json, atomic_write_text, read_json
 from edgecnn.train.options import TrainOptions
 from edgecnn.train.recipes import Recipe, get_recipe
-from edgecnn.contract import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_record, load_run, resolve_run,
-                          run_dir_for, save_model, versions, write_run)
+from edgecnn.contract import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_record, load_run, refuse_artifact,
+                              resolve_run, run_dir_for, save_model, versions, write_run)
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -372,6 +372,8 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
     from edgecnn.train.evaluate import classification_metrics, predict
 
     o = TrainOptions.make(options, **overrides)
+    if model_name:
+        refuse_artifact(model_name, "train")
     if resume is not None:
         run_dir = resolve_run(resume, o.runs_dir)
         info = _read_run_info(run_dir)
@@ -408,10 +410,11 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
         o = dataclasses.replace(o, model_kwargs=dict(o.model_kwargs),
                                 input_shape=tuple(int(v) for v in (o.input_shape or default_input_shape(model_name))))
         kw = dict(val_fraction=rec.val_fraction, seed=o.seed, max_train=o.max_train_images,
-                  max_test=o.max_test_images, skip_bad=o.skip_bad_images)
+                  max_test=o.max_test_images, skip_bad=o.skip_bad_images, test_fraction=o.test_fraction)
     model_kwargs, input_shape, seed, data = o.model_kwargs, o.input_shape, o.seed, o.data
     _check_mixed_precision(o.mixed_precision)
     ds = load_dataset(data, input_shape, **kw)
+    echo(f"data: {ds.describe()}")
     spec = ds.spec(input_shape)
     strat = make_strategy(o.strategy)
     cluster = cluster_info(strat)
@@ -433,8 +436,8 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
             "schema": SCHEMA, "model": model_name, "model_kwargs": model_kwargs, "run_name": run_dir.name,
             "created": _now(),
             "dataset": dict(ds.info(), **dataset_record(data, run_dir), val_fraction=kw["val_fraction"],
-                            max_train_images=kw["max_train"], max_test_images=kw["max_test"],
-                            skip_bad_images=kw["skip_bad"]),
+                            test_fraction=kw["test_fraction"], max_train_images=kw["max_train"],
+                            max_test_images=kw["max_test"], skip_bad_images=kw["skip_bad"]),
             "input_shape": list(input_shape), "num_classes": ds.num_classes, "labels": list(ds.labels),
             "preprocessing": spec.to_dict(), "recipe": rec.to_dict(), "seed": seed, "versions": versions(),
             "strategy": o.strategy, "mixed_precision": bool(o.mixed_precision), "command": " ".join(sys.argv),

@@ -53,12 +53,18 @@ def _refuse(what: str, reason: str):
 
 
 # ---------------------------------------------------------------------------- what edgecnn deploys
+def _producer(tensor):
+    """The layer (or Keras 3 op) that computed a symbolic tensor of tf_keras or Keras 3."""
+    history = tensor._keras_history
+    return getattr(history, "layer", None) or getattr(history, "operation", None) or history[0]
+
+
 def output_kind_of(model) -> Tuple[Optional[str], str]:
     """("probabilities" | "logits" | None, reason) from the layers that produce the model's output."""
-    layer = model.outputs[0]._keras_history.layer
+    layer = _producer(model.outputs[0])
     for _ in range(16):
         if hasattr(layer, "outputs") and hasattr(layer, "layers") and layer.outputs:  # a nested model
-            layer = layer.outputs[0]._keras_history.layer
+            layer = _producer(layer.outputs[0])
             continue
         kind = type(layer).__name__
         if kind == "Softmax":
@@ -80,7 +86,7 @@ def output_kind_of(model) -> Tuple[Optional[str], str]:
             inbound = layer.input
             if isinstance(inbound, (list, tuple)):
                 break
-            layer = inbound._keras_history.layer
+            layer = _producer(inbound)
             continue
         break
     return None, (f"its output layer '{layer.name}' ({type(layer).__name__}) does not say whether it gives "
@@ -126,14 +132,15 @@ def _fmt(shape) -> str:
 
 def _fix_input(model, shape):
     """The same model (same weights) on a fixed-size input, so that converters see static shapes."""
-    import tf_keras
+    from edgecnn.models.keras3 import keras_module
 
-    inp = tf_keras.Input(shape, name=model.inputs[0].name.split(":")[0])
+    k = keras_module(model)
+    inp = k.Input(shape, name=model.inputs[0].name.split(":")[0])
     try:
-        fixed = tf_keras.models.clone_model(model, input_tensors=inp)
+        fixed = k.models.clone_model(model, input_tensors=inp)
         fixed.set_weights(model.get_weights())
     except Exception:  # noqa: BLE001 - a subclassed model cannot be cloned: wrap it instead
-        fixed = tf_keras.Model(inp, model(inp), name=model.name)
+        fixed = k.Model(inp, model(inp), name=model.name)
     return fixed
 
 
@@ -195,7 +202,7 @@ def import_model(source, options: Optional[ImportOptions] = None, *, echo=print,
     o = ImportOptions.make(options, **overrides)
     labels = read_labels_file(o.labels_file) if o.labels_file is not None else None
     ds_kw = dict(val_fraction=0.1, seed=o.seed, max_train=o.max_train_images, max_test=o.max_test_images,
-                 skip_bad=o.skip_bad_images)
+                 skip_bad=o.skip_bad_images, test_fraction=o.test_fraction)
 
     is_app = isinstance(source, str) and source.startswith(KERAS_PREFIX)
     src_record: dict
@@ -214,15 +221,17 @@ def import_model(source, options: Optional[ImportOptions] = None, *, echo=print,
         if isinstance(source, (str, Path)):
             where = str(source)
             objs = contract.custom_objects_from(o.custom_objects) if o.custom_objects else None
+            contract.refuse_artifact(source, "import")
             model = contract.load_keras(source, unsafe=o.unsafe_load, custom_objects=objs)
             p = Path(source)
             default_name = p.stem if p.is_file() else p.name
-            src_record = {"kind": "import", "file": p.name,
-                          "sha256": sha256_file(p) if p.is_file() else None}
-        else:  # a tf_keras model object (Python API)
+            src_record = {"kind": "import", "file": p.name, "sha256": sha256_file(p) if p.is_file() else None,
+                          "keras": _keras_version(model)}
+        else:  # a tf_keras or Keras 3 model object (Python API)
             model, where = source, f"model '{getattr(source, 'name', '?')}'"
             default_name = getattr(source, "name", "model")
-            src_record = {"kind": "import", "file": None, "sha256": None, "keras_name": default_name}
+            src_record = {"kind": "import", "file": None, "sha256": None, "keras_name": default_name,
+                          "keras": _keras_version(model)}
         ds = None
     model, input_shape, kind, kind_reason = check_deployable(model, where, o.input_size)
     if o.output_kind is not None:
@@ -268,6 +277,10 @@ def import_model(source, options: Optional[ImportOptions] = None, *, echo=print,
 
     echo(f"{where}: input {input_shape[0]}x{input_shape[1]}x{input_shape[2]} (model inputs {describe_range(spec)}), "
          f"{n_out} classes, output {kind} ({kind_reason}).")
+    if src_record.get("keras", "").startswith("3."):
+        echo(f"{where}: a Keras {src_record['keras']} model, kept as it is: converted and verified as Keras 3 "
+             f"(rebuilt as tf_keras only for --prune, --cluster, --qat and the PReLU rewrite).")
+    echo(f"data: {ds.describe()}")
     if o.unsafe_load:
         echo(f"WARNING: {where} loaded with --unsafe-load (no safe mode"
              f"{'; custom objects ' + ', '.join(o.custom_objects) if o.custom_objects else ''}): the run records it.")
@@ -284,6 +297,7 @@ def import_model(source, options: Optional[ImportOptions] = None, *, echo=print,
         "created": contract.now(), "source": src_record, "output_kind": kind, "output_kind_reason": kind_reason,
         "unsafe_load": bool(o.unsafe_load), "custom_objects": list(o.custom_objects),
         "dataset": dict(ds.info(), **contract.dataset_record(o.data, run_dir), val_fraction=ds_kw["val_fraction"],
+                        test_fraction=ds_kw["test_fraction"],
                         max_train_images=o.max_train_images, max_test_images=o.max_test_images,
                         skip_bad_images=o.skip_bad_images, **({"classes": list(labels)} if labels else {})),
         "input_shape": list(input_shape), "num_classes": n_out, "labels": list(ds.labels),
@@ -313,6 +327,13 @@ def import_model(source, options: Optional[ImportOptions] = None, *, echo=print,
     return contract.load_run(run_dir)
 
 
+def _keras_version(model) -> str:
+    """The version of the Keras that builds ``model``: Keras 3's, or tf_keras's."""
+    from edgecnn.models.keras3 import keras_module
+
+    return str(keras_module(model).__version__)
+
+
 def _plain(name: str) -> str:
     """A file stem or Keras name as a plain run-model name (letters, digits, '.', '_', '+', '-')."""
     out = "".join(ch if ch.isalnum() or ch in "._+-" else "_" for ch in str(name)).lstrip("._+-")
@@ -337,26 +358,33 @@ def _scores(model, x_u8, spec, kind: str, where: str) -> np.ndarray:
     return out
 
 
+def _sublayers(model) -> list:
+    """Every layer of a model, nested models' included (tf_keras: submodules; Keras 3: _flatten_layers)."""
+    if hasattr(model, "_flatten_layers"):
+        return list(model._flatten_layers(include_self=False))
+    return list(model.submodules)
+
+
 def _fine_tune(model, ds, spec, kind: str, *, epochs: int, lr: float, batch_size: int, seed: int) -> dict:
     """Fit the model on the training split (validation on val); returns what run.json records."""
-    import tf_keras
-
     from edgecnn.data.tfdata import make_dataset
+    from edgecnn.models.keras3 import keras_module
 
-    tf_keras.utils.set_random_seed(seed)
+    k = keras_module(model)  # a Keras 3 model is fitted with Keras 3, a tf_keras one with tf_keras
+    k.utils.set_random_seed(seed)
     # Fit a copy, so that the model saved into the run carries no optimizer state (Adam's two
     # slots per weight would triple model.keras); a model that cannot be cloned is fitted itself.
     try:
-        work = tf_keras.models.clone_model(model)
+        work = k.models.clone_model(model)
         work.set_weights(model.get_weights())
     except Exception:  # noqa: BLE001 - subclassed models
         work = model
-    bns = [layer for layer in work.submodules if isinstance(layer, tf_keras.layers.BatchNormalization)]
+    bns = [layer for layer in _sublayers(work) if isinstance(layer, k.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in bns]
     for layer in bns:  # moving statistics that follow a short fine-tune (README: "A measured change")
         layer.momentum = min(layer.momentum, 0.9)
-    work.compile(tf_keras.optimizers.Adam(lr),
-                 tf_keras.losses.SparseCategoricalCrossentropy(from_logits=kind == "logits"), metrics=["accuracy"])
+    work.compile(k.optimizers.Adam(lr),
+                 k.losses.SparseCategoricalCrossentropy(from_logits=kind == "logits"), metrics=["accuracy"])
     train = make_dataset(ds.x_train, ds.y_train, spec, batch_size=batch_size, training=True, seed=seed)
     val = make_dataset(ds.x_val, ds.y_val, spec, batch_size=256) if len(ds.x_val) else None
     hist = work.fit(train, validation_data=val, epochs=epochs, verbose=2)

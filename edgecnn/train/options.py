@@ -32,6 +32,7 @@ class TrainOptions(Options):
     max_train_images: Optional[int] = None
     max_test_images: Optional[int] = None
     skip_bad_images: bool = False
+    test_fraction: float = 0.2
     verbose: int = 1
 
     @classmethod
@@ -65,6 +66,13 @@ class TrainOptions(Options):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 self._bad(name, "must be at least 1")
+        _check_test_fraction(self)
+
+
+def _check_test_fraction(o) -> None:
+    if not isinstance(o.test_fraction, (int, float)) or isinstance(o.test_fraction, bool) \
+            or not 0 < o.test_fraction < 1:
+        o._bad("test_fraction", "must be a fraction between 0 and 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +99,7 @@ class ImportOptions(Options):
     max_train_images: Optional[int] = None
     max_test_images: Optional[int] = None
     skip_bad_images: bool = False
+    test_fraction: float = 0.2
 
     def __post_init__(self):
         object.__setattr__(self, "custom_objects", tuple(self.custom_objects or ()))
@@ -112,3 +121,4 @@ class ImportOptions(Options):
             self._bad("epochs", "must be an integer >= 0")
         if not isinstance(self.seed, int) or self.seed < 0:
             self._bad("seed", "must be an integer >= 0")
+        _check_test_fraction(self)
