@@ -86,5 +86,10 @@ class BenchmarkOptions(Options):
             from edgecnn.measure.boards import parse_targets
 
             object.__setattr__(self, "targets", tuple(parse_targets(list(self.targets))))
+        if self.ssh_options:
+            from edgecnn.benchmark.remote import check_ssh_option
+
+            for opt in self.ssh_options:  # refused before any work: an allow-list of ssh -o options
+                check_ssh_option(opt)
         if self.remote_run and self.op_profile:
             raise InvalidConfigError("--op-profile runs here, not on the remote host: leave it out with --remote")

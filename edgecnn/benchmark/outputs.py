@@ -94,14 +94,14 @@ def run_benchmark(targets: Sequence, options: Optional[BenchmarkOptions] = None,
     result = BenchmarkOutput(doc, write_results(doc, out), out)
     if o.op_profile:
         from edgecnn.benchmark.opprofile import op_profile as profile_ops
-        from edgecnn.core.files import atomic_write_json
+        from edgecnn.core.files import atomic_write_json, fit_name
         done = set()
         for r in doc["rows"]:
             if r["format"] == "keras" or (r["path"], r["runtime"]) in done or not Path(r["path"]).exists():
                 continue
             done.add((r["path"], r["runtime"]))
             prof = profile_ops(r["path"], r["runtime"], r["threads"], runs=max(10, min(o.runs, 200)))
-            target = out / f"op_profile_{Path(r['path']).stem}_{r['runtime']}.json"
+            target = out / fit_name(f"op_profile_{Path(r['path']).stem}_{r['runtime']}.json")
             atomic_write_json(target, prof)
             result.op_profiles.append((prof, target))
     return result

@@ -253,21 +253,22 @@ _fn_cache: list = []
 
 def _exchange_fn():
     if not _fn_cache:
-        fn = None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
-                at_fdcwd, rename_exchange = -100, 2
-
-                def fn(a, b, _f=libc.renameat2):
-                    return _f(at_fdcwd, a, at_fdcwd, b, rename_exchange)
-            elif sys.platform == "darwin" and hasattr(libc, "renamex_np"):
-                def fn(a, b, _f=libc.renamex_np):
-                    return _f(a, b, 2)  # RENAME_SWAP
-        except OSError:
-            fn = None
-        _fn_cache.append(fn)
+        _fn_cache.append(_find_exchange())
     return _fn_cache[0]
+
+
+def _find_exchange():
+    """renameat2(RENAME_EXCHANGE) on Linux, renamex_np(RENAME_SWAP) on macOS, else None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+        at_fdcwd, rename_exchange = -100, 2
+        return lambda a, b, _f=libc.renameat2: _f(at_fdcwd, a, at_fdcwd, b, rename_exchange)
+    if sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        return lambda a, b, _f=libc.renamex_np: _f(a, b, 2)  # RENAME_SWAP
+    return None
 
 
 def _fsync_tree(root: Path) -> None:
