@@ -151,11 +151,11 @@ def system_error(e: BaseException) -> "SystemResourceError | None":
         paths = [p for p in (e.filename, getattr(e, "filename2", None)) if p is not None]
         return _system_error(e.errno, os.fsdecode(paths[0]) if paths else None, e.strerror or str(e))
     if type(e).__module__.startswith("tensorflow"):
-        text = str(e)
+        text = re.sub(r"\{\{.*?\}\}", "", str(e))  # TF's "{{function_node ...}}" prefix holds no path
         for message, num in _STRERROR.items():
             if message in text:
-                m = re.search(r"(/[^\s;:'\"]+)[^;]*;\s*" + re.escape(message), text)
-                return _system_error(num, m.group(1) if m else None, message)
+                paths = re.findall(r"(/[^\s;:'\"]+)", text[:text.index(message)])
+                return _system_error(num, paths[-1] if paths else None, message)
     return None
 
 

@@ -120,6 +120,15 @@ def locked(target, *, echo: Optional[Callable[[str], None]] = None) -> Iterator[
     try:
         recover(target)
         yield target
+    except Exception as e:  # noqa: BLE001 - only the operating system's refusals are reworded
+        from edgecnn.errors import SystemResourceError, system_error
+
+        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: name the folder
+            e.filename = str(target)
+        failure = system_error(e)
+        if failure is None:
+            raise
+        raise SystemResourceError(f"{failure.message} Nothing in {target} was changed.") from e
     finally:
         del _held[key]
         try:

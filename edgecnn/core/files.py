@@ -47,6 +47,10 @@ def atomic_path(target, suffix: str = None):
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as e:
+        if e.filename is None:  # a failed write() names no file: the error names the one being written
+            e.filename = str(target)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

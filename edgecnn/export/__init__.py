@@ -177,7 +177,9 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
                 except formats.Skipped as e:
                     echo(f"{fmt.file_name(name)} not written: {e.reason}")
                     m.setdefault("skipped", {})[fmt.key] = e.reason
-            _carry_over(out_dir, stage, m, carried, echo)
+            commit.pause_point("export-staged")
+            if not o.clean:
+                _carry_over(out_dir, stage, m, carried, echo)
             contract.write_manifest(stage, m)
             failure, m = _verify(stage, m, model, test, o, echo)
             if failure is not None and (out_dir / contract.FILENAME).exists():

@@ -38,7 +38,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from edgecnn.errors import InvalidConfigError, RunError, SystemResourceError, TrainingError, system_error
+from edgecnn.errors import (RESOURCE_ERRNOS, InvalidConfigError, RunError, SystemResourceError, TrainingError,
+                            system_error)
 from edgecnn.core.files import atomic_write_json, atomic_write_text, read_json
 from edgecnn.train.options import TrainOptions
 from edgecnn.train.recipes import Recipe, get_recipe
@@ -432,6 +433,8 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:
+            raise system_error(e) from None
         raise RunError(f"{run_dir}: cannot create the run folder ({e.strerror or e}).") from None
     try:
         return _train_chief(run_dir, info, o, rec=rec, ds=ds, spec=spec, strat=strat, cluster=cluster,
