@@ -437,8 +437,8 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
             raise system_error(e) from None
         raise RunError(f"{run_dir}: cannot create the run folder ({e.strerror or e}).") from None
     try:
-        return _train_chief(run_dir, info, o, rec=rec, ds=ds, spec=spec, strat=strat, cluster=cluster,
-                            model_name=model_name, kw=kw, echo=echo)
+        return _train_chief(run_dir, info, o, rec=rec, ds=ds, strat=strat, cluster=cluster, model_name=model_name,
+                            kw=kw, echo=echo)
     except Exception as e:
         failure = system_error(e)
         if failure is None:
@@ -467,12 +467,13 @@ def _kept_or_removed(run_dir: Path, new_run: bool, failure: SystemResourceError)
                                f"continue with 'edgecnn train --resume {run_dir}'.")
 
 
-def _train_chief(run_dir: Path, info: Optional[dict], o: TrainOptions, *, rec: Recipe, ds, spec, strat, cluster,
+def _train_chief(run_dir: Path, info: Optional[dict], o: TrainOptions, *, rec: Recipe, ds, strat, cluster,
                  model_name: str, kw: dict, echo) -> Run:
     """The chief's (or the only process's) part of ``train``: run.json, the fit, model.keras."""
     from edgecnn.train.evaluate import classification_metrics, predict
 
     model_kwargs, input_shape, seed, data = o.model_kwargs, o.input_shape, o.seed, o.data
+    spec = ds.spec(input_shape)
     ckpt_dir = run_dir / "checkpoints"
     if info is None:
         info = {

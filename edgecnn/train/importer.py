@@ -307,7 +307,7 @@ def import_model(source, options: Optional[ImportOptions] = None, *, echo=print,
         "metrics": {k: m[k] for k in ("top1", "top5", "macro_f1")}, "per_class_accuracy": m["per_class_accuracy"],
         "finished": contract.now(),
     }
-    _write_run(run_dir, info, model, o.unsafe_load)
+    _write_run(run_dir, info, model, o.unsafe_load, echo)
     if info["unsafe_load"]:
         echo(f"WARNING: {run_dir / contract.MODEL_FILE} holds code that safe mode refuses; every later command that "
              f"loads it (eval, export, verify) needs --unsafe-load too.")
@@ -323,7 +323,7 @@ def _keras_version(model) -> str:
     return str(keras_module(model).__version__)
 
 
-def _write_run(run_dir: Path, info: dict, model, unsafe_load: bool) -> None:
+def _write_run(run_dir: Path, info: dict, model, unsafe_load: bool, echo) -> None:
     """Write the run folder all or nothing (edgecnn.core.commit): model.keras and run.json into a
     staging folder beside it, renamed into place in one step under a lock on it. A run that is
     there is never replaced; a SIGKILL at any instant leaves no run or the whole run."""
@@ -332,7 +332,7 @@ def _write_run(run_dir: Path, info: dict, model, unsafe_load: bool) -> None:
 
     made = [p for p in (run_dir.parent, run_dir.parent.parent) if not p.exists()]
     try:
-        with commit.locked(run_dir):
+        with commit.locked(run_dir, echo=echo):
             if os.path.lexists(run_dir) and (not run_dir.is_dir() or any(run_dir.iterdir())):
                 raise RunError(f"{run_dir} already exists; choose another --run-name.")
             with commit.staged(run_dir) as stage:
