@@ -125,14 +125,17 @@ def record_recommendations(doc: dict, targets: Sequence, wanted: Sequence[str],
         doc["recommended"] = {}
         return doc
     path = next(iter(exports))
-    manifest = contract.read_manifest(path)
-    recs = recommend(doc, manifest, wanted)
-    doc["recommended"] = recs
-    missing = [w for w in wanted if w not in recs]
-    if missing:
-        doc["recommend_note"] = f"no verified artifact has costs on {', '.join(missing)}"
-    manifest["recommended"] = dict(manifest.get("recommended") or {}, **recs)
-    contract.write_manifest(Path(path).parent, manifest)
+    from edgecnn.core import commit
+
+    with commit.locked(Path(path).parent, echo=say):  # read, add, write: no export commits in between
+        manifest = contract.read_manifest(path)
+        recs = recommend(doc, manifest, wanted)
+        doc["recommended"] = recs
+        missing = [w for w in wanted if w not in recs]
+        if missing:
+            doc["recommend_note"] = f"no verified artifact has costs on {', '.join(missing)}"
+        manifest["recommended"] = dict(manifest.get("recommended") or {}, **recs)
+        contract.write_manifest(Path(path).parent, manifest)
     for target, r in recs.items():
         say(f"recommended for {target}: {r['artifact']} ({r['reason']})")
     return doc

@@ -319,8 +319,9 @@ def _carry_plan(out_dir: Path, m: dict, o: ExportOptions) -> list:
             contract.artifact_path(out_dir, old, n)
         except EdgecnnError as e:
             raise ExportError(f"{e.message} It cannot be carried into the new export{hint}.") from None
-    return [(n, old["artifacts"][n], {k: old.get(k) for k in ("created", "calibration", "deploy_rewrite")})
-            for n in keep]
+    recommended = old.get("recommended") or {}
+    return [(n, old["artifacts"][n], {k: old.get(k) for k in ("created", "calibration", "deploy_rewrite")},
+             {t: r for t, r in recommended.items() if r["artifact"] == n}) for n in keep]
 
 
 def _carry_over(out_dir: Path, stage: Path, m: dict, carried: list, echo) -> None:
@@ -340,10 +341,12 @@ def _carry_over(out_dir: Path, stage: Path, m: dict, carried: list, echo) -> Non
         commit.carry_over(out_dir, stage, skip=skip)
     except OverflowError as e:
         raise ExportError(f"{e}; give --out a folder of its own, or pass --clean.") from None
-    for n, entry, origin in carried:
+    for n, entry, origin, recommended in carried:
         m["artifacts"][n] = dict(entry, carried_from={k: v for k, v in origin.items() if v is not None})
+        if recommended:  # the benchmark's choice stands for the same bytes (dropped if they fail verification)
+            m.setdefault("recommended", {}).update(recommended)
     if carried:
-        echo(f"kept from the previous export (verified again): {', '.join(n for n, _, _ in carried)}")
+        echo(f"kept from the previous export (verified again): {', '.join(c[0] for c in carried)}")
 
 
 def _compress(model, o: ExportOptions, x_train, y_train, spec, echo):

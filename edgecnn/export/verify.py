@@ -173,6 +173,8 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
                 echo(f"       {reason}")
         if not passed:
             failures.append(name)
+    if m.get("recommended"):  # a recommendation stands for a verified artifact only
+        m["recommended"] = {t: r for t, r in m["recommended"].items() if m["artifacts"][r["artifact"]]["verified"]}
     if write:
         write_manifest(export_dir, m)
     if failures and raise_on_failure:
