@@ -66,11 +66,15 @@ def _no_staging(entries) -> bool:
     return not [e for e in entries if ".stage-" in e or ".old-" in e]
 
 
-def test_export_on_a_full_disk(good, tmp_path):
-    res = on_small_disk({"kind": "command", "size": "4m", "copy": str(good), "leave": 48 << 10,
-                         "args": ["export", "{disk}/w/runs/alexnet_tiny_dw/good", "--no-onnx", "--fp16",
-                                  "--calibration", "8", "--max-drop", "100"]}, tmp_path)
-    assert_one_line(res["rc"], res["out"], OS_ERR, "no space left", "free space", str(tmp_path / "disk"))
+@pytest.mark.parametrize("where", ["run", "out"])
+def test_export_on_a_full_disk(good, tmp_path, where):
+    """The run (and its export) on the full disk; or the run elsewhere and ``--out`` an export on it."""
+    common = ["--no-onnx", "--fp16", "--calibration", "8", "--max-drop", "100"]
+    job = ({"copy": str(good), "args": ["export", "{disk}/w/runs/alexnet_tiny_dw/good", *common]} if where == "run" else
+           {"copy": str(run_of(good) / "export"), "args": ["export", run_of(good), "--out", "{disk}/w", *common]})
+    res = on_small_disk(dict(job, kind="command", size="4m", leave=48 << 10), tmp_path)
+    assert_one_line(res["rc"], res["out"], OS_ERR, "no space left", "free space", str(tmp_path / "disk"),
+                    "nothing in")
     assert res["after"] == res["before"] and _no_staging(res["entries"])
 
 

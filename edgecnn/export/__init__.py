@@ -14,6 +14,7 @@ compress.py (TFMOT pruning/clustering/QAT).
 """
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from pathlib import Path
@@ -264,9 +265,9 @@ def _output_folder(out_dir, run_dir, name: str, o: ExportOptions) -> Path:
                           f"give --out a folder of its own.")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        if not out_dir.exists():
-            out_dir.mkdir()
-            out_dir.rmdir()  # only a check that the folder can be made there (its name, the permissions)
+        if len(os.fsencode(out_dir.name)) > os.pathconf(out_dir.parent, "PC_NAME_MAX"):
+            # Found now, not at the swap after every conversion (the writes are checked by the lock).
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(out_dir))
     except OSError as e:
         if e.errno in RESOURCE_ERRNOS:
             raise system_error(e) from None
