@@ -348,24 +348,6 @@ def test_readers_trust_only_what_the_manifest_names(world, tmp_path):
                    MODEL_ERR, "not listed")
 
 
-def test_bundle_is_all_or_nothing(world, tmp_path):
-    app = _app_copy(tmp_path)
-    export = run_of(world) / "export"
-    ok = invoke("bundle", "android", export, "--app", app, "--artifact", "fp32", "--images", 2)
-    assert ok.exit_code == 0, ok.output
-    assets = app / "app" / "src" / "main" / "assets"
-    before = digest_tree(assets)
-    from edgecnn.device.bundle import _sample_images
-    from edgecnn.data.sample import load_sample
-
-    third = assets / "images" / _sample_images(3, load_sample()[2])[2][1]
-    third.mkdir(parents=True)  # the next bundle cannot write its third image
-    res = invoke("bundle", "android", export, "--app", app, "--artifact", "int8", "--images", 3)
-    assert res.exit_code == 15 and "Traceback" not in res.output, res.output
-    third.rmdir()
-    assert digest_tree(assets) == before  # the fp32 bundle, whole: no int8 model beside the fp32 spec
-
-
 @pytest.mark.parametrize("doc", [
     {"schema": 1, "rows": [{"artifact": "x.tflite"}]},
     {"schema": 1, "rows": [{"artifact": "x", "runtime": "litert", "threads": 1, "batch": 1,
@@ -491,7 +473,11 @@ def test_an_output_folder_under_a_file(world, tmp_path):
 
 
 def test_an_over_long_output_path(world, tmp_path):
-    assert_refused(invoke("export", run_of(world), "--no-onnx", "--out", tmp_path / ("x" * 300)), EXPORT_ERR)
+    """A name the filesystem refuses is the operating system's answer (exit 17), said before any work."""
+    from edgecnn.errors import SystemResourceError
+
+    assert_refused(invoke("export", run_of(world), "--no-onnx", "--out", tmp_path / ("x" * 300)),
+                   SystemResourceError.exit_code, "too long", "shorter name")
 
 
 def test_a_runs_dir_that_is_a_file(tmp_path):
@@ -513,3 +499,106 @@ def test_the_good_world_really_works(world, tmp_path):
     r = resolve(run_of(world))
     assert r.manifest is not None and r.export_dir == export
     assert np.isfinite(json.loads((export / "manifest.json").read_text())["keras"]["top1"])
+
+
+# ---------------------------------------------------------------------------- 7. odd values, odd devices
+@pytest.mark.parametrize("field", ["format", "precision", "output_kind", "dtype", "data_arg", "model_file", "label"])
+@pytest.mark.parametrize("command", ["verify", "classify", "bundle"])
+def test_a_manifest_with_a_list_where_a_name_is_expected(world, tmp_path, field, command):
+    """A JSON list (unhashable) or object in place of a name ends in one line, never a TypeError."""
+    def edit(m):
+        a = m["artifacts"][int8_name()]
+        if field in ("format", "precision", "output_kind"):
+            a[field] = [a[field]]
+        elif field == "dtype":
+            a["inputs"][0]["dtype"] = {"x": a["inputs"][0]["dtype"]}
+        elif field == "data_arg":
+            m["dataset"]["data_arg"] = [m["dataset"]["data_arg"]]
+        elif field == "model_file":
+            m["keras"]["model_file"] = [m["keras"]["model_file"]]
+        else:
+            m["labels"][0] = [m["labels"][0]]
+    edit_manifest(world, edit)
+    before = digest_tree(world)
+    export = run_of(world) / "export"
+    args = {"verify": ["verify", export], "classify": ["classify", export, _png(tmp_path)],
+            "bundle": ["bundle", "android", export, "--app", _app_copy(tmp_path)]}[command]
+    res = invoke(*args)
+    assert res.exit_code in (MODEL_ERR, RUN_ERR, 15), res.output
+    assert_refused(res, res.exit_code)
+    assert digest_tree(world) == before
+
+
+@pytest.mark.parametrize("command", ["verify", "classify", "bundle"])
+def test_an_export_whose_input_size_disagrees_with_its_model(world, tmp_path, command):
+    """The manifest says 64x64 everywhere (preprocessing and tensors agree with each other), the
+    model and the artifacts take 32x32: refused before anything is fed (not `Cannot set tensor`)."""
+    def edit(m):
+        m["preprocessing"]["input_size"] = [64, 64]
+        for a in m["artifacts"].values():
+            a["inputs"][0]["shape"] = [1, 64, 64, 3]
+    edit_manifest(world, edit)
+    before = digest_tree(world)
+    export = run_of(world) / "export"
+    args = {"verify": ["verify", run_of(world)], "classify": ["classify", export, _png(tmp_path)],
+            "bundle": ["bundle", "android", export, "--app", _app_copy(tmp_path)]}[command]
+    res = invoke(*args)
+    assert_refused(res, 15 if command == "bundle" else MODEL_ERR, "64")
+    assert digest_tree(world) == before
+
+
+@pytest.mark.parametrize("opt", ["PKCS11Provider=/tmp/evil.so", "SecurityKeyProvider=/tmp/evil.so",
+                                 "KnownHostsCommand=/usr/bin/id", "Include=/tmp/other_config", "Match=exec id",
+                                 "ProxyCommand=nc %h %p", "LocalCommand=id", "PermitLocalCommand=yes",
+                                 "StrictHostKeyChecking=no", "Port=22 ProxyCommand=x", "ProxyJump=-oProxyCommand=x",
+                                 "ForwardAgent=yes", "LocalForward=8080 localhost:80"])
+def test_ssh_options_are_an_allow_list(world, tmp_path, monkeypatch, opt):
+    """An option ssh would use to load a library or run a command here is refused before ssh runs
+    (a stand-in `ssh` first on PATH would leave a marker)."""
+    bin_dir, marker = tmp_path / "bin", tmp_path / "ssh-ran"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(f"#!/bin/sh\ntouch {marker}\nexit 255\n")
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    before = digest_tree(world)
+    res = invoke("benchmark", run_of(world) / "export", "--remote", "pi@raspberrypi.local", "--ssh-option", opt,
+                 "--out", tmp_path / "b")
+    assert_refused(res, CONFIG_ERR, "--ssh-option")
+    assert not marker.exists() and not (tmp_path / "b").exists() and digest_tree(world) == before
+
+
+def test_allowed_ssh_options_reach_ssh():
+    from edgecnn.benchmark.remote import ssh_command
+
+    cmd = ssh_command("pi@raspberrypi.local", "true",
+                      ssh_options=["UserKnownHostsFile=/tmp/kh", "port 2222", "ServerAliveInterval=5",
+                                   "ProxyJump=me@gateway:22"])
+    for o in ("UserKnownHostsFile=/tmp/kh", "Port=2222", "ServerAliveInterval=5", "ProxyJump=me@gateway:22"):
+        assert o in cmd
+    assert cmd.index("StrictHostKeyChecking=yes") < cmd.index("UserKnownHostsFile=/tmp/kh")
+
+
+@pytest.mark.parametrize("frame", ["None", "np.zeros(5, np.uint8)", "np.zeros((0, 4, 3), np.uint8)"],
+                         ids=["none", "flat", "empty"])
+def test_a_camera_that_returns_no_frame(world, tmp_path, frame):
+    """OpenCV's read() can say ok and give no image (a busy or half-attached camera). A stand-in
+    cv2 (no camera here) returns such a frame to the real `edgecnn classify --camera` process."""
+    fake = tmp_path / "fakecam"
+    fake.mkdir()
+    (fake / "cv2.py").write_text(
+        "import numpy as np\nCAP_PROP_FRAME_WIDTH, CAP_PROP_FRAME_HEIGHT = 3, 4\n"
+        "class VideoCapture:\n"
+        "    def __init__(self, index): pass\n"
+        "    def isOpened(self): return True\n"
+        "    def set(self, *a): return True\n"
+        f"    def read(self): return True, {frame}\n"
+        "    def release(self): pass\n")
+    before = digest_tree(world)
+    env = dict(os.environ, PYTHONPATH=f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    r = subprocess.run([sys.executable, "-m", "edgecnn.cli", "classify", str(run_of(world) / "export"), "--camera",
+                        "--frames", "2"], capture_output=True, text=True, env=env, timeout=300)
+    out = r.stdout + r.stderr
+    errors = [s for s in out.splitlines() if s.startswith("Error:")]
+    assert r.returncode == 6 and len(errors) == 1 and "Traceback" not in out, out
+    assert "camera 0 returned no image" in errors[0]
+    assert digest_tree(world) == before

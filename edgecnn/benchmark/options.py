@@ -9,12 +9,54 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Optional, Tuple
 
 from edgecnn.core.options import Options
 from edgecnn.errors import InvalidConfigError
 
 DEFAULT_REMOTE_PYTHON = "edgecnn-venv/bin/python"  # raspi/install.sh's venv, relative to the remote $HOME
+
+# The ssh -o options a user may add: an allow-list, since a deny-list cannot hold (PKCS11Provider,
+# SecurityKeyProvider, KnownHostsCommand, Include, Match exec, ... load a library, read other
+# configuration or run a local command). None of these runs code on this machine, switches
+# host-key checking off or forwards anything; each value is checked by its pattern.
+_WORD = r"[A-Za-z0-9._@%+-]+"
+_PATH = r"[A-Za-z0-9._@%+~/-]+"
+_LIST = r"[A-Za-z0-9._@+,-]+"
+_NUM = r"[0-9]{1,6}"
+_YESNO = r"(?i:yes|no)"
+_JUMP = r"(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?[A-Za-z0-9._-]+(?::[0-9]{1,5})?"
+SSH_OPTIONS = {
+    "Port": _NUM, "User": r"[A-Za-z0-9._][A-Za-z0-9._-]*", "HostName": r"[A-Za-z0-9._:-]+",
+    "HostKeyAlias": _WORD, "IdentityFile": _PATH, "CertificateFile": _PATH, "IdentitiesOnly": _YESNO,
+    "UserKnownHostsFile": _PATH, "GlobalKnownHostsFile": _PATH, "ConnectTimeout": _NUM,
+    "ConnectionAttempts": _NUM, "ServerAliveInterval": _NUM, "ServerAliveCountMax": _NUM, "TCPKeepAlive": _YESNO,
+    "Compression": _YESNO, "AddressFamily": r"(?i:any|inet|inet6)", "Ciphers": _LIST, "MACs": _LIST,
+    "KexAlgorithms": _LIST, "HostKeyAlgorithms": _LIST, "PubkeyAcceptedAlgorithms": _LIST,
+    "PreferredAuthentications": _LIST, "PubkeyAuthentication": _YESNO, "ProxyJump": rf"{_JUMP}(?:,{_JUMP})*",
+}
+_SSH_KEYS = {k.lower(): k for k in SSH_OPTIONS}
+
+
+def check_ssh_option(opt: str, dest: str = "HOST") -> str:
+    """``Key=Value`` (or ``Key Value``) for ssh -o, if ``Key`` is in ``SSH_OPTIONS`` and the value
+    matches its pattern; returned as ``Key=Value``. Anything else is refused in one line."""
+    m = re.match(r"^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=|\s)\s*(\S.*?)\s*$", str(opt))
+    if not m:
+        raise InvalidConfigError(f"Received `--ssh-option {opt}`: expected Key=Value, as for ssh -o.")
+    key = _SSH_KEYS.get(m.group(1).lower())
+    if key is None:
+        hint = ("edgecnn always checks host keys and runs no local commands; add the Pi's key to known_hosts instead "
+                f"(ssh-keyscan, or one manual `ssh {dest}`)" if m.group(1).lower() in (
+                    "stricthostkeychecking", "batchmode", "proxycommand", "localcommand", "permitlocalcommand",
+                    "knownhostscommand") else
+                "it is not one edgecnn passes to ssh")
+        raise InvalidConfigError(f"Received `--ssh-option {opt}`: {hint}. Allowed: {', '.join(sorted(SSH_OPTIONS))}.")
+    if not re.fullmatch(SSH_OPTIONS[key], m.group(2)):
+        raise InvalidConfigError(f"Received `--ssh-option {opt}`: the value {m.group(2)!r} is not one edgecnn passes "
+                                 f"to ssh for {key} (no spaces, quotes or shell characters).")
+    return f"{key}={m.group(2)}"
 
 
 def _tuple(v) -> tuple:
@@ -86,5 +128,8 @@ class BenchmarkOptions(Options):
             from edgecnn.measure.boards import parse_targets
 
             object.__setattr__(self, "targets", tuple(parse_targets(list(self.targets))))
+        if self.ssh_options:
+            for opt in self.ssh_options:  # refused before any work: an allow-list of ssh -o options
+                check_ssh_option(opt)
         if self.remote_run and self.op_profile:
             raise InvalidConfigError("--op-profile runs here, not on the remote host: leave it out with --remote")

@@ -94,14 +94,14 @@ def run_benchmark(targets: Sequence, options: Optional[BenchmarkOptions] = None,
     result = BenchmarkOutput(doc, write_results(doc, out), out)
     if o.op_profile:
         from edgecnn.benchmark.opprofile import op_profile as profile_ops
-        from edgecnn.core.files import atomic_write_json
+        from edgecnn.core.files import atomic_write_json, fit_name
         done = set()
         for r in doc["rows"]:
             if r["format"] == "keras" or (r["path"], r["runtime"]) in done or not Path(r["path"]).exists():
                 continue
             done.add((r["path"], r["runtime"]))
             prof = profile_ops(r["path"], r["runtime"], r["threads"], runs=max(10, min(o.runs, 200)))
-            target = out / f"op_profile_{Path(r['path']).stem}_{r['runtime']}.json"
+            target = out / fit_name(f"op_profile_{Path(r['path']).stem}_{r['runtime']}.json")
             atomic_write_json(target, prof)
             result.op_profiles.append((prof, target))
     return result
@@ -125,14 +125,17 @@ def record_recommendations(doc: dict, targets: Sequence, wanted: Sequence[str],
         doc["recommended"] = {}
         return doc
     path = next(iter(exports))
-    manifest = contract.read_manifest(path)
-    recs = recommend(doc, manifest, wanted)
-    doc["recommended"] = recs
-    missing = [w for w in wanted if w not in recs]
-    if missing:
-        doc["recommend_note"] = f"no verified artifact has costs on {', '.join(missing)}"
-    manifest["recommended"] = dict(manifest.get("recommended") or {}, **recs)
-    contract.write_manifest(Path(path).parent, manifest)
+    from edgecnn.core import commit
+
+    with commit.locked(Path(path).parent, echo=say):  # read, add, write: no export commits in between
+        manifest = contract.read_manifest(path)
+        recs = recommend(doc, manifest, wanted)
+        doc["recommended"] = recs
+        missing = [w for w in wanted if w not in recs]
+        if missing:
+            doc["recommend_note"] = f"no verified artifact has costs on {', '.join(missing)}"
+        manifest["recommended"] = dict(manifest.get("recommended") or {}, **recs)
+        contract.write_manifest(Path(path).parent, manifest)
     for target, r in recs.items():
         say(f"recommended for {target}: {r['artifact']} ({r['reason']})")
     return doc

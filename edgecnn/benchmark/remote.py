@@ -38,7 +38,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from edgecnn.benchmark.options import BenchmarkOptions
+from edgecnn.benchmark.options import BenchmarkOptions, check_ssh_option
 from edgecnn.errors import InvalidConfigError, RemoteError
 from edgecnn.core.files import sha256_file
 
@@ -82,11 +82,6 @@ finally:
 '''
 
 _DEST = re.compile(r"^(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
-# Host-key checking stays on; no option may run a local command through a shell.
-_REFUSED_OPTIONS = ("stricthostkeychecking", "proxycommand", "localcommand", "permitlocalcommand",
-                    "knownhostscommand", "batchmode")
-
-
 def check_destination(dest: str) -> str:
     """``[user@]host``; anything else (an option, spaces, a shell word) is refused."""
     if not dest or dest.startswith("-") or not _DEST.match(dest):
@@ -99,14 +94,7 @@ def ssh_command(dest: str, remote_command: str, *, port: Optional[int] = None, i
                 ssh_options: Sequence[str] = (), connect_timeout: int = 15) -> List[str]:
     """The ssh argument list. Host keys are checked; options that would switch that off are refused."""
     check_destination(dest)
-    for opt in ssh_options:
-        low = opt.replace(" ", "").lower()
-        if any(low.startswith(bad) for bad in _REFUSED_OPTIONS):
-            raise InvalidConfigError(
-                f"Received `--ssh-option {opt}`: edgecnn always checks host keys and runs no local commands; "
-                f"add the Pi's key to known_hosts instead (ssh-keyscan, or one manual `ssh {dest}`).")
-        if not re.match(r"^[A-Za-z][A-Za-z0-9]*\s*[= ]\s*\S", opt):
-            raise InvalidConfigError(f"Received `--ssh-option {opt}`: expected Key=Value, as for ssh -o.")
+    ssh_options = [check_ssh_option(opt, dest) for opt in ssh_options]
     # ssh keeps the first value it sees for an option: ours come first, so they hold.
     cmd = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
            "-o", f"ConnectTimeout={int(connect_timeout)}", "-o", "ServerAliveInterval=10",

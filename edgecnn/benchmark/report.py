@@ -428,6 +428,16 @@ def plot_fleet(doc: dict, path) -> Optional[Path]:
 
 
 # ----------------------------------------------------------------------------- files
+def _write_error(out: Path, e: OSError):
+    """The operating system's refusal (full, read-only, name too long: exit 17), else a BenchmarkError."""
+    from edgecnn.errors import RESOURCE_ERRNOS, system_error
+
+    if e.errno in RESOURCE_ERRNOS:
+        e.filename = e.filename or str(out)
+        return system_error(e)
+    return BenchmarkError(f"{out}: cannot write the results there ({e.strerror or e}).")
+
+
 def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
     """results.json, results.csv, results.md, report.md and the plots into ``out_dir``, as one set.
 
@@ -446,7 +456,7 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
         out.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=".results-", dir=out))
     except OSError as e:
-        raise BenchmarkError(f"{out}: cannot write the results there ({e.strerror or e}).") from None
+        raise _write_error(out, e) from None
     try:
         staged: Dict[str, Optional[Path]] = {}
         staged["csv"] = atomic_write_text(stage / "results.csv", csv_text(rows))
@@ -484,7 +494,7 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
         if not emulated and (out / "emulated.csv").is_file():  # another run's predictions: not of this set
             os.remove(out / "emulated.csv")
     except OSError as e:
-        raise BenchmarkError(f"{out}: cannot write the results there ({e.strerror or e}).") from None
+        raise _write_error(out, e) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return paths

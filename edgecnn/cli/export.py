@@ -44,6 +44,9 @@ from edgecnn.cli.options import finite_float, runs_dir_option, target_option, un
 @target_option("With --mixed: each op's precision is chosen on the first target's costs (counted on that "
                "emulated Raspberry Pi under qemu-user and predicted by edgecnn's calibrated cost model; host: timed "
                "here), and the mixed file is written only when it beats full int8 there. Not with --cost-table.")
+@click.option("--clean", is_flag=True,
+              help="Replace the whole export folder. By default the artifacts of an earlier export that this one does "
+                   "not write again are kept, listed in the new manifest and verified again.")
 @runs_dir_option
 @unsafe_load_option
 def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, cost_table, **options):

@@ -455,6 +455,11 @@ def rebuild(path, folder):
     except (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError) as e:
         raise ModelFileError(f"{path}: not a readable .keras zip ({' '.join(str(e).split())[:120]}).") from None
     except OSError as e:
+        from edgecnn.errors import RESOURCE_ERRNOS, system_error
+
+        if e.errno in RESOURCE_ERRNOS:  # this machine cannot, not a bad file: the operating system's answer
+            e.filename = e.filename or str(dst)
+            raise system_error(e) from None
         raise ModelFileError(f"{path}: cannot unpack it into {folder} ({e.strerror or e}); free space in the "
                              f"temporary folder ($TMPDIR).") from None
     return dst, generation

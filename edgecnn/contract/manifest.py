@@ -218,7 +218,8 @@ def validate(m, where: str = "manifest") -> None:
         miss = [k for k in _ARTIFACT_KEYS if k not in a]
         if miss:
             bad(f"artifact {name}: missing keys {miss}")
-        if a["format"] not in FORMATS or a["precision"] not in FORMATS[a["format"]]:
+        if not (isinstance(a["format"], str) and isinstance(a["precision"], str) and a["format"] in FORMATS
+                and a["precision"] in FORMATS[a["format"]]):
             bad(f"artifact {name}: unknown format/precision {a['format']}/{a['precision']}")
         if not name.endswith("." + a["format"]):
             bad(f"artifact {name}: the name does not end in .{a['format']}")

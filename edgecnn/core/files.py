@@ -13,12 +13,31 @@ import tempfile
 from pathlib import Path
 
 
+NAME_BYTES = 200  # derived file names stay under this, leaving room below the usual 255-byte limit
+
+
+def fit_name(name: str, limit: int = NAME_BYTES) -> str:
+    """``name`` if it has at most ``limit`` bytes, else its start, a hash of the whole and its
+    extension: a name derived from another (``op_profile_<artifact>_<runtime>.json``, a temporary
+    file beside a target) never exceeds the filesystem's limit because its source was long."""
+    raw = os.fsencode(name)
+    if len(raw) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = "." + ext if dot and len(ext) <= 16 else ""
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    head = os.fsencode(name[: len(name) - len(ext)])[: limit - len(ext) - 17]
+    keep = head.decode("utf-8", "ignore")  # a character cut in half is dropped
+    return f"{keep}~{digest}{ext}"
+
+
 @contextlib.contextmanager
 def atomic_path(target, suffix: str = None):
     """Yield a temp path beside ``target``; on success rename it to ``target``, else delete it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or f".tmp{target.suffix}", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{fit_name(target.name, 150)}.", suffix=suffix or f".tmp{target.suffix[:16]}",
+                               dir=target.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -28,6 +47,10 @@ def atomic_path(target, suffix: str = None):
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as e:
+        if e.filename is None:  # a failed write() names no file: the error names the one being written
+            e.filename = str(target)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

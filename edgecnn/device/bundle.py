@@ -14,8 +14,8 @@ The app supports NHWC input of 1 or 3 channels, batch 1, one float32/int8/uint8 
 float32/int8/uint8 output of shape [1, num_classes]; anything else, an unverified artifact, or a
 file that does not match its manifest is refused with a one-line ``BundleError``. The artifact's
 tensors are read from the model itself when a TFLite runtime is installed, not only from the
-manifest. Every file is written atomically; the spec last, so the app never sees a spec naming
-files that are not there yet.
+manifest. The assets folder is replaced as a whole, in one rename (edgecnn.core.commit): the app
+sees the old bundle or the new one, never a spec naming files that are not there.
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from typing import List, Optional
 import numpy as np
 
 from edgecnn.errors import BundleError, RuntimeNotAvailableError, did_you_mean
-from edgecnn.core.files import atomic_write_bytes
 
 ASSETS = Path("app") / "src" / "main" / "assets"
 SPEC_NAME = "edgecnn.json"  # android_app/.../core/Spec.java ASSET_NAME
@@ -258,7 +257,7 @@ def bundle_android(run, app="android_app", artifact: Optional[str] = None, image
     files = {MODEL_NAME: data, LABELS_NAME: ("\n".join(labels) + "\n").encode("utf-8")}
     files.update({f"{IMAGES_DIR}/{fname}": png for png, fname, _, _ in samples})
     files[SPEC_NAME] = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-    _replace_bundle(assets, files)
+    _replace_bundle(assets, files, echo)
     echo(f"{src} -> {assets / MODEL_NAME} ({len(data)} bytes)")
     echo(f"{len(labels)} labels -> {assets / LABELS_NAME}")
     for _, fname, label, _ in samples:
@@ -269,40 +268,37 @@ def bundle_android(run, app="android_app", artifact: Optional[str] = None, image
     return dict(doc, assets=str(assets))
 
 
-def _replace_bundle(assets: Path, files: dict) -> None:
-    """Swap the whole bundle in, all or nothing: the old bundle's files are moved aside first (the
-    spec first, so no spec ever names another export's model), the new ones written (the spec
-    last), and on any failure the new files are removed and the old ones put back."""
-    import os
-    import shutil
-    import tempfile
+def _replace_bundle(assets: Path, files: dict, echo=None) -> None:
+    """Swap the whole assets folder in, all or nothing (edgecnn.core.commit): under a lock on it,
+    the new bundle is written into a staging folder beside it, the files there that are not a
+    bundle's (assets of your own) are carried over by hard link, and one rename exchanges the two
+    folders. The app sees the old bundle or the new one, whole, whatever stops this command."""
+    from edgecnn.core import commit
 
-    try:
-        (assets / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-        backup = Path(tempfile.mkdtemp(prefix=".bundle-old-", dir=assets))
-    except OSError as e:
-        raise BundleError(f"{assets}: cannot write the app's assets ({e.strerror or e})") from None
-    old = [SPEC_NAME, MODEL_NAME, LABELS_NAME] + [f"{IMAGES_DIR}/{p.name}" for p in (assets / IMAGES_DIR).glob("*.png")]
-    moved, written = [], []
-    try:
-        for rel in old:
-            if (assets / rel).is_file() or (assets / rel).is_symlink():
-                os.replace(assets / rel, backup / rel.replace("/", "__"))
-                moved.append(rel)
-        for rel, payload in files.items():  # dicts keep insertion order: the spec is last
-            atomic_write_bytes(assets / rel, payload)
-            written.append(rel)
-    except BaseException as e:
-        for rel in written:
-            (assets / rel).unlink(missing_ok=True)
-        for rel in moved:
-            os.replace(backup / rel.replace("/", "__"), assets / rel)
-        if isinstance(e, OSError):
-            raise BundleError(f"{assets}: cannot write the bundle ({e.strerror or e}); the previous bundle is "
-                              f"unchanged") from None
-        raise
-    finally:
-        shutil.rmtree(backup, ignore_errors=True)
+    if assets.is_symlink() or (assets.exists() and not assets.is_dir()):
+        raise BundleError(f"{assets}: not a folder (a file or a symlink); the app's assets must be a folder")
+    with commit.locked(assets, echo=echo):
+        with commit.staged(assets) as stage:
+            (stage / IMAGES_DIR).mkdir()
+            for rel, payload in files.items():
+                with open(stage / rel, "wb") as f:
+                    f.write(payload)
+            commit.pause_point("bundle-staged")
+            if assets.is_dir():
+                try:
+                    commit.carry_over(assets, stage, skip=_bundle_owns)
+                except OverflowError as e:
+                    raise BundleError(f"{e}: the app's assets folder holds more than a bundle") from None
+            commit.swap_in(stage, assets)
+
+
+def _bundle_owns(rel: str) -> bool:
+    """The files a bundle writes (replaced as a whole), and what older versions left in hidden
+    folders; everything else in the assets folder is yours and carried over."""
+    parts = rel.split("/")
+    if len(parts) == 1:
+        return rel in (SPEC_NAME, MODEL_NAME, LABELS_NAME) or rel.startswith(".bundle-old-")
+    return parts[0] == IMAGES_DIR and len(parts) == 2 and rel.endswith(".png")
 
 
 def _tensor(t: dict) -> dict:

@@ -221,7 +221,7 @@ def _picamera2_frames(size):
     def gen():
         try:
             while True:
-                yield np.ascontiguousarray(cam.capture_array("main")[:, :, :3])
+                yield _rgb(cam.capture_array("main"), "the Pi camera")
         finally:
             cam.stop()
             cam.close()
@@ -244,10 +244,22 @@ def _opencv_frames(index, size):
                 ok, frame = cap.read()
                 if not ok:
                     raise DataError(f"camera {index} stopped delivering frames")
-                yield np.ascontiguousarray(frame[:, :, ::-1])  # OpenCV gives BGR
+                yield _rgb(frame, f"camera {index}", bgr=True)  # OpenCV gives BGR
         finally:
             cap.release()
     return gen()
+
+
+def _rgb(frame, source: str, bgr: bool = False) -> np.ndarray:
+    """A camera frame as uint8 HxWx3 RGB; a missing or malformed frame (a camera that answers
+    without an image: None, an empty or 1-D array) is one DataError, not a TypeError later."""
+    shape = getattr(frame, "shape", None)
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] < 3 or 0 in frame.shape:
+        got = "nothing" if frame is None else f"{type(frame).__name__} of shape {shape}"
+        raise DataError(f"{source} returned no image ({got}); check that it is connected, enabled and not in use by "
+                        f"another program.")
+    rgb = frame[:, :, 2::-1] if bgr else frame[:, :, :3]
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
 def classify_stream(clf: Classifier, frames: Iterable[np.ndarray], k: int = 3, max_frames: int = 0,
@@ -257,7 +269,7 @@ def classify_stream(clf: Classifier, frames: Iterable[np.ndarray], k: int = 3, m
     fps.tick()
     for n, frame in enumerate(frames, 1):
         t0 = time.perf_counter()
-        scores = clf.scores([frame])[0]
+        scores = clf.scores([_rgb(frame, "the camera")])[0]
         t1 = time.perf_counter()
         yield Prediction(f"frame {n}", clf.top(scores, k), (t1 - t0) * 1e3, fps.tick(t1))
         if max_frames and n >= max_frames:

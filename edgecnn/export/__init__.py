@@ -14,17 +14,19 @@ compress.py (TFMOT pruning/clustering/QAT).
 """
 from __future__ import annotations
 
+import errno
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
+from edgecnn import contract
+from edgecnn.contract.checks import EXPORT_DIR
 from edgecnn.core.files import sha256_file
 from edgecnn.errors import EdgecnnError, ExportError, InvalidConfigError, RunError
+from edgecnn.export import formats
 from edgecnn.export.options import ExportOptions  # noqa: F401  (the export's options, with export_model)
 
 UNTRAINED_WARNING = ("No trained run of '{name}' found: exporting FRESH (untrained) weights, calibrated on the "
@@ -130,13 +132,19 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     (edgecnn.export.mixed), with quant_report.json/.md and quant_error.png beside it.
     Returns the manifest (also written to ``out_dir/manifest.json``).
 
-    The commit is all-or-nothing: everything is converted into a staging folder, verified there,
-    and moved into place manifest last (readers trust only files the manifest names with a
-    matching sha256). A new export that fails verification never replaces an existing one: it
-    is kept beside it in ``<out_dir>.rejected/`` for inspection.
+    Exports add up: the artifacts of an earlier export in ``out_dir`` that this one does not
+    write again are carried over (hard links), listed in the new manifest with their entries,
+    sha256-checked and verified again with the rest, against this export's reference model and
+    held-out split; so are other files found there. When they cannot belong to the new export
+    (another model, other weights, labels or preprocessing) the export is refused before any
+    conversion, unless ``clean`` asks to replace the whole folder.
+
+    The commit is all-or-nothing (edgecnn.core.commit): under a lock on ``out_dir``, everything
+    is converted into a staging folder beside it, verified there, and swapped in with one rename.
+    A new export that fails verification never replaces an existing one: it is kept beside it in
+    ``<out_dir>.rejected/`` for inspection.
     """
-    from edgecnn import contract
-    from edgecnn.export import formats
+    from edgecnn.core import commit
 
     o = ExportOptions.make(options, **overrides)
     echo = echo or _echo_default
@@ -145,56 +153,43 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
     run_dir = run.path if run is not None else None
     if not trained:
         echo("WARNING: " + UNTRAINED_WARNING.format(name=name))
-    if out_dir is None:
-        out_dir = (Path(run_dir) / contract.EXPORT_DIR if run_dir
-                   else contract.runs_root(o.runs_dir) / name / "untrained" / "export")
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"{out_dir}: cannot create the output folder ({e.strerror or e}).") from None
-    _remove_stale_stages(out_dir)
-    own_run = run_dir is not None and out_dir.resolve() == (Path(run_dir) / contract.EXPORT_DIR).resolve()
-    x_train, y_train, test, val = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
-    cal = calibration_images(x_train, spec, o.calibration)
-    model, rebuilt = _checked_rebuild(model, rebuild, cal, echo)
-    model, qat_model, compression = _compress(model, o, x_train, y_train, spec, echo)
-
-    m = contract.new_manifest(name, run=".." if own_run else None, trained=trained, labels=labels,
-                              preprocessing=spec.to_dict(), tools=contract.tool_versions(),
-                              dataset=_dataset_record(ds_kwargs, out_dir))
-    m["calibration"] = {"images": int(len(cal)), "split": "train", "source": test[2].replace(" test", "")}
-    if compression is not None:
-        m["compression"] = compression
-    if rebuilt is not None:
-        m["keras"]["rebuilt_as_tf_keras"] = rebuilt
-    try:
-        stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out_dir))
-    except OSError as e:
-        raise ExportError(f"{out_dir}: cannot write there ({e.strerror or e}).") from None
-    try:
-        _reference(m, model, stage, own_run and compression is None, echo)
-        deploy_model = _deploy_model(m, model, qat_model, cal, o, echo)
-        job = formats.Job(o, name, model, deploy_model, qat_model, cal, val, test, spec, trained, stage, echo,
-                          output_kind=run.output_kind if run is not None else "probabilities")
-        for fmt in formats.selected(o):
-            try:
-                m["artifacts"][fmt.file_name(name)] = formats.write(fmt, job)
-            except formats.Skipped as e:
-                echo(f"{fmt.file_name(name)} not written: {e.reason}")
-                m.setdefault("skipped", {})[fmt.key] = e.reason
-        contract.write_manifest(stage, m)
-        failure, m = _verify(stage, m, model, test, o, echo)
-        if failure is not None and (out_dir / contract.FILENAME).exists():
-            # Never replace a previous export with one that failed verification.
-            rejected = out_dir.parent / (out_dir.name + ".rejected")
-            shutil.rmtree(rejected, ignore_errors=True)
-            os.replace(stage, rejected)
-            raise type(failure)(f"{str(failure.message).replace(str(stage), str(rejected))} The previous export in "
-                                f"{out_dir} is unchanged; the rejected one is in {rejected}.")
-        _commit(stage, out_dir)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    out_dir = _output_folder(out_dir, run_dir, name, o)
+    own_run = run_dir is not None and out_dir.resolve() == (Path(run_dir) / EXPORT_DIR).resolve()
+    with commit.locked(out_dir, echo=echo):
+        x_train, y_train, test, val = _datasets(ds_kwargs, tuple(int(d) for d in model.inputs[0].shape[1:]))
+        cal = calibration_images(x_train, spec, o.calibration)
+        model, rebuilt = _checked_rebuild(model, rebuild, cal, echo)
+        model, qat_model, compression = _compress(model, o, x_train, y_train, spec, echo)
+        m = _new_manifest(name, own_run, trained, labels, spec, ds_kwargs, out_dir, run, model)
+        m["calibration"] = {"images": int(len(cal)), "split": "train", "source": test[2].replace(" test", "")}
+        if compression is not None:
+            m["compression"] = compression
+        if rebuilt is not None:
+            m["keras"]["rebuilt_as_tf_keras"] = rebuilt
+        carried = _carry_plan(out_dir, m, o)
+        with commit.staged(out_dir) as stage:
+            _reference(m, model, stage, own_run and compression is None, echo)
+            deploy_model = _deploy_model(m, model, qat_model, cal, o, echo)
+            job = formats.Job(o, name, model, deploy_model, qat_model, cal, val, test, spec, trained, stage, echo,
+                              output_kind=run.output_kind if run is not None else "probabilities")
+            for fmt in formats.selected(o):
+                try:
+                    m["artifacts"][fmt.file_name(name)] = formats.write(fmt, job)
+                except formats.Skipped as e:
+                    echo(f"{fmt.file_name(name)} not written: {e.reason}")
+                    m.setdefault("skipped", {})[fmt.key] = e.reason
+            commit.pause_point("export-staged")
+            if not o.clean:
+                _carry_over(out_dir, stage, m, carried, echo)
+            contract.write_manifest(stage, m)
+            failure, m = _verify(stage, m, model, test, o, echo)
+            if failure is not None and (out_dir / contract.FILENAME).exists():
+                # Never replace a previous export with one that failed verification.
+                rejected = out_dir.parent / (out_dir.name + ".rejected")
+                commit.swap_in(stage, rejected)
+                raise type(failure)(f"{str(failure.message).replace(str(stage), str(rejected))} The previous export "
+                                    f"in {out_dir} is unchanged; the rejected one is in {rejected}.")
+            commit.swap_in(stage, out_dir)
     if failure is not None:
         raise type(failure)(str(failure.message).replace(str(stage), str(out_dir)))
     echo(f"export: {out_dir / contract.FILENAME}")
@@ -249,6 +244,110 @@ def _checked_rebuild(model, rebuild, cal, echo):
                                  f"({e}). Export it without {', '.join(steps)}.") from None
     echo(f"Keras 3 model {describe(report)} (for {', '.join(steps) or 'the PReLU rewrite'})")
     return tk, report
+
+
+def _output_folder(out_dir, run_dir, name: str, o: ExportOptions) -> Path:
+    """The folder the export replaces as a whole: checked to be one it may replace."""
+    from edgecnn.errors import RESOURCE_ERRNOS, system_error
+
+    if out_dir is None:
+        out_dir = (Path(run_dir) / EXPORT_DIR if run_dir
+                   else contract.runs_root(o.runs_dir) / name / "untrained" / EXPORT_DIR)
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ExportError(f"{out_dir}: not a folder (a file or a symlink); give --out a folder of its own.")
+    if (out_dir / contract.RUN_FILE).exists():
+        raise ExportError(f"{out_dir} is a run folder; its export goes to {out_dir / EXPORT_DIR} (leave --out out).")
+    here = os.path.realpath(os.getcwd())
+    there = os.path.realpath(out_dir)
+    if os.path.commonpath([here, there]) == there:
+        raise ExportError(f"{out_dir} is the current folder or holds it; an export replaces its folder as a whole: "
+                          f"give --out a folder of its own.")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if len(os.fsencode(out_dir.name)) > os.pathconf(out_dir.parent, "PC_NAME_MAX"):
+            # Found now, not at the swap after every conversion (the writes are checked by the lock).
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(out_dir))
+    except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:
+            raise system_error(e) from None
+        raise ExportError(f"{out_dir}: cannot create the output folder ({e.strerror or e}).") from None
+    return out_dir
+
+
+def _new_manifest(name, own_run, trained, labels, spec, ds_kwargs, out_dir, run, model) -> dict:
+    from edgecnn.train.fit import weights_sha256
+
+    m = contract.new_manifest(name, run=".." if own_run else None, trained=trained, labels=labels,
+                              preprocessing=spec.to_dict(), tools=contract.tool_versions(),
+                              dataset=_dataset_record(ds_kwargs, out_dir))
+    m["keras"]["weights_sha256"] = weights_sha256(model)
+    if own_run and run.info.get("model_sha256"):
+        m["keras"]["model_sha256"] = run.info["model_sha256"]
+    return m
+
+
+def _carry_plan(out_dir: Path, m: dict, o: ExportOptions) -> list:
+    """The artifacts of the export already in ``out_dir`` that this one will not write again
+    (each checked against its sha256), to be carried over; an ExportError when they cannot be
+    (another model, weights, labels or preprocessing, a damaged manifest), unless ``o.clean``."""
+    from edgecnn.export import formats
+
+    if o.clean or not (out_dir / contract.FILENAME).exists():
+        return []
+    again = {f.file_name(m["model"]) for f in formats.selected(o)}
+    hint = "; pass --clean to replace the whole export, or choose another --out"
+    try:
+        old = contract.read_manifest(out_dir / contract.FILENAME)
+    except EdgecnnError as e:
+        raise ExportError(f"{e.message} The export there cannot be added to{hint}.") from None
+    keep = [n for n in old["artifacts"] if n not in again]
+    if not keep:
+        return []
+    new_w, old_w = m["keras"].get("weights_sha256"), (old.get("keras") or {}).get("weights_sha256")
+    differs = [what for what, a, b in (
+        ("model", old["model"], m["model"]), ("trained", old["trained"], m["trained"]),
+        ("labels", old["labels"], m["labels"]), ("preprocessing", old["preprocessing"], m["preprocessing"]),
+        ("weights", old_w if old_w and new_w else None, new_w if old_w and new_w else None),
+        ("compression", old.get("compression") is not None, m.get("compression") is not None)) if a != b]
+    if m.get("compression") is not None and old.get("compression") is not None:
+        differs.append("compression (each compressed export fine-tunes its own weights)")
+    if differs:
+        raise ExportError(f"{out_dir} holds {', '.join(sorted(keep))} of an export with other {', '.join(differs)}; "
+                          f"this export would not write them again and cannot keep them beside its own{hint}.")
+    for n in keep:
+        try:
+            contract.artifact_path(out_dir, old, n)
+        except EdgecnnError as e:
+            raise ExportError(f"{e.message} It cannot be carried into the new export{hint}.") from None
+    recommended = old.get("recommended") or {}
+    return [(n, old["artifacts"][n], {k: old.get(k) for k in ("created", "calibration", "deploy_rewrite")},
+             {t: r for t, r in recommended.items() if r["artifact"] == n}) for n in keep]
+
+
+def _carry_over(out_dir: Path, stage: Path, m: dict, carried: list, echo) -> None:
+    """Hard-link into the stage what the old export holds and this one did not write (its
+    artifacts, entries kept, to be verified again with the new ones; other files as they are)."""
+    from edgecnn.core import commit
+
+    if not out_dir.is_dir():
+        return
+    mine = set(os.listdir(stage)) | {contract.FILENAME}
+
+    def skip(rel: str) -> bool:
+        top = rel.split("/", 1)[0]
+        return top in mine or top.startswith(STAGE_PREFIX) or (top == "reference.keras" and "/" not in rel)
+
+    try:
+        commit.carry_over(out_dir, stage, skip=skip)
+    except OverflowError as e:
+        raise ExportError(f"{e}; give --out a folder of its own, or pass --clean.") from None
+    for n, entry, origin, recommended in carried:
+        m["artifacts"][n] = dict(entry, carried_from={k: v for k, v in origin.items() if v is not None})
+        if recommended:  # the benchmark's choice stands for the same bytes (dropped if they fail verification)
+            m.setdefault("recommended", {}).update(recommended)
+    if carried:
+        echo(f"kept from the previous export (verified again): {', '.join(c[0] for c in carried)}")
 
 
 def _compress(model, o: ExportOptions, x_train, y_train, spec, echo):
@@ -327,7 +426,7 @@ def _verify(stage: Path, m: dict, model, test, o: ExportOptions, echo):
         return e, contract.read_manifest(stage)
 
 
-STAGE_PREFIX = ".export-"
+STAGE_PREFIX = ".export-"  # staging folders inside an export, as older versions made them: never carried over
 
 
 def _dataset_record(ds_kwargs, out_dir: Path) -> dict:
@@ -345,33 +444,6 @@ def _dataset_record(ds_kwargs, out_dir: Path) -> dict:
     if kw.get("classes") is not None:
         rec["classes"] = list(kw["classes"])
     return rec
-
-
-def _remove_stale_stages(out_dir: Path) -> None:
-    """Staging folders left by an interrupted export (a crash, SIGKILL) go before a new one starts."""
-    for d in out_dir.glob(STAGE_PREFIX + "*"):
-        if d.is_dir() and not d.is_symlink():
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def _commit(stage: Path, out_dir: Path) -> None:
-    """Move the staged export into place, manifest last; drop artifacts only the old manifest named."""
-    from edgecnn import contract
-
-    old = set()
-    try:
-        old = set(contract.read_manifest(out_dir / contract.FILENAME)["artifacts"]) if (out_dir / contract.FILENAME).exists() else set()
-    except EdgecnnError:
-        pass
-    new = set(contract.read_manifest(stage / contract.FILENAME)["artifacts"])
-    for f in sorted(stage.iterdir()):
-        if f.name != contract.FILENAME:
-            os.replace(f, out_dir / f.name)
-    os.replace(stage / contract.FILENAME, out_dir / contract.FILENAME)
-    for name in old - new:
-        stale = out_dir / name
-        if stale.is_file() and not stale.is_symlink():
-            stale.unlink()
 
 
 def __getattr__(name):  # keep `import edgecnn.export` free of TensorFlow

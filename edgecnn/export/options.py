@@ -29,7 +29,8 @@ class ExportOptions(Options):
     quantization of the float graph, or tf2onnx from the int8 TFLite. prune/cluster/qat and
     compress_epochs: TFMOT steps first. mixed: per-op int8/float TFLite, costed on this machine,
     from cost_table, or on the emulated board target. unsafe_load: load a Keras model that
-    needs code from its file (only for a model you trust).
+    needs code from its file (only for a model you trust). clean: replace the whole export folder
+    (by default the artifacts of an earlier export that this one does not write are kept).
     """
 
     int8: bool = False
@@ -51,6 +52,7 @@ class ExportOptions(Options):
     target: Optional[str] = None
     runs_dir: Optional[str] = None
     unsafe_load: bool = False
+    clean: bool = False
 
     def check(self) -> None:
         if self.int8_onnx_route not in INT8_ONNX_ROUTES:

@@ -90,14 +90,25 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     ``max_drop``: the quantized artifacts' tolerance (else the one the manifest records, else 1.0);
     ``fp32_tol``: the fp32 artifacts' (else ``FP32_TOL``).
     """
+    from edgecnn.core import commit
+
+    p = manifest_file(export_dir)
+    if not write or commit.is_stage(p.parent):
+        return _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure, unsafe_load, echo)
+    # The manifest is rewritten: under the export's lock, so that an export committing meanwhile
+    # is neither overwritten with this one's older entries nor read half-way.
+    with commit.locked(p.parent, echo=echo):
+        return _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure, unsafe_load, echo)
+
+
+def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure, unsafe_load, echo) -> dict:
     from edgecnn.core import progress
     from edgecnn.measure import runtime
     from edgecnn.data.preprocess import PreprocessSpec, preprocess, softmax
     from edgecnn.train.evaluate import top_k_accuracy
 
-    from edgecnn.contract import reference_model
+    from edgecnn.contract import check_loaded_tensors, reference_model
 
-    p = manifest_file(export_dir)
     export_dir = p.parent
     m = read_manifest(p)
     policy = m.get("verification_policy") or {}
@@ -108,8 +119,9 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     for name in m["artifacts"]:
         quant_report_path(export_dir, m, name)  # a mixed artifact's report, its sha256 too
     keras_model = model if model is not None else reference_model(export_dir, m, unsafe=unsafe_load)
-    x_u8, y, split = data if data is not None else held_out(m, export_dir)
     spec = PreprocessSpec.from_dict(m["preprocessing"])
+    _check_input(keras_model, spec, export_dir)
+    x_u8, y, split = data if data is not None else held_out(m, export_dir)
     x = preprocess(x_u8, spec)
     y = np.asarray(y).astype(np.int64).ravel()
     ref = np.asarray(keras_model.predict(x, batch_size=128, verbose=0), np.float32)
@@ -123,6 +135,7 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     failures = []
     for name, a in m["artifacts"].items():
         runner = runtime.load(paths[name], threads=threads)
+        check_loaded_tensors(runner.inputs, runner.outputs, a, str(paths[name]))
         batch = 100 if getattr(runner, "_dynamic_batch", False) else None  # TFLite: batch 1, as on a device
         with progress.bar(length=len(x), label=f"  verifying {name}") as bar:
             out = runner.run(x, batch_size=batch, on_batch=bar.update)
@@ -160,6 +173,8 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
                 echo(f"       {reason}")
         if not passed:
             failures.append(name)
+    if m.get("recommended"):  # a recommendation stands for a verified artifact only
+        m["recommended"] = {t: r for t, r in m["recommended"].items() if m["artifacts"][r["artifact"]]["verified"]}
     if write:
         write_manifest(export_dir, m)
     if failures and raise_on_failure:
@@ -206,6 +221,18 @@ def failure_summary(m: dict, failed) -> str:
 
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def _check_input(keras_model, spec, export_dir) -> None:
+    """The reference model takes the images the manifest's preprocessing makes, before any is fed."""
+    from edgecnn.errors import ModelFileError
+
+    want = [*spec.input_size, spec.channels] if spec.layout == "NHWC" else [spec.channels, *spec.input_size]
+    got = [None if d is None else int(d) for d in keras_model.inputs[0].shape[1:]]
+    if got != want:
+        raise ModelFileError(f"{export_dir}: the manifest's preprocessing makes {want} images (input_size "
+                             f"{list(spec.input_size)}), but the Keras model takes {got}; the export and its model "
+                             f"disagree. Re-export it.")
 
 
 def raise_if_unverified(m: dict) -> None:

@@ -38,7 +38,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from edgecnn.errors import InvalidConfigError, RunError, TrainingError
+from edgecnn.errors import (RESOURCE_ERRNOS, InvalidConfigError, RunError, SystemResourceError, TrainingError,
+                            system_error)
 from edgecnn.core.files import atomic_write_json, atomic_write_text, read_json
 from edgecnn.train.options import TrainOptions
 from edgecnn.train.recipes import Recipe, get_recipe
@@ -189,6 +190,9 @@ class _Progress:
                     "time": _now()})
                 if on_epoch:
                     on_epoch("end", epoch, row)
+                from edgecnn.core.commit import pause_point
+
+                pause_point(f"train-epoch-{epoch + 1}")  # where the tests stop a real run (SIGKILL, disk full)
 
         return Progress()
 
@@ -369,7 +373,6 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
     brightness, contrast, val_fraction, folds, ...).
     """
     from edgecnn.data.datasets import load_dataset
-    from edgecnn.train.evaluate import classification_metrics, predict
 
     o = TrainOptions.make(options, **overrides)
     if model_name:
@@ -426,10 +429,51 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
                              model_kwargs=model_kwargs, input_shape=input_shape, seed=seed,
                              mixed_precision=o.mixed_precision, verbose=o.verbose, echo=echo)
 
+    new_run = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:
+            raise system_error(e) from None
         raise RunError(f"{run_dir}: cannot create the run folder ({e.strerror or e}).") from None
+    try:
+        return _train_chief(run_dir, info, o, rec=rec, ds=ds, strat=strat, cluster=cluster, model_name=model_name,
+                            kw=kw, echo=echo)
+    except Exception as e:
+        failure = system_error(e)
+        if failure is None:
+            raise
+        raise _kept_or_removed(run_dir, new_run, failure) from None
+
+
+def _kept_or_removed(run_dir: Path, new_run: bool, failure: SystemResourceError) -> SystemResourceError:
+    """After the operating system refused a write: a run with a checkpoint keeps it (and stays
+    resumable; TensorFlow's half-written ``*_temp`` folders go, to give the space back); a new
+    run that never had one is removed."""
+    ckpts = run_dir / "checkpoints"
+    good = any(p.name == "checkpoint" for p in ckpts.rglob("checkpoint")) if ckpts.is_dir() else False
+    if new_run and not good:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return SystemResourceError(f"{failure.message} The new run had no checkpoint yet and was removed: "
+                                   f"{run_dir}.")
+    for tmp in list(ckpts.rglob("*_temp")) if ckpts.is_dir() else []:
+        shutil.rmtree(tmp, ignore_errors=True)
+    done = 0
+    try:
+        done = int(load_run(run_dir).info.get("epochs_completed") or 0)
+    except RunError:
+        pass
+    return SystemResourceError(f"{failure.message} The run keeps its last checkpoint ({done} epoch(s)); then "
+                               f"continue with 'edgecnn train --resume {run_dir}'.")
+
+
+def _train_chief(run_dir: Path, info: Optional[dict], o: TrainOptions, *, rec: Recipe, ds, strat, cluster,
+                 model_name: str, kw: dict, echo) -> Run:
+    """The chief's (or the only process's) part of ``train``: run.json, the fit, model.keras."""
+    from edgecnn.train.evaluate import classification_metrics, predict
+
+    model_kwargs, input_shape, seed, data = o.model_kwargs, o.input_shape, o.seed, o.data
+    spec = ds.spec(input_shape)
     ckpt_dir = run_dir / "checkpoints"
     if info is None:
         info = {

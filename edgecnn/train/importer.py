@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Tuple
@@ -306,19 +307,7 @@ def import_model(source, options: Optional[ImportOptions] = None, *, echo=print,
         "metrics": {k: m[k] for k in ("top1", "top5", "macro_f1")}, "per_class_accuracy": m["per_class_accuracy"],
         "finished": contract.now(),
     }
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunError(f"{run_dir}: cannot create the run folder ({e.strerror or e}).") from None
-    saved = contract.save_model(run_dir, info, model)
-    # What later stages need: an HDF5 model loaded with --unsafe-load is saved as a plain .keras
-    # zip that loads safely; a Lambda or custom layer keeps needing --unsafe-load, every time.
-    refusal = contract.safe_load_refusal(saved) if o.unsafe_load else None
-    info["unsafe_load"] = refusal is not None
-    info["source"]["loaded_with_unsafe_load"] = bool(o.unsafe_load)
-    if o.unsafe_load and refusal is None:
-        info["custom_objects"] = []
-    contract.write_run(run_dir, info)
+    _write_run(run_dir, info, model, o.unsafe_load, echo)
     if info["unsafe_load"]:
         echo(f"WARNING: {run_dir / contract.MODEL_FILE} holds code that safe mode refuses; every later command that "
              f"loads it (eval, export, verify) needs --unsafe-load too.")
@@ -332,6 +321,39 @@ def _keras_version(model) -> str:
     from edgecnn.models.keras3 import keras_module
 
     return str(keras_module(model).__version__)
+
+
+def _write_run(run_dir: Path, info: dict, model, unsafe_load: bool, echo) -> None:
+    """Write the run folder all or nothing (edgecnn.core.commit): model.keras and run.json into a
+    staging folder beside it, renamed into place in one step under a lock on it. A run that is
+    there is never replaced; a SIGKILL at any instant leaves no run or the whole run."""
+    from edgecnn import contract
+    from edgecnn.core import commit
+
+    made = [p for p in (run_dir.parent, run_dir.parent.parent) if not p.exists()]
+    try:
+        with commit.locked(run_dir, echo=echo):
+            if os.path.lexists(run_dir) and (not run_dir.is_dir() or any(run_dir.iterdir())):
+                raise RunError(f"{run_dir} already exists; choose another --run-name.")
+            with commit.staged(run_dir) as stage:
+                saved = contract.save_model(stage, info, model)
+                # What later stages need: an HDF5 model loaded with --unsafe-load is saved as a plain
+                # .keras zip that loads safely; a Lambda or custom layer keeps needing --unsafe-load.
+                refusal = contract.safe_load_refusal(saved) if unsafe_load else None
+                info["unsafe_load"] = refusal is not None
+                info["source"]["loaded_with_unsafe_load"] = bool(unsafe_load)
+                if unsafe_load and refusal is None:
+                    info["custom_objects"] = []
+                contract.write_run(stage, info)
+                commit.pause_point("import-staged")
+                commit.swap_in(stage, run_dir)  # an empty folder of that name is exchanged, then removed
+    except BaseException:
+        for p in made:  # folders this import made and left empty
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise
 
 
 def _plain(name: str) -> str:
