@@ -14,7 +14,6 @@ import csv
 import io
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
-from edgecnn.errors import InvalidConfigError, did_you_mean
 
 EMULATED_TITLE = "Emulated Raspberry Pi (predicted, not measured)"
 
@@ -24,18 +23,10 @@ CSV_COLUMNS = ("label", "board", "core", "artifact", "precision", "model", "thre
 
 
 def parse_boards(values, option: str = "--emulate") -> List[str]:
-    """'pi4,pi5' and/or repeated values -> ['pi4', 'pi5'], each a board ``edgecnn.emulate`` knows."""
-    from edgecnn.measure.backends import split_list
-    from edgecnn.emulate import BOARDS
+    """'pi4,pi5' and/or repeated values -> ['pi4', 'pi5'], each a board of the board table."""
+    from edgecnn.measure.boards import parse_targets
 
-    out: List[str] = []
-    for part in split_list(values):
-        if part not in BOARDS:
-            raise InvalidConfigError(f"Received `{option} {part}`: not an emulated board (boards: "
-                                     f"{', '.join(BOARDS)}).{did_you_mean(part, BOARDS)}")
-        if part not in out:
-            out.append(part)
-    return out
+    return parse_targets(values, option, host=False)
 
 
 def emulate_targets(targets: Sequence, boards: Sequence[str], threads: Sequence[int],

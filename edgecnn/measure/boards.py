@@ -121,18 +121,19 @@ def target_names() -> List[str]:
     return [HOST, *BOARDS]
 
 
-def parse_targets(values, option: str = "--target") -> List[str]:
+def parse_targets(values, option: str = "--target", host: bool = True) -> List[str]:
     """'pi4,pi5,host' and/or repeated values -> ['pi4', 'pi5', 'host'] (aliases of the board table
-    accepted, unknown names refused with a did-you-mean)."""
+    accepted, unknown names refused with a did-you-mean); ``host=False``: boards only."""
     from edgecnn.measure.backends import split_list
 
-    known = target_names()
+    known = target_names() if host else list(BOARDS)
+    what = "a target" if host else "an emulated board"
     out: List[str] = []
     for part in split_list(values):
         key = ALIASES.get(part.lower(), part.lower())
         if key not in known:
-            raise InvalidConfigError(f"Received `{option} {part}`: not a target (targets: {', '.join(known)})."
-                                     f"{did_you_mean(key, known + list(ALIASES))}")
+            raise InvalidConfigError(f"Received `{option} {part}`: not {what} ({'targets' if host else 'boards'}: "
+                                     f"{', '.join(known)}).{did_you_mean(key, known + list(ALIASES))}")
         if key not in out:
             out.append(key)
     return out
