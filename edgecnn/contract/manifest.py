@@ -11,7 +11,7 @@ from typing import Dict, Optional
 
 from edgecnn.contract.checks import (EXPORT_DIR, FORMATS, MANIFEST, MAX_ARTIFACTS, MAX_CLASSES, MODEL_FILE,
                                      OUTPUT_KINDS, RUN_FILE, SCHEMA, TENSOR_DTYPES, _ARTIFACT_KEYS, _NAME_RE,
-                                     _TENSOR_KEYS, _TOP_KEYS, _check_object, _is_int, _is_num, check_file_sha256,
+                                     _TENSOR_KEYS, _TOP_KEYS, _check_object, _is_int, _is_num, check_file_sha256, check_labels,
                                      inside, read_json_file, regular_file, sha256_ok)
 from edgecnn.contract.keras_files import load_keras
 from edgecnn.contract.run import dataset_source, load_run, validate_spec
@@ -185,8 +185,9 @@ def validate(m, where: str = "manifest") -> None:
     if not isinstance(m["trained"], bool):
         bad("'trained' must be true or false")
     labels = m["labels"]
-    if not (isinstance(labels, list) and 1 <= len(labels) <= MAX_CLASSES and all(isinstance(s, str) for s in labels)):
+    if not (isinstance(labels, list) and 1 <= len(labels) <= MAX_CLASSES):
         bad(f"'labels' must be a non-empty list of at most {MAX_CLASSES} strings")
+    check_labels(labels, where, ModelFileError)
     validate_spec(m["preprocessing"], where)
     spec = m["preprocessing"]
     for key in ("keras", "tools"):
