@@ -1,0 +1,115 @@
+"""Hostile TFLite flatbuffers, built with the generated TFLite schema's own builder functions: small
+files whose tables point at the same bytes again and again, or that claim more than they hold."""
+from __future__ import annotations
+
+import flatbuffers
+from ai_edge_litert import schema_py_generated as fb
+
+
+def _vector_of(b: flatbuffers.Builder, offsets) -> int:
+    b.StartVector(4, len(offsets), 4)
+    for o in reversed(offsets):
+        b.PrependUOffsetTRelative(o)
+    return b.EndVector()
+
+
+def _int32s(b: flatbuffers.Builder, values) -> int:
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependInt32(v)
+    return b.EndVector()
+
+
+def _tensor(b, *, shape_len: int = 4, name: bytes = b"t", buffer: int = 0) -> int:
+    shape = _int32s(b, [1] * shape_len)
+    nm = b.CreateString(name)
+    fb.TensorStart(b)
+    fb.TensorAddShape(b, shape)
+    fb.TensorAddType(b, fb.TensorType.FLOAT32)
+    fb.TensorAddBuffer(b, buffer)
+    fb.TensorAddName(b, nm)
+    return fb.TensorEnd(b)
+
+
+def _model(b, subgraphs, *, opcodes=None, buffers=None) -> bytes:
+    if buffers is None:
+        fb.BufferStart(b)
+        buffers = [fb.BufferEnd(b)]
+    if opcodes is None:
+        fb.OperatorCodeStart(b)
+        fb.OperatorCodeAddBuiltinCode(b, fb.BuiltinOperator.ADD)
+        opcodes = [fb.OperatorCodeEnd(b)]
+    sg_vec, oc_vec, buf_vec = _vector_of(b, subgraphs), _vector_of(b, opcodes), _vector_of(b, buffers)
+    fb.ModelStart(b)
+    fb.ModelAddVersion(b, 3)
+    fb.ModelAddSubgraphs(b, sg_vec)
+    fb.ModelAddOperatorCodes(b, oc_vec)
+    fb.ModelAddBuffers(b, buf_vec)
+    b.Finish(fb.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _subgraph(b, tensors=(), operators=()) -> int:
+    t_vec, o_vec = _vector_of(b, list(tensors)), _vector_of(b, list(operators))
+    fb.SubGraphStart(b)
+    fb.SubGraphAddTensors(b, t_vec)
+    fb.SubGraphAddOperators(b, o_vec)
+    return fb.SubGraphEnd(b)
+
+
+def repeated_tensor(n: int = 20_000, shape_len: int = 20_000) -> bytes:
+    """One tensor table with a ``shape_len``-long shape, listed ``n`` times (the audit's 160 KB file
+    that took 7.2 GiB and 172 s): each listing costs 4 bytes, walking it once costs the shape."""
+    b = flatbuffers.Builder(1 << 20)
+    t = _tensor(b, shape_len=shape_len, name=b"x" * 4096)
+    return _model(b, [_subgraph(b, [t] * n)])
+
+
+def many_tensors(n: int = 20_000) -> bytes:
+    """``n`` distinct small tensors (the audit's file that ran past 60 s)."""
+    b = flatbuffers.Builder(1 << 20)
+    return _model(b, [_subgraph(b, [_tensor(b, shape_len=1, name=b"t%d" % i, buffer=0) for i in range(n)])])
+
+
+def many_operators(n: int = 20_000, subgraphs: int = 1) -> bytes:
+    """``n`` operators, their subgraph listed ``subgraphs`` times (the audit's MemoryError)."""
+    b = flatbuffers.Builder(1 << 20)
+    fb.OperatorStart(b)
+    fb.OperatorAddOpcodeIndex(b, 0)
+    op = fb.OperatorEnd(b)
+    sg = _subgraph(b, [], [op] * n)
+    return _model(b, [sg] * subgraphs)
+
+
+def huge_vector_claim() -> bytes:
+    """A valid model whose subgraph vector claims 2^32 - 1 entries."""
+    data = bytearray(many_operators(4))
+    # the model table's subgraphs field -> the vector's length word
+    root = int.from_bytes(data[0:4], "little")
+    vt = root - int.from_bytes(data[root:root + 4], "little", signed=True)
+    off = int.from_bytes(data[vt + 4 + 2 * 2:vt + 6 + 2 * 2], "little")
+    at = root + off
+    vec = at + int.from_bytes(data[at:at + 4], "little")
+    data[vec:vec + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    return bytes(data)
+
+
+def control_names() -> bytes:
+    """A small valid model whose tensor name, buffer and custom op name hold terminal escapes."""
+    b = flatbuffers.Builder(1 << 12)
+    data = b.CreateByteVector(b"\0" * 64)
+    fb.BufferStart(b)
+    empty = fb.BufferEnd(b)
+    fb.BufferStart(b)
+    fb.BufferAddData(b, data)
+    full = fb.BufferEnd(b)
+    t = _tensor(b, shape_len=2, name=b"\x1b]0;owned\x07weights\nFAKE LINE", buffer=1)
+    custom = b.CreateString(b"\x1b[2Jevil")
+    fb.OperatorCodeStart(b)
+    fb.OperatorCodeAddBuiltinCode(b, fb.BuiltinOperator.CUSTOM)
+    fb.OperatorCodeAddCustomCode(b, custom)
+    oc = fb.OperatorCodeEnd(b)
+    fb.OperatorStart(b)
+    fb.OperatorAddOpcodeIndex(b, 0)
+    op = fb.OperatorEnd(b)
+    return _model(b, [_subgraph(b, [t], [op])], opcodes=[oc], buffers=[empty, full])
