@@ -109,7 +109,8 @@ def _reorder(ds: Dataset, classes: Sequence[str]) -> None:
                         f"{', '.join(missing[:5]) or '-'}; only in the labels: {', '.join(extra[:5]) or '-'}).")
     if classes == list(ds.labels):
         return
-    new = np.asarray([classes.index(name) for name in ds.labels], np.int64)
+    position = {name: i for i, name in enumerate(classes)}
+    new = np.asarray([position[name] for name in ds.labels], np.int64)
     for split in ("train", "val", "test"):
         y = getattr(ds, f"y_{split}")
         if y is not None:
