@@ -381,18 +381,13 @@ def parse_host(entry: str, default_port: Optional[int] = None, where: str = "--r
 
 
 def read_hosts_file(path, default_port: Optional[int] = None) -> List[Tuple[str, Optional[int]]]:
-    """One ``user@host[:port]`` per line; '#' starts a comment; blank lines are skipped."""
-    from edgecnn.data.limits import read_bytes
-    from edgecnn.errors import DataError
+    """One ``user@host[:port]`` per line; '#' starts a comment; blank lines are skipped. Read by the
+    contract's line reader: a regular file of at most 64 KiB, UTF-8, no control characters."""
+    from edgecnn.contract.checks import read_text_lines
 
-    try:
-        text = read_bytes(path, "hosts file", _MAX_HOSTS_FILE_BYTES).decode("utf-8")
-    except DataError as e:
-        raise InvalidConfigError(e.message) from None
-    except UnicodeDecodeError:
-        raise InvalidConfigError(f"{path}: not a UTF-8 text file of user@host[:port] lines.") from None
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in read_text_lines(path, "hosts file", InvalidConfigError, max_bytes=_MAX_HOSTS_FILE_BYTES,
+                                   max_lines=4 * MAX_HOSTS):
         entry = line.split("#", 1)[0].strip()
         if entry:
             out.append(parse_host(entry, default_port, where=f"--hosts-file {path} line {n}:"))

@@ -73,12 +73,12 @@ def _gib(n: int) -> str:
     return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
 
 
-def check_memory(nbytes: int, what: str, hint: str = "") -> int:
-    """``nbytes`` if it fits the memory budget; else a DataError naming ``what`` (before any of it
-    is allocated) and how to raise the budget."""
+def check_memory(nbytes: int, what: str, hint: str = "", error=DataError) -> int:
+    """``nbytes`` if it fits the memory budget; else ``error`` (a DataError) naming ``what`` (before
+    any of it is allocated) and how to raise the budget."""
     budget = memory_budget()
     if nbytes > budget:
-        raise DataError(f"{what} need {_gib(nbytes)} of memory, more than the memory budget of {_gib(budget)}"
+        raise error(f"{what} need {_gib(nbytes)} of memory, more than the memory budget of {_gib(budget)}"
                         f"{'; ' + hint if hint else ''} (or raise it: EDGECNN_MEMORY_BUDGET=16G).")
     return nbytes
 

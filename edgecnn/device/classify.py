@@ -22,6 +22,7 @@ import numpy as np
 from edgecnn.measure import runtime
 from edgecnn.data.preprocess import PreprocessSpec, fit_image, normalize, softmax, top_k
 from edgecnn.core.options import Options
+from edgecnn.core.text import shown
 from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError, VerificationError
 
 # The export folder may hold several precisions; on a device the int8 one is the point.
@@ -39,8 +40,9 @@ class Prediction:
         return {"image": self.image, "top": self.top, "ms": round(self.ms, 3), "fps": round(self.fps, 2)}
 
     def format(self) -> str:
-        best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in self.top)
-        return f"{self.image}: {best}  [{self.ms:.1f} ms, {self.fps:.1f} FPS rolling]"
+        """One line; labels and the image name from files are shown escaped (``core.text.shown``)."""
+        best = ", ".join(f"{shown(t['label'], 80)} {t['score']:.3f}" for t in self.top)
+        return f"{shown(self.image)}: {best}  [{self.ms:.1f} ms, {self.fps:.1f} FPS rolling]"
 
 
 class RollingFPS:

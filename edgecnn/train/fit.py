@@ -411,7 +411,7 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
                            f"--name to train again.")
         echo(f"Resuming {run_dir} from its last checkpoint (configuration from its run.json).")
         model_name = info["model"]
-        rec = Recipe.from_dict(info["recipe"])
+        rec = Recipe.from_dict(info["recipe"], f"{run_dir / 'run.json'}")
         kw = dataset_kwargs(info, run_dir)
         o = dataclasses.replace(o, seed=int(info["seed"]), model_kwargs=info.get("model_kwargs") or {},
                                 input_shape=tuple(info["input_shape"]), data=kw.pop("source"),
