@@ -113,3 +113,34 @@ def control_names() -> bytes:
     fb.OperatorAddOpcodeIndex(b, 0)
     op = fb.OperatorEnd(b)
     return _model(b, [_subgraph(b, [t], [op])], opcodes=[oc], buffers=[empty, full])
+
+
+def huge_input_model(side: int = 40_000) -> bytes:
+    """A 300-byte model whose input and output tensors are [1, side, side, 3] float32 (one ADD)."""
+    b = flatbuffers.Builder(1024)
+    shape = [1, side, side, 3]
+
+    def tensor(name, buffer=0):
+        sh = _int32s(b, shape)
+        nm = b.CreateString(name)
+        fb.TensorStart(b)
+        fb.TensorAddShape(b, sh)
+        fb.TensorAddType(b, fb.TensorType.FLOAT32)
+        fb.TensorAddBuffer(b, buffer)
+        fb.TensorAddName(b, nm)
+        return fb.TensorEnd(b)
+
+    t0, t1 = tensor(b"in"), tensor(b"out")
+    ins, outs = _int32s(b, [0, 0]), _int32s(b, [1])
+    fb.OperatorStart(b)
+    fb.OperatorAddOpcodeIndex(b, 0)
+    fb.OperatorAddInputs(b, ins)
+    fb.OperatorAddOutputs(b, outs)
+    op = fb.OperatorEnd(b)
+    tv, ov, gi, go = _vector_of(b, [t0, t1]), _vector_of(b, [op]), _int32s(b, [0]), _int32s(b, [1])
+    fb.SubGraphStart(b)
+    fb.SubGraphAddTensors(b, tv)
+    fb.SubGraphAddOperators(b, ov)
+    fb.SubGraphAddInputs(b, gi)
+    fb.SubGraphAddOutputs(b, go)
+    return _model(b, [fb.SubGraphEnd(b)])

@@ -282,11 +282,17 @@ def _parse_results(out: str, dest: str) -> dict:
     body = out.split(BEGIN, 1)[1].split(END, 1)[0]
     try:
         doc = json.loads(body)
-    except ValueError as e:
-        raise RemoteError(f"{dest} sent unreadable results ({e}); nothing was written locally.") from None
-    if doc.get("schema") != 1 or not isinstance(doc.get("rows"), list):
-        raise RemoteError(f"{dest} sent results in an unknown schema ({doc.get('schema')!r}): update edgecnn there.")
-    return doc
+    except (ValueError, RecursionError) as e:
+        raise RemoteError(f"{dest} sent unreadable results ({' '.join(str(e).split())[:160]}); nothing was written "
+                          f"locally.") from None
+    if not isinstance(doc, dict) or doc.get("schema") != 1 or not isinstance(doc.get("rows"), list):
+        raise RemoteError(f"{dest} sent results in an unknown schema "
+                          f"({doc.get('schema') if isinstance(doc, dict) else type(doc).__name__!r}): update edgecnn "
+                          f"there.")
+    from edgecnn.benchmark.report import results_spec
+    from edgecnn.contract.checks import parse_checked
+
+    return parse_checked(body, results_spec(), f"the results {dest} sent", RemoteError, max_bytes=256 << 20)
 
 
 def run_remote_benchmark(paths: Sequence, remote: str, options: Optional[BenchmarkOptions] = None, *, out_dir=None,

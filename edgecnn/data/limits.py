@@ -152,7 +152,15 @@ def read_bytes(path, what: str, max_bytes: int) -> bytes:
     """The whole of a regular file of at most ``max_bytes`` (it is read with that bound, too)."""
     with open_regular(path, what, max_bytes) as f:
         try:
-            data = f.read(max_bytes + 1)
+            # read() preallocates what it is asked for: ask for the file's size (plus one byte, to see
+            # a file that grew), then in 1 MiB steps, never for the whole cap at once.
+            size = os.fstat(f.fileno()).st_size
+            parts = [f.read(min(size, max_bytes) + 1)]
+            got = len(parts[0])
+            while parts[-1] and got <= max_bytes:
+                parts.append(f.read(min(1 << 20, max_bytes + 1 - got)))
+                got += len(parts[-1])
+            data = b"".join(parts) if len(parts) > 1 else parts[0]
         except OSError as e:
             raise os_error(path, e, f"read this {what}") from None
     if len(data) > max_bytes:

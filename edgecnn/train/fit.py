@@ -40,7 +40,7 @@ import numpy as np
 
 from edgecnn.errors import (RESOURCE_ERRNOS, InvalidConfigError, RunError, SystemResourceError, TrainingError,
                             system_error)
-from edgecnn.core.files import atomic_write_json, atomic_write_text, read_json
+from edgecnn.core.files import atomic_write_json, atomic_write_text
 from edgecnn.train.options import TrainOptions
 from edgecnn.train.recipes import Recipe, get_recipe
 from edgecnn.contract import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_record, load_run, refuse_artifact,
@@ -620,6 +620,20 @@ def _train_worker(run_dir: Path, cluster: dict, *, rec: Recipe, ds, spec, strat,
     return None
 
 
+def _read_folds(path: Path, folds: int) -> List[dict]:
+    """The folds a resumed cross-validation already finished (folds.json, untrusted like run.json)."""
+    from edgecnn.contract.checks import Int, ListOf, Num, Obj, read_checked
+
+    fold = Obj({"fold": Int(0, folds - 1), "num_train": Int(0), "num_eval": Int(0), "top1": Num(0, 1),
+                "top5": Num(0, 1), "macro_f1": Num(0, 1)})
+    done = read_checked(path, Obj({"per_fold": ListOf(fold, max_len=folds)}, extra=True), "folds file",
+                        RunError)["per_fold"]
+    if [d["fold"] for d in done] != list(range(len(done))):
+        raise RunError(f"{path}: 'per_fold' must list folds 0, 1, ... in order; the file is damaged. Remove it "
+                       f"to run the cross-validation again.")
+    return done
+
+
 def _cross_validate(ds, rec: Recipe, run_dir: Path, common: dict, on_epoch, echo) -> dict:
     """Stratified k-fold over train+val; per-fold metrics on the held-out fold, then mean and std."""
     from edgecnn.train.evaluate import classification_metrics, predict
@@ -628,7 +642,7 @@ def _cross_validate(ds, rec: Recipe, run_dir: Path, common: dict, on_epoch, echo
     y = np.concatenate([ds.y_train, ds.y_val])
     fold_of = stratified_kfold(y, rec.folds, common["seed"])
     folds_json = run_dir / "folds.json"
-    done = read_json(folds_json)["per_fold"] if folds_json.is_file() else []
+    done = _read_folds(folds_json, rec.folds) if folds_json.is_file() else []
     for k in range(len(done), rec.folds):
         echo(f"Fold {k + 1}/{rec.folds}")
         tr, te = fold_of != k, fold_of == k
