@@ -144,3 +144,75 @@ def huge_input_model(side: int = 40_000) -> bytes:
     fb.SubGraphAddInputs(b, gi)
     fb.SubGraphAddOutputs(b, go)
     return _model(b, [fb.SubGraphEnd(b)])
+
+
+def quantized_model() -> bytes:
+    """A small valid model with every table the inspect reader walks: a constant buffer, per-channel
+    quantization whose zero-point vector two tensors share, a builtin and a custom op code, two
+    operators and a named metadata buffer."""
+    b = flatbuffers.Builder(1 << 12)
+    weights = b.CreateByteVector(bytes(range(48)))
+    meta = b.CreateByteVector(b"1.14.0\0")
+    bufs = []
+    for data in (None, weights, meta):
+        fb.BufferStart(b)
+        if data is not None:
+            fb.BufferAddData(b, data)
+        bufs.append(fb.BufferEnd(b))
+    b.StartVector(4, 4, 4)
+    for v in (0.5, 0.25, 0.125, 0.0625):
+        b.PrependFloat32(v)
+    scales = b.EndVector()
+    b.StartVector(8, 4, 8)
+    for _ in range(4):
+        b.PrependInt64(0)
+    zeros = b.EndVector()
+
+    def quant():
+        fb.QuantizationParametersStart(b)
+        fb.QuantizationParametersAddScale(b, scales)
+        fb.QuantizationParametersAddZeroPoint(b, zeros)
+        return fb.QuantizationParametersEnd(b)
+
+    def tensor(name, shape, buffer, q):
+        sh, nm = _int32s(b, shape), b.CreateString(name)
+        fb.TensorStart(b)
+        fb.TensorAddShape(b, sh)
+        fb.TensorAddType(b, fb.TensorType.INT8)
+        fb.TensorAddBuffer(b, buffer)
+        fb.TensorAddName(b, nm)
+        if q is not None:
+            fb.TensorAddQuantization(b, q)
+        return fb.TensorEnd(b)
+
+    tensors = [tensor(b"input", [1, 4], 0, None), tensor(b"weights", [4, 12], 1, quant()),
+               tensor(b"output", [1, 4], 0, quant())]
+    custom = b.CreateString("MyOp")
+    codes = []
+    for code, name in ((fb.BuiltinOperator.FULLY_CONNECTED, None), (fb.BuiltinOperator.CUSTOM, custom)):
+        fb.OperatorCodeStart(b)
+        fb.OperatorCodeAddBuiltinCode(b, code)
+        if name is not None:
+            fb.OperatorCodeAddCustomCode(b, name)
+        codes.append(fb.OperatorCodeEnd(b))
+    ops = []
+    for index in (0, 1):
+        fb.OperatorStart(b)
+        fb.OperatorAddOpcodeIndex(b, index)
+        ops.append(fb.OperatorEnd(b))
+    sg = _subgraph(b, tensors, ops)
+    mname = b.CreateString("min_runtime_version")
+    fb.MetadataStart(b)
+    fb.MetadataAddName(b, mname)
+    fb.MetadataAddBuffer(b, 2)
+    md = fb.MetadataEnd(b)
+    sg_vec, oc_vec, buf_vec, md_vec = (_vector_of(b, [sg]), _vector_of(b, codes), _vector_of(b, bufs),
+                                       _vector_of(b, [md]))
+    fb.ModelStart(b)
+    fb.ModelAddVersion(b, 3)
+    fb.ModelAddSubgraphs(b, sg_vec)
+    fb.ModelAddOperatorCodes(b, oc_vec)
+    fb.ModelAddBuffers(b, buf_vec)
+    fb.ModelAddMetadata(b, md_vec)
+    b.Finish(fb.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())

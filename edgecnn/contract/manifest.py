@@ -11,8 +11,9 @@ from typing import Dict, Optional
 
 from edgecnn.contract.checks import (EXPORT_DIR, FORMATS, MANIFEST, MAX_ARTIFACTS, MAX_CLASSES, MODEL_FILE,
                                      OUTPUT_KINDS, RUN_FILE, SCHEMA, TENSOR_DTYPES, _ARTIFACT_KEYS, _NAME_RE,
-                                     _TENSOR_KEYS, _TOP_KEYS, _check_object, _is_int, _is_num, check_file_sha256, check_labels,
-                                     inside, read_json_file, regular_file, sha256_ok)
+                                     _TENSOR_KEYS, _TOP_KEYS, Anything, Bool, Int, Obj, Str, _check_object, _is_int,
+                                     _is_num, check, check_file_sha256, check_labels, inside, read_json_file,
+                                     regular_file, sha256_ok)
 from edgecnn.contract.keras_files import load_keras
 from edgecnn.contract.run import dataset_source, load_run, validate_spec
 from edgecnn.errors import ModelFileError, RunError
@@ -219,6 +220,7 @@ def validate(m, where: str = "manifest") -> None:
         miss = [k for k in _ARTIFACT_KEYS if k not in a]
         if miss:
             bad(f"artifact {name}: missing keys {miss}")
+        check(a, _ARTIFACT_SPEC, where, ModelFileError, path=f"artifacts.{name}")
         if not (isinstance(a["format"], str) and isinstance(a["precision"], str) and a["format"] in FORMATS
                 and a["precision"] in FORMATS[a["format"]]):
             bad(f"artifact {name}: unknown format/precision {a['format']}/{a['precision']}")
@@ -294,6 +296,11 @@ def _validate_dataset_record(rec, bad) -> None:
 
 
 FLOAT_OP_REASONS = ("speed", "accuracy")
+# The types of an artifact entry's fields, checked before their values are looked up in the tables
+# of formats and kinds (a list where a name belongs was a TypeError); the values follow in ``validate``.
+_ARTIFACT_SPEC = Obj({"format": Str(16), "precision": Str(16), "sha256": Str(64), "bytes": Int(),
+                      "inputs": Anything(), "outputs": Anything(), "output_kind": Str(16), "verified": Bool()},
+                     extra=True)
 
 
 def _validate_mixed_entry(name: str, a: dict, bad) -> None:
