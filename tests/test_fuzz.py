@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import _hostile_tflite as flat
@@ -57,9 +57,24 @@ def _paths(doc, prefix=(), out=None, limit=400):
     return out
 
 
+def _like(v):
+    """Values of the same JSON type as ``v`` (the mutations a reader must check the range of)."""
+    if isinstance(v, bool):
+        return st.booleans()
+    if isinstance(v, int):
+        return st.integers() | st.sampled_from([0, -1, 1, 2 ** 31, 10 ** 400])
+    if isinstance(v, float):
+        return st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, 1e-320, 1e39, -1e308])
+    if isinstance(v, str):
+        return st.text(max_size=20) | st.just(v + "\x1b[2J") | st.just(v * 300)
+    if isinstance(v, list):
+        return st.just(v[:-1]) | st.just(v + v[-1:]) | st.just(v[::-1])
+    return JSON
+
+
 @st.composite
 def mutated(draw, base):
-    """``base`` with one field replaced by arbitrary JSON, or removed."""
+    """``base`` with one field replaced (by a value of its own type or by arbitrary JSON), or removed."""
     doc = copy.deepcopy(base)
     where, key = draw(st.sampled_from(_paths(doc)))
     parent = doc
@@ -68,7 +83,7 @@ def mutated(draw, base):
     if isinstance(parent, dict) and draw(st.booleans()) and draw(st.booleans()):
         del parent[key]
     else:
-        parent[key] = draw(JSON)
+        parent[key] = draw(_like(parent[key]) | JSON)
     return doc
 
 
@@ -130,10 +145,13 @@ def _calibration():
 def _accepts(fn, doc, error):
     """``fn(doc)``'s value, or None when it raised ``error`` (an EdgecnnError); anything else fails."""
     try:
-        return fn(doc), True
+        value = fn(doc)
     except error as e:
         assert isinstance(e, EdgecnnError) and "\n" not in e.message and e.message.isprintable(), e.message
+        event("refused")
         return None, False
+    event("accepted")
+    return value, True
 
 
 @FUZZ
