@@ -288,6 +288,23 @@ def test_a_hostile_recipe_in_run_json_is_refused_on_resume(tmp_path, edit, words
     assert digest(tmp_path) == before
 
 
+@pytest.mark.parametrize("text, words", [
+    ('{"per_fold": [{"fold": 1, "num_train": 9, "num_eval": 1, "top1": 0.5, "top5": 1, "macro_f1": 0.5}]}',
+     "in order"),
+    ('{"per_fold": [{"fold": 0, "num_train": 9, "num_eval": 1, "top1": "0.5", "top5": 1, "macro_f1": 0.5}]}',
+     "'per_fold[0].top1' must be a finite number"),
+    ('{"per_fold": "' + "x" * 100 + '"}', "'per_fold' must be a list"),
+], ids=["out-of-order", "string-metric", "string"])
+def test_a_damaged_folds_file_is_one_run_error(tmp_path, text, words):
+    from edgecnn.errors import RunError
+    from edgecnn.train.fit import _read_folds
+
+    (tmp_path / "folds.json").write_text(text)
+    with pytest.raises(RunError, match="folds.json") as e:
+        _read_folds(tmp_path / "folds.json", 3)
+    assert words in e.value.message
+
+
 @pytest.mark.parametrize("edit, code, words", [
     (lambda i: i["preprocessing"].update(std=[1e-320] * 3), RUN, "not a normal float32"),
     (lambda i: i["preprocessing"].update(std=[1e-30] * 3), RUN, "beyond +-1e+06"),
