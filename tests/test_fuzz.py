@@ -111,7 +111,13 @@ MANIFEST = {"schema": 1, "model": "m", "run": "..", "trained": True, "labels": L
             "artifacts": {"m_int8.tflite": {"format": "tflite", "precision": "int8", "sha256": "a" * 64, "bytes": 9000,
                                             "inputs": [_TENSOR_IN], "outputs": [_TENSOR_OUT],
                                             "output_kind": "probabilities", "verified": True,
-                                            "verification": {"passed": True, "top1": 0.5}}}}
+                                            "verification": {"passed": True, "top1": 0.5}}},
+            "recommended": {"pi4": {"artifact": "m_int8.tflite", "source": "predicted", "runtime": "litert",
+                                    "threads_ranked": 1, "latency_ms": {"1": 2.0, "4": 0.8},
+                                    "fps": {"1": 500.0, "4": 1250.0}, "peak_rss_mb": None, "bytes": 9000,
+                                    "top1": 0.5, "reason": "int8: 3.0x faster than fp32 on a Pi 4",
+                                    "error_pct": 17.0}},
+            "skipped": {"onnx": "onnxruntime is not installed"}}
 TF_CONFIG = {"cluster": {"chief": ["10.0.0.1:2222"], "worker": ["10.0.0.2:2222", "[::1]:2223"]},
              "task": {"type": "worker", "index": 1}}
 COST_TABLE = {"schema": 1, "ops": {"conv": {"op": "CONV_2D", "fp32_us": 12.5, "int8_us": 4.0}},
@@ -170,6 +176,7 @@ def test_run_json(doc):
 @FUZZ
 @given(doc=_documents(MANIFEST))
 def test_manifest_json(doc):
+    from edgecnn.benchmark.recommend import markdown_lines
     from edgecnn.contract.manifest import validate
     from edgecnn.core.text import shown, unwanted_char
     from edgecnn.data.preprocess import PreprocessSpec
@@ -183,6 +190,8 @@ def test_manifest_json(doc):
         sorted(arts, key=lambda n: (not arts[n]["verified"], PREFERENCE.index(arts[n]["precision"])
                                     if arts[n]["precision"] in PREFERENCE else len(PREFERENCE), n))
         assert all(unwanted_char(label) is None and shown(label).isprintable() for label in doc["labels"])
+        recs = doc.get("recommended") or {}
+        markdown_lines(recs, list(recs) + ["pi5"])
 
 
 @FUZZ

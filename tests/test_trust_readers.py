@@ -521,3 +521,35 @@ def test_a_class_folder_named_with_an_escape_is_refused_at_load(tmp_path):
 
 if sys.platform != "linux":  # pragma: no cover - FIFOs, /dev/zero and RLIMIT_AS as Linux has them
     pytestmark = pytest.mark.skip("Linux only")
+
+
+def test_names_with_a_trailing_line_break_are_not_plain_names():
+    """Python's '$' matches before a final newline: every name pattern is matched whole."""
+    from edgecnn.benchmark.remote import parse_host
+    from edgecnn.contract.checks import check_name, sha256_ok
+    from edgecnn.errors import InvalidConfigError
+
+    for bad in ("quicknet\n", "run\r\n"):
+        with pytest.raises(InvalidConfigError):
+            check_name(bad)
+    assert not sha256_ok("a" * 64 + "\n") and sha256_ok("a" * 64)
+    with pytest.raises(InvalidConfigError):
+        parse_host("pi@a\nb")
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda r: r.update(latency_ms={"²": 1.0}), "thread counts"),            # a digit to isdigit(), not to int()
+    (lambda r: r.update(reason="int8 \x9b2J faster"), "one line of printable text"),  # C1 CSI
+    (lambda r: r.update(reason="int8 \u202efaster"), "one line of printable text"),
+], ids=["superscript-thread-count", "c1-control", "bidi-override"])
+def test_a_hostile_recommendation_in_a_manifest_is_refused(edit, words):
+    import copy
+
+    from edgecnn.contract.manifest import validate
+    from edgecnn.errors import ModelFileError
+    from test_fuzz import MANIFEST
+
+    m = copy.deepcopy(MANIFEST)
+    edit(m["recommended"]["pi4"])
+    with pytest.raises(ModelFileError, match=words):
+        validate(m, "manifest.json")

@@ -84,7 +84,7 @@ finally:
 _DEST = re.compile(r"^(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
 def check_destination(dest: str) -> str:
     """``[user@]host``; anything else (an option, spaces, a shell word) is refused."""
-    if not dest or dest.startswith("-") or not _DEST.match(dest):
+    if not dest or dest.startswith("-") or not _DEST.fullmatch(dest):
         raise InvalidConfigError(
             f"Received `--remote {dest}`: expected USER@HOST or HOST (e.g. pi@raspberrypi.local).")
     return dest

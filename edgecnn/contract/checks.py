@@ -53,7 +53,7 @@ _RUN_KEYS = ("model", "input_shape", "num_classes", "labels", "preprocessing")
 # ---------------------------------------------------------------------------- safe primitives
 def check_name(name, what: str = "name", error=InvalidConfigError) -> str:
     """A plain name (run, model, artifact): letters, digits, '.', '_', '+', '-'; no path, no dotfile."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
         raise error(f"{what} {name!r} is not a plain name (letters, digits, '.', '_', '+', '-'; at most 128; "
                     f"no '/', no leading '.').")
     return name
@@ -129,7 +129,7 @@ def _reject_constant(name):
 
 
 def sha256_ok(value) -> bool:
-    return isinstance(value, str) and bool(_SHA_RE.match(value))
+    return isinstance(value, str) and bool(_SHA_RE.fullmatch(value))
 
 
 def check_file_sha256(path, expected, what: str, error=ModelFileError) -> Path:
@@ -166,7 +166,7 @@ def _check_object(obj, keys, bad) -> None:
     missing = [k for k in keys if k not in obj]
     if missing:
         bad(f"missing keys {missing}")
-    if not isinstance(obj["model"], str) or not _NAME_RE.match(obj["model"]):
+    if not isinstance(obj["model"], str) or not _NAME_RE.fullmatch(obj["model"]):
         bad(f"'model' {obj['model']!r} is not a model name")
 
 

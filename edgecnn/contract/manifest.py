@@ -213,7 +213,7 @@ def validate(m, where: str = "manifest") -> None:
     h, w = spec["input_size"]
     c = spec.get("channels", 3)
     for name, a in arts.items():
-        if not _NAME_RE.match(name) or name in (MANIFEST,):
+        if not _NAME_RE.fullmatch(name) or name in (MANIFEST,):
             bad(f"artifact name {name!r} must be a plain file name")
         if not isinstance(a, dict):
             bad(f"artifact {name}: not an object")
@@ -268,7 +268,7 @@ def validate(m, where: str = "manifest") -> None:
         _validate_recommended(m["recommended"], arts, bad)
     skipped = m.get("skipped")
     if skipped is not None and not (isinstance(skipped, dict) and len(skipped) <= 16 and all(
-            isinstance(k, str) and _TARGET_RE.match(k) and isinstance(v, str) and _SAFE_TEXT.match(v)
+            isinstance(k, str) and _TARGET_RE.fullmatch(k) and _one_line(v)
             for k, v in skipped.items())):
         bad("'skipped' must map format keys to one line of printable text")
 
@@ -316,13 +316,20 @@ def _validate_mixed_entry(name: str, a: dict, bad) -> None:
                 f"({' or '.join(FLOAT_OP_REASONS)})")
     rep = a.get("quant_report")
     if rep is not None:
-        if not (isinstance(rep, str) and _NAME_RE.match(rep) and rep != MANIFEST):
+        if not (isinstance(rep, str) and _NAME_RE.fullmatch(rep) and rep != MANIFEST):
             bad(f"artifact {name}: 'quant_report' must be a plain file name")
         if not sha256_ok(a.get("quant_report_sha256")):
             bad(f"artifact {name}: 'quant_report_sha256' is missing or not a sha256")
 
 
-_SAFE_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{0,400}$")
+def _one_line(v, limit: int = 400) -> bool:
+    """One line of printable text: no C0/C1 control, DEL, line separator or bidi override
+    (``edgecnn.core.text.unwanted_char``), at most ``limit`` characters."""
+    from edgecnn.core.text import unwanted_char
+
+    return isinstance(v, str) and len(v) <= limit and unwanted_char(v) is None
+
+
 _TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,31}$")
 
 
@@ -336,7 +343,7 @@ def _validate_recommended(rec, artifacts: dict, bad) -> None:
     if not isinstance(rec, dict) or len(rec) > 64:
         bad("'recommended' must be an object of targets")
     for target, r in rec.items():
-        if not (isinstance(target, str) and _TARGET_RE.match(target)):
+        if not (isinstance(target, str) and _TARGET_RE.fullmatch(target)):
             bad(f"recommended: {str(target)[:40]!r} is not a target name")
         if not isinstance(r, dict):
             bad(f"recommended.{target}: not an object")
@@ -349,10 +356,11 @@ def _validate_recommended(rec, artifacts: dict, bad) -> None:
             bad(f"recommended.{target}: 'source' must be measured or predicted")
         for key in ("latency_ms", "fps"):
             d = r.get(key)
-            if not (isinstance(d, dict) and 1 <= len(d) <= 16 and all(
-                    isinstance(k, str) and k.isdigit() and 1 <= int(k) <= 256 and num(v) for k, v in d.items())):
+            if not (isinstance(d, dict) and 1 <= len(d) <= 16 and all(  # '²' is a digit to isdigit, not to int()
+                    isinstance(k, str) and k.isascii() and k.isdigit() and 1 <= int(k) <= 256 and num(v)
+                    for k, v in d.items())):
                 bad(f"recommended.{target}: '{key}' must map thread counts to positive numbers")
-        if not (isinstance(r.get("reason"), str) and _SAFE_TEXT.match(r["reason"])):
+        if not _one_line(r.get("reason")):
             bad(f"recommended.{target}: 'reason' must be one line of printable text")
         for key, lo in (("top1", 0.0), ("peak_rss_mb", 0.0), ("error_pct", 0.0)):
             if r.get(key) is not None and not num(r[key], lo):

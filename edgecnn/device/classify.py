@@ -115,7 +115,7 @@ def default_artifact(man: dict, folder: Path):
     here = this_board() or "host"
     rec = recs.get(here)
     if rec and arts[rec["artifact"]]["format"] == "tflite" and (folder / rec["artifact"]).is_file():
-        return rec["artifact"], f"using {rec['artifact']}, recommended for {here}: {rec['reason']}"
+        return rec["artifact"], f"using {rec['artifact']}, recommended for {here}: {shown(rec['reason'], 400)}"
     present = [n for n, a in arts.items() if a["format"] == "tflite" and (folder / n).is_file()]
     if not present:
         raise ModelFileError(f"{folder} has no .tflite artifact listed in its manifest: run `edgecnn export`")
