@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from edgecnn.core.text import describe_char, unwanted_char
 from edgecnn.errors import InvalidConfigError, ModelFileError
 
 RUN_FILE = "run.json"
@@ -260,8 +261,6 @@ class Str(Spec):
         if not self.min_len <= len(v) <= self.max_len:
             bad(path, f"must have {self.min_len} to {self.max_len} characters, not {len(v)}")
         if self.text:
-            from edgecnn.core.text import describe_char, unwanted_char
-
             ch = unwanted_char(v)
             if ch is not None:
                 bad(path, f"{_quote(v)} holds {describe_char(ch)}, which text from a file may not hold")
@@ -383,7 +382,6 @@ def read_text_lines(path, what: str, error=InvalidConfigError, *, max_bytes: int
                     max_lines: int = MAX_ITEMS):
     """[(line number, line)] of a UTF-8 text file (a regular file of at most ``max_bytes``, at most
     ``max_lines`` lines); a control character other than a tab in a line is refused, naming it."""
-    from edgecnn.core.text import describe_char, unwanted_char
     from edgecnn.data.limits import read_bytes
     from edgecnn.errors import DataError
 
