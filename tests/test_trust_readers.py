@@ -457,11 +457,17 @@ def test_a_deeply_nested_folder_is_refused_not_a_recursion_error(tmp_path):
 
     root = _png_folder(tmp_path / "deep", 2)
     deep = root / "c00000"
+    levels = []
     for _ in range(1500):  # rglob's recursion ended in a RecursionError near 1,000 levels
         deep = deep / "d"
         os.mkdir(deep)
-    with pytest.raises(DataError, match="nested more than 32 levels"):
-        load_dataset(str(root), (8, 8, 3))
+        levels.append(deep)
+    try:
+        with pytest.raises(DataError, match="nested more than 32 levels"):
+            load_dataset(str(root), (8, 8, 3))
+    finally:  # shutil.rmtree recurses too: pytest's cleanup of old temporary folders would fail on it
+        for level in reversed(levels):
+            os.rmdir(level)
 
 
 def test_the_memory_budget_follows_its_variable_and_the_address_space_limit(monkeypatch):
