@@ -18,7 +18,7 @@ TRAIN = [
     "matplotlib>=3.7",
     "tensorboard>=2.16",  # tf.summary (training logs); TF 2.21 no longer pulls it in
 ]
-DEV = ["pytest>=8", "pytest-xdist>=3"]
+DEV = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6.100"]
 
 setup(
     name="edgecnn",

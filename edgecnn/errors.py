@@ -21,8 +21,11 @@ class EdgecnnError(click.ClickException):
     exit_code = 3
 
     def __init__(self, message: str):
-        # One line, always: a multi-line message would read like a traceback.
-        super().__init__(" ".join(str(message).split()))
+        # One line, always: a multi-line message would read like a traceback. And one line of
+        # text: a message quotes names and labels from untrusted files, so a character that is
+        # not printable (ESC, BEL, a right-to-left override) is shown escaped, never obeyed, by
+        # the rule of ``edgecnn.core.text.shown`` (this module sits below core).
+        super().__init__(_visible(" ".join(str(message).split())))
 
 
 class UnknownModelError(EdgecnnError):
@@ -106,6 +109,14 @@ class UnexpectedError(EdgecnnError):
     Exit code 1, what Python itself exits with on an uncaught exception."""
 
     exit_code = 1
+
+
+def _visible(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else
+                   (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000
+                    else f"\\U{ord(ch):08x}") for ch in text)
 
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:

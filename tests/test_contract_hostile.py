@@ -420,8 +420,15 @@ def test_a_positional_model_that_disagrees_with_run(world):
     (lambda m: m["artifacts"][int8_name()]["outputs"][0].update(shape=[1, 7]), ["label"]),
     (lambda m: m["artifacts"][int8_name()].update(format="exe"), ["format"]),
     (lambda m: m.pop("preprocessing"), ["missing"]),
+    (lambda m: m["labels"].__setitem__(0, "plane\x1b]0;owned\x07"), ["'labels[0]'", "ESC"]),
+    (lambda m: m["labels"].__setitem__(0, "plane\nFAKE"), ["'labels[0]'", "line break"]),
+    (lambda m: m["labels"].__setitem__(0, ["plane"]), ["'labels[0]' must be a label"]),
+    (lambda m: m["preprocessing"].update(std=[1e-320] * 3), ["std", "float32"]),
+    (lambda m: m["preprocessing"].update(scale=10 ** 400), ["scale"]),
+    (lambda m: m["artifacts"][int8_name()].update(format=["tflite"]), ["format"]),  # found by tests/test_fuzz.py
 ], ids=["labels-str", "labels-empty", "artifacts-list", "trained-str", "schema", "std-zero", "mean-nan",
-        "channels", "bytes", "verified-str", "tensor-keys", "outputs-vs-labels", "format", "no-preprocessing"])
+        "channels", "bytes", "verified-str", "tensor-keys", "outputs-vs-labels", "format", "no-preprocessing",
+        "label-escape", "label-newline", "label-list", "std-denormal", "scale-huge-int", "format-list"])
 def test_manifests_with_wrong_field_types(world, tmp_path, edit, words):
     edit_manifest(world, edit)
     before = digest_tree(world)

@@ -352,11 +352,11 @@ def test_image_file_over_byte_cap(tmp_path, monkeypatch):
 
 def test_image_folder_too_big_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
     root = _img_folder(tmp_path / "imgs")
-    monkeypatch.setattr(limits, "MAX_ARRAY_BYTES", 5 * 16 * 16 * 3)  # 6 images need 6 x 768 bytes
+    monkeypatch.setattr(limits, "MEMORY_BUDGET", 5 * 16 * 16 * 3)  # 6 images need 6 x 768 bytes
     monkeypatch.setattr(limits, "load_image", lambda *a, **k: pytest.fail("decoded an image first"))
     with pytest.raises(DataError) as e:
         load_dataset(str(root), (16, 16, 3))
-    _one_line(e, r"6 images \(such as .*\.png\) at 16x16x3 need 4,608 bytes")
+    _one_line(e, r"6 images \(such as .*\.png\) at 16x16x3 \(4,608 bytes\) need .* memory budget")
 
 
 def test_hostile_image_via_cli_train(tmp_path):

@@ -74,10 +74,11 @@ HEAD = ("artifact", "board", "thr", "instr/inference (M)", "predicted ms", "FPS"
 
 
 def _cells(r: dict) -> List[str]:
+    from edgecnn.core.text import shown
     from edgecnn.emulate import format_error
 
-    return [r["artifact"], r["label"], str(r["threads"]), format_instructions(r["instructions"]),
-            f"{r['predicted_ms']:.3f}", f"{r['fps']:.1f}", format_error(r), str(r.get("bound") or "-"),
+    return [shown(r["artifact"], 80), shown(r["label"], 80), str(r["threads"]), format_instructions(r["instructions"]),
+            f"{r['predicted_ms']:.3f}", f"{r['fps']:.1f}", format_error(r), shown(r.get("bound") or "-", 40),
             "yes" if r.get("xnnpack") else "no"]
 
 
@@ -115,29 +116,6 @@ def csv_text(rows: Iterable[dict]) -> str:
     for r in rows:
         w.writerow(dict(r, error=format_error(r)))
     return buf.getvalue()
-
-
-def validate_rows(rows, bad: Callable[[str], None]) -> None:
-    """What the emulated table reads, checked in a results document (every file is untrusted)."""
-    import math
-
-    if not isinstance(rows, list):
-        bad("'emulated' must be a list")
-    for i, r in enumerate(rows):
-        if not isinstance(r, dict):
-            bad(f"emulated row {i} is not an object")
-        for k in ("artifact", "label", "board"):
-            if not isinstance(r.get(k), str):
-                bad(f"emulated row {i}: '{k}' must be a string")
-        if not (isinstance(r.get("threads"), int) and not isinstance(r.get("threads"), bool) and r["threads"] >= 1):
-            bad(f"emulated row {i}: 'threads' must be an integer >= 1")
-        for k in ("instructions", "predicted_ms", "fps"):
-            v = r.get(k)
-            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
-                bad(f"emulated row {i}: '{k}' must be a finite number >= 0")
-        e = r.get("error_pct")
-        if e is not None and not (isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e)):
-            bad(f"emulated row {i}: 'error_pct' must be a finite number or null")
 
 
 def check_emulator() -> None:

@@ -84,7 +84,7 @@ finally:
 _DEST = re.compile(r"^(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
 def check_destination(dest: str) -> str:
     """``[user@]host``; anything else (an option, spaces, a shell word) is refused."""
-    if not dest or dest.startswith("-") or not _DEST.match(dest):
+    if not dest or dest.startswith("-") or not _DEST.fullmatch(dest):
         raise InvalidConfigError(
             f"Received `--remote {dest}`: expected USER@HOST or HOST (e.g. pi@raspberrypi.local).")
     return dest
@@ -282,11 +282,17 @@ def _parse_results(out: str, dest: str) -> dict:
     body = out.split(BEGIN, 1)[1].split(END, 1)[0]
     try:
         doc = json.loads(body)
-    except ValueError as e:
-        raise RemoteError(f"{dest} sent unreadable results ({e}); nothing was written locally.") from None
-    if doc.get("schema") != 1 or not isinstance(doc.get("rows"), list):
-        raise RemoteError(f"{dest} sent results in an unknown schema ({doc.get('schema')!r}): update edgecnn there.")
-    return doc
+    except (ValueError, RecursionError) as e:
+        raise RemoteError(f"{dest} sent unreadable results ({' '.join(str(e).split())[:160]}); nothing was written "
+                          f"locally.") from None
+    if not isinstance(doc, dict) or doc.get("schema") != 1 or not isinstance(doc.get("rows"), list):
+        raise RemoteError(f"{dest} sent results in an unknown schema "
+                          f"({doc.get('schema') if isinstance(doc, dict) else type(doc).__name__!r}): update edgecnn "
+                          f"there.")
+    from edgecnn.benchmark.report import results_spec
+    from edgecnn.contract.checks import parse_checked
+
+    return parse_checked(body, results_spec(), f"the results {dest} sent", RemoteError, max_bytes=256 << 20)
 
 
 def run_remote_benchmark(paths: Sequence, remote: str, options: Optional[BenchmarkOptions] = None, *, out_dir=None,
@@ -381,18 +387,13 @@ def parse_host(entry: str, default_port: Optional[int] = None, where: str = "--r
 
 
 def read_hosts_file(path, default_port: Optional[int] = None) -> List[Tuple[str, Optional[int]]]:
-    """One ``user@host[:port]`` per line; '#' starts a comment; blank lines are skipped."""
-    from edgecnn.data.limits import read_bytes
-    from edgecnn.errors import DataError
+    """One ``user@host[:port]`` per line; '#' starts a comment; blank lines are skipped. Read by the
+    contract's line reader: a regular file of at most 64 KiB, UTF-8, no control characters."""
+    from edgecnn.contract.checks import read_text_lines
 
-    try:
-        text = read_bytes(path, "hosts file", _MAX_HOSTS_FILE_BYTES).decode("utf-8")
-    except DataError as e:
-        raise InvalidConfigError(e.message) from None
-    except UnicodeDecodeError:
-        raise InvalidConfigError(f"{path}: not a UTF-8 text file of user@host[:port] lines.") from None
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in read_text_lines(path, "hosts file", InvalidConfigError, max_bytes=_MAX_HOSTS_FILE_BYTES,
+                                   max_lines=4 * MAX_HOSTS):
         entry = line.split("#", 1)[0].strip()
         if entry:
             out.append(parse_host(entry, default_port, where=f"--hosts-file {path} line {n}:"))

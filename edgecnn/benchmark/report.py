@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
+from edgecnn.core.text import shown
 from edgecnn.errors import BenchmarkError
 from edgecnn.core.files import atomic_write_json, atomic_write_text
 from edgecnn.core.plots import pyplot, save_figure
@@ -85,14 +86,14 @@ HEAD = ("artifact", "runtime", "thr", "batch", "size KiB", "init ms", "first ms"
 
 def _cells(row, with_device: bool, with_board: bool = False) -> List[str]:
     t, lat, mem = row["timing"], row["timing"]["latency"], row["memory"]
-    cells = [row["artifact"], row["runtime"], str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
+    cells = [shown(row["artifact"], 80), shown(row["runtime"], 40), str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
              f"{t['init_ms']:.1f}", f"{t['first_inference_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['std_ms']:.3f}",
              f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['p99_ms']:.3f}", f"{t['fps']:.1f}",
              str(lat["count"]), f"{mem['peak_rss_mb']:.1f} (+{mem['peak_increase_mb']:.1f})", _acc(row)]
     if with_device:
-        cells.append((row.get("device") or {}).get("label") or "-")
+        cells.append(shown((row.get("device") or {}).get("label") or "-", 80))
     if with_board:
-        cells.append(_board(row) or "this host")
+        cells.append(shown(_board(row) or "this host", 80))
     return cells
 
 
@@ -110,7 +111,7 @@ def _labels(rows) -> List[str]:
 
 
 def headline(rows) -> str:
-    labs = _labels(rows)
+    labs = [shown(lab, 120) for lab in _labels(rows)]
     base = [l for l in labs if l.startswith("x86 baseline")]
     text = "; ".join(labs)
     if base:
@@ -351,16 +352,17 @@ def _fleet_cells(doc: dict) -> List[List[str]]:
     out = []
     for board in order:
         if board in failed:
-            out.append([board, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                        "FAILED: " + failed[board]["reason"]])
+            out.append([shown(board, 80), "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                        "FAILED: " + shown(failed[board]["reason"], 400)])
             continue
         for r in rows:
             if (_board(r) or "this host") != board:
                 continue
             p, t, lat = r.get("platform") or {}, r["timing"], r["timing"]["latency"]
             mhz = p.get("cpu_max_mhz")
-            out.append([board, p.get("board") or "-", p.get("cpu_model") or "-", f"{mhz:g}" if mhz else "-",
-                        " ".join(p.get("isa_flags") or []) or "-", r["artifact"], r["runtime"], str(r["threads"]),
+            out.append([shown(board, 80), shown(p.get("board") or "-", 80), shown(p.get("cpu_model") or "-", 80),
+                        f"{mhz:g}" if mhz else "-", shown(" ".join(p.get("isa_flags") or []) or "-", 400),
+                        shown(r["artifact"], 80), shown(r["runtime"], 40), str(r["threads"]),
                         f"{lat['p50_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{t['fps']:.1f}",
                         str(lat["count"]), "ok"])
     return out
@@ -500,64 +502,43 @@ def write_results(doc: dict, out_dir) -> Dict[str, Optional[Path]]:
     return paths
 
 
+def results_spec():
+    """A results document's fields, typed and bounded (every field the tables, plots and a merge
+    read; the strings they print free of control characters). Other keys are kept, never read."""
+    from edgecnn.contract.checks import Bool, Int, ListOf, Num, Obj, Opt, Str
+
+    num, text, count = Num(), Str(256), Int(1, 1 << 40)
+    latency = Obj({k: num for k in ("mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms")} | {"count": count},
+                  extra=True)
+    timing = Obj({"latency": latency, "init_ms": num, "first_inference_ms": num, "fps": num}, extra=True)
+    memory = Obj({"peak_rss_mb": num, "peak_increase_mb": num}, extra=True)
+    device = Obj({}, {"label": Opt(text), "kind": Opt(text), "profile": Opt(text)}, extra=True)
+    platform = Obj({}, {k: Opt(text) for k in ("hostname", "machine", "cpu_model", "board", "os", "kernel")}
+                   | {"isa_flags": Opt(ListOf(Str(64), max_len=4096)), "cpu_max_mhz": Opt(Num(0, 1e6))}, extra=True)
+    accuracy = Obj({}, {"top1": Opt(num), "verified": Opt(Bool())}, extra=True)
+    row = Obj({"artifact": text, "runtime": Str(64), "threads": Int(1, 1 << 16), "batch": Int(1, 1 << 20),
+               "timing": timing, "memory": memory},
+              {"latencies_ms": Opt(ListOf(num, max_len=10_000_000)), "device": Opt(device), "platform": Opt(platform),
+               "accuracy": Opt(accuracy), "remote": Opt(Obj({}, {"host": Opt(text)}, extra=True)),
+               "model": Opt(text), "run": Opt(text), "precision": Opt(Str(16)), "format": Opt(Str(16)),
+               "sha256": Opt(Str(64)), "runtime_title": Opt(text), "runtime_version": Opt(text),
+               "size_bytes": Opt(Int(0, 1 << 50))}, extra=True)
+    emulated = Obj({"artifact": text, "label": text, "board": Str(32), "threads": Int(1, 1 << 16),
+                    "instructions": Num(0), "predicted_ms": Num(0), "fps": Num(0)},
+                   {"error_pct": Opt(num), "precision": Opt(Str(16)), "model": Opt(text)}, extra=True)
+    failure = Obj({"host": text, "reason": Str(10_000), "status": Str(16, choices=("failed",))}, extra=True)
+    return Obj({"schema": Int(1, 1), "rows": ListOf(row, max_len=1_000_000)},
+               {"emulated": Opt(ListOf(emulated, max_len=100_000)), "fleet": Opt(ListOf(text, max_len=100_000)),
+                "failures": Opt(ListOf(failure, max_len=100_000)), "notes": Opt(ListOf(Str(4096), max_len=10_000)),
+                "command": Opt(Str(100_000)), "tool": Opt(text), "created": Opt(text)}, extra=True)
+
+
 def validate_doc(doc, where: str) -> None:
-    """A results document whose every row has what the table, the plots and a merge read."""
-    def bad(msg):
-        raise BenchmarkError(f"{where}: {msg}; not a valid edgecnn benchmark results document.")
+    """A results document whose every row has what the table, the plots and a merge read
+    (``results_spec``; one line naming the document and the field)."""
+    from edgecnn.contract.checks import check
 
-    def num(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    if not isinstance(doc, dict) or doc.get("schema") != 1 or not isinstance(doc.get("rows"), list):
-        bad("not a schema-1 object with a list of rows")
-    for i, r in enumerate(doc["rows"]):
-        if not isinstance(r, dict):
-            bad(f"row {i} is not an object")
-        for k in ("artifact", "runtime"):
-            if not isinstance(r.get(k), str):
-                bad(f"row {i}: '{k}' must be a string")
-        for k in ("threads", "batch"):
-            if not (isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 1):
-                bad(f"row {i}: '{k}' must be an integer >= 1")
-        t, mem = r.get("timing"), r.get("memory")
-        lat = t.get("latency") if isinstance(t, dict) else None
-        if not isinstance(lat, dict) or not isinstance(mem, dict):
-            bad(f"row {i}: 'timing.latency' and 'memory' must be objects")
-        for k in ("mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms"):
-            if not num(lat.get(k)):
-                bad(f"row {i}: latency '{k}' must be a finite number")
-        if not (isinstance(lat.get("count"), int) and lat["count"] >= 1):
-            bad(f"row {i}: latency 'count' must be an integer >= 1")
-        for k in ("init_ms", "first_inference_ms", "fps"):
-            if not num(t.get(k)):
-                bad(f"row {i}: timing '{k}' must be a finite number")
-        for k in ("peak_rss_mb", "peak_increase_mb"):
-            if not num(mem.get(k)):
-                bad(f"row {i}: memory '{k}' must be a finite number")
-        lats = r.get("latencies_ms")
-        if lats is not None and not (isinstance(lats, list) and all(num(v) for v in lats)):
-            bad(f"row {i}: 'latencies_ms' must be a list of finite numbers")
-        for k in ("device", "platform", "accuracy"):
-            if r.get(k) is not None and not isinstance(r[k], dict):
-                bad(f"row {i}: '{k}' must be an object")
-        acc = r.get("accuracy") or {}
-        if acc.get("top1") is not None and not num(acc["top1"]):
-            bad(f"row {i}: accuracy 'top1' must be a finite number")
-        if r.get("remote") is not None and not isinstance(r["remote"], dict):
-            bad(f"row {i}: 'remote' must be an object")
-    if doc.get("emulated") is not None:
-        from edgecnn.benchmark.emulated import validate_rows
-        validate_rows(doc["emulated"], bad)
-    fleet, failures = doc.get("fleet"), doc.get("failures")
-    if fleet is not None and not (isinstance(fleet, list) and all(isinstance(h, str) for h in fleet)):
-        bad("'fleet' must be a list of board names")
-    if failures is not None:
-        if not isinstance(failures, list):
-            bad("'failures' must be a list")
-        for i, f in enumerate(failures):
-            if not (isinstance(f, dict) and isinstance(f.get("host"), str) and isinstance(f.get("reason"), str)
-                    and f.get("status") == "failed"):
-                bad(f"failure {i} must be an object with 'host', 'reason' and status 'failed'")
+    check(doc, results_spec(), f"{where}: not a valid edgecnn benchmark results document", BenchmarkError)
 
 
 def _recommended_lines(doc: dict) -> List[str]:

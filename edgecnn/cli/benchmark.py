@@ -7,6 +7,7 @@ import click
 
 from edgecnn.cli.group import cli
 from edgecnn.cli.options import finite_float, runtime_help, split_names, target_option
+from edgecnn.core.text import shown
 
 
 @cli.group("bench")
@@ -122,7 +123,7 @@ def benchmark_command(artifacts, out_dir, interleave, merge_files, as_json, **op
             if res.paths.get(key) is None:
                 click.echo(f"Note: no {what} (matplotlib missing, or no verified accuracy in a manifest).")
     for f in res.doc.get("failures") or []:
-        click.echo(f"Warning: {f['host']} failed: {f['reason']}", err=True)
+        click.echo(f"Warning: {shown(f['host'])} failed: {shown(f['reason'], 400)}", err=True)
 
 
 

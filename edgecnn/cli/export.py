@@ -83,10 +83,9 @@ def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, 
         raise InvalidConfigError("--target and --cost-table both give the per-op costs: give one of them.")
     table = None
     if cost_table is not None:
-        from edgecnn.errors import InvalidConfigError
-        from edgecnn.contract import read_json_file
+        from edgecnn.export.mixed import read_cost_table
 
-        table = read_json_file(cost_table, "cost table", InvalidConfigError)
+        table = read_cost_table(cost_table)
     export_model(source, out_dir, ExportOptions.from_cli(**options, rewrite=not no_rewrite,
                                                          int8_onnx_route=onnx_int8_route, cost_table=table))
 

@@ -51,6 +51,9 @@ from edgecnn.cli.options import SEED, data_option, finite_float, parse_model_arg
               help="Builder keyword argument KEY=VALUE (JSON value), repeatable, e.g. alpha=0.5.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
               show_default=True, help="tf.distribute strategy; default mirrors over all GPUs when there are several.")
+@click.option("--cluster-timeout", type=float, default=120.0, show_default=True,
+              help="--strategy multiworker: seconds to wait for every task of TF_CONFIG's cluster to come up; "
+                   "then one line names the peers that did not answer.")
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on GPU (refused when no GPU is visible).")
 @click.option("--max-train-images", type=click.IntRange(1), default=None,
               help="Use at most N training images (seeded).")

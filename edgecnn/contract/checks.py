@@ -1,5 +1,17 @@
 """Checks for untrusted files: plain names, paths that stay inside their folder, bounded JSON,
-sha256, and the names and limits of the artifact contract's files."""
+sha256, typed specs of every structured input, and the names and limits of the artifact
+contract's files.
+
+Every structured file or value edgecnn reads (run.json, manifest.json, TF_CONFIG, the emulator's
+calibration, cost tables, benchmark results, the recipe a run records, labels and hosts files)
+goes through the same two steps: ``read_json_file`` (or ``read_text_lines`` for line-based
+files: a regular file only, never a FIFO or a device, opened non-blocking, of bounded size, depth
+and line count) and ``check`` against a typed spec built from the small classes below (``Obj``,
+``MapOf``, ``ListOf``, ``Str``, ``Int``, ``Num``, ``Bool``, ``Opt``, ``Anything``): every field's type and
+range, strings bounded and free of control characters, and one error line that names the file
+and the field (``TF_CONFIG: 'cluster.worker[1]' port 99999 is not from 1 to 65535``). Checks
+across fields (labels against num_classes, shapes against the preprocessing) follow in the
+reader itself."""
 from __future__ import annotations
 
 import json
@@ -9,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from edgecnn.core.text import describe_char, unwanted_char
 from edgecnn.errors import InvalidConfigError, ModelFileError
 
 RUN_FILE = "run.json"
@@ -41,7 +54,7 @@ _RUN_KEYS = ("model", "input_shape", "num_classes", "labels", "preprocessing")
 # ---------------------------------------------------------------------------- safe primitives
 def check_name(name, what: str = "name", error=InvalidConfigError) -> str:
     """A plain name (run, model, artifact): letters, digits, '.', '_', '+', '-'; no path, no dotfile."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
         raise error(f"{what} {name!r} is not a plain name (letters, digits, '.', '_', '+', '-'; at most 128; "
                     f"no '/', no leading '.').")
     return name
@@ -117,7 +130,7 @@ def _reject_constant(name):
 
 
 def sha256_ok(value) -> bool:
-    return isinstance(value, str) and bool(_SHA_RE.match(value))
+    return isinstance(value, str) and bool(_SHA_RE.fullmatch(value))
 
 
 def check_file_sha256(path, expected, what: str, error=ModelFileError) -> Path:
@@ -138,7 +151,13 @@ def _is_int(v) -> bool:
 
 
 def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite JSON number; an integer too large for a float is not one (no OverflowError)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _check_object(obj, keys, bad) -> None:
@@ -148,5 +167,242 @@ def _check_object(obj, keys, bad) -> None:
     missing = [k for k in keys if k not in obj]
     if missing:
         bad(f"missing keys {missing}")
-    if not isinstance(obj["model"], str) or not _NAME_RE.match(obj["model"]):
+    if not isinstance(obj["model"], str) or not _NAME_RE.fullmatch(obj["model"]):
         bad(f"'model' {obj['model']!r} is not a model name")
+
+
+# ---------------------------------------------------------------------------- typed specs
+MAX_TEXT_CHARS = 256    # a name, label, host or other one-line string field
+MAX_LABEL_CHARS = 256
+MAX_ITEMS = 100_000     # entries of a list or object when a spec names no tighter bound
+
+
+def _quote(v, limit: int = 60) -> str:
+    """A value from a file, quoted for an error message (bounded, never raising)."""
+    try:
+        r = repr(v)
+    except ValueError:  # an integer with more digits than Python prints
+        r = f"<an integer of {v.bit_length()} bits>"
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
+def _at(path: str, key) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+class Spec:
+    """The type and range of one field of an untrusted document; ``bad(path, message)`` raises."""
+
+    def check(self, v, path: str, bad) -> None:
+        raise NotImplementedError
+
+
+class Anything(Spec):
+    """Any JSON value (its size and depth are the reader's bounds)."""
+
+    def check(self, v, path, bad):
+        return None
+
+
+class Bool(Spec):
+    def check(self, v, path, bad):
+        if not isinstance(v, bool):
+            bad(path, f"must be true or false, not {_quote(v)}")
+
+
+class Int(Spec):
+    def __init__(self, lo: Optional[int] = None, hi: Optional[int] = None):
+        self.lo, self.hi = lo, hi
+
+    def check(self, v, path, bad):
+        if not _is_int(v):
+            bad(path, f"must be an integer, not {_quote(v)}")
+        if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
+            bad(path, f"{_quote(v)} is not {_range(self.lo, self.hi)}")
+
+
+class Num(Spec):
+    """A finite number (an integer too large for a float is refused); ``gt``: strictly above."""
+
+    def __init__(self, lo: Optional[float] = None, hi: Optional[float] = None, gt: Optional[float] = None):
+        self.lo, self.hi, self.gt = lo, hi, gt
+
+    def check(self, v, path, bad):
+        if not _is_num(v):
+            bad(path, f"must be a finite number, not {_quote(v)}")
+        if self.gt is not None and not v > self.gt:
+            bad(path, f"{_quote(v)} must be more than {self.gt}")
+        if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
+            bad(path, f"{_quote(v)} is not {_range(self.lo, self.hi)}")
+
+
+def _range(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f"from {lo} to {hi}"
+    return f">= {lo}" if lo is not None else f"<= {hi}"
+
+
+class Str(Spec):
+    """A string of ``min_len``..``max_len`` characters without control characters (``text``;
+    see ``edgecnn.core.text.unwanted_char``), one of ``choices`` or matching ``pattern``."""
+
+    def __init__(self, max_len: int = MAX_TEXT_CHARS, *, min_len: int = 0, choices=None, pattern=None,
+                 text: bool = True, what: str = "a string"):
+        self.max_len, self.min_len, self.choices, self.text, self.what = max_len, min_len, choices, text, what
+        self.pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+
+    def check(self, v, path, bad):
+        if not isinstance(v, str):
+            bad(path, f"must be {self.what}, not {_quote(v)}")
+        if self.choices is not None and v not in self.choices:
+            bad(path, f"{_quote(v)} is not one of {', '.join(map(str, self.choices))}")
+        if not self.min_len <= len(v) <= self.max_len:
+            bad(path, f"must have {self.min_len} to {self.max_len} characters, not {len(v)}")
+        if self.text:
+            ch = unwanted_char(v)
+            if ch is not None:
+                bad(path, f"{_quote(v)} holds {describe_char(ch)}, which text from a file may not hold")
+        if self.pattern is not None and not self.pattern.fullmatch(v):
+            bad(path, f"{_quote(v)} is not {self.what}")
+
+
+class Opt(Spec):
+    """``None`` or ``spec``."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+
+    def check(self, v, path, bad):
+        if v is not None:
+            self.spec.check(v, path, bad)
+
+
+class ListOf(Spec):
+    def __init__(self, item: Spec, *, min_len: int = 0, max_len: int = MAX_ITEMS, unique: bool = False):
+        self.item, self.min_len, self.max_len, self.unique = item, min_len, max_len, unique
+
+    def check(self, v, path, bad):
+        if not isinstance(v, list):
+            bad(path, f"must be a list, not {_quote(v)}")
+        if not self.min_len <= len(v) <= self.max_len:
+            bad(path, f"must have {self.min_len} to {self.max_len} entries, not {len(v)}")
+        for i, x in enumerate(v):
+            self.item.check(x, _at(path, i), bad)
+        if self.unique:
+            seen = set()
+            for i, x in enumerate(v):
+                key = json.dumps(x, sort_keys=True)
+                if key in seen:
+                    bad(_at(path, i), f"{_quote(x)} is listed twice")
+                seen.add(key)
+
+
+class MapOf(Spec):
+    """An object whose keys are free (checked by ``key``) and whose values all follow ``value``."""
+
+    def __init__(self, value: Spec, *, key: Optional[Spec] = None, min_len: int = 0, max_len: int = MAX_ITEMS):
+        self.value, self.key, self.min_len, self.max_len = value, key or Str(), min_len, max_len
+
+    def check(self, v, path, bad):
+        if not isinstance(v, dict):
+            bad(path, f"must be an object, not {_quote(v)}")
+        if not self.min_len <= len(v) <= self.max_len:
+            bad(path, f"must have {self.min_len} to {self.max_len} entries, not {len(v)}")
+        for k, x in v.items():
+            self.key.check(k, _at(path, k) + " (the name)", bad)
+            self.value.check(x, _at(path, k), bad)
+
+
+class Obj(Spec):
+    """An object with ``fields`` (required), ``optional`` fields, and other keys only if ``extra``
+    (their values unchecked: kept for the record, never used)."""
+
+    def __init__(self, fields: Optional[dict] = None, optional: Optional[dict] = None, *, extra: bool = False):
+        self.fields, self.optional, self.extra = fields or {}, optional or {}, extra
+
+    def check(self, v, path, bad):
+        if not isinstance(v, dict):
+            bad(path, f"must be an object, not {_quote(v)}")
+        missing = [k for k in self.fields if k not in v]
+        if missing:
+            bad(path, f"has no {_quote(missing[0])}")
+        if not self.extra:
+            unknown = [k for k in v if k not in self.fields and k not in self.optional]
+            if unknown:
+                bad(path, f"has an unknown key {_quote(unknown[0])} (known: "
+                          f"{', '.join(list(self.fields) + list(self.optional))})")
+        for k, spec in (*self.fields.items(), *self.optional.items()):
+            if k in v:
+                spec.check(v[k], _at(path, k), bad)
+
+
+def check(doc, spec: Spec, where: str, error=InvalidConfigError, path: str = ""):
+    """``doc`` if it follows ``spec``; else ``error`` with one line naming ``where`` and the field
+    (``path``: the name of ``doc`` itself inside its file, e.g. 'labels')."""
+    def bad(at, msg):
+        raise error(f"{where}: {'the document' if not at else repr(at)} {msg}.")
+
+    spec.check(doc, path, bad)
+    return doc
+
+
+def read_checked(path, spec: Spec, what: str, error=InvalidConfigError, max_bytes: Optional[int] = None):
+    """A JSON file read by ``read_json_file`` (bounded, regular file only) and checked against ``spec``."""
+    return check(read_json_file(path, what, error, max_bytes), spec, f"{path}", error)
+
+
+def parse_checked(text, spec: Spec, where: str, error=InvalidConfigError, max_bytes: int = 1 << 20):
+    """A JSON document given as text (an environment variable): the same bounds and spec as a file."""
+    if not isinstance(text, str):
+        raise error(f"{where}: not text.")
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise error(f"{where}: more than {max_bytes:,} bytes; refused.")
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise error(f"{where}: nested too deeply; refused.") from None
+    except ValueError as e:
+        raise error(f"{where}: not JSON ({' '.join(str(e).split())[:160]}).") from None
+    if not _depth_ok(obj, MAX_JSON_DEPTH):
+        raise error(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep; refused.")
+    return check(obj, spec, where, error)
+
+
+LABEL = Str(MAX_LABEL_CHARS, min_len=1, what="a label")
+
+
+def check_labels(labels, where: str, error, *, min_len: int = 1, max_len: int = MAX_CLASSES, path: str = "labels"):
+    """A list of labels: strings of 1..MAX_LABEL_CHARS printable characters, each once."""
+    return check(labels, ListOf(LABEL, min_len=min_len, max_len=max_len, unique=True), where, error, path)
+
+
+def read_text_lines(path, what: str, error=InvalidConfigError, *, max_bytes: int = 4 << 20,
+                    max_lines: int = MAX_ITEMS):
+    """[(line number, line)] of a UTF-8 text file (a regular file of at most ``max_bytes``, at most
+    ``max_lines`` lines); a control character other than a tab in a line is refused, naming it."""
+    from edgecnn.data.limits import read_bytes
+    from edgecnn.errors import DataError
+
+    try:
+        raw = read_bytes(path, what, max_bytes)
+    except DataError as e:
+        raise error(e.message) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: the {what} is not UTF-8 text ({e.reason} at byte {e.start}).") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) > max_lines:
+        raise error(f"{path}: the {what} has {len(lines):,} lines; at most {max_lines:,}.")
+    out = []
+    for n, line in enumerate(lines, 1):
+        line = line[:-1] if line.endswith("\r") else line
+        ch = unwanted_char(line.replace("\t", " "))
+        if ch is not None:
+            raise error(f"{path}: line {n} of the {what} holds {describe_char(ch)}; refused.")
+        out.append((n, line))
+    return out

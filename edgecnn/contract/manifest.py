@@ -11,8 +11,9 @@ from typing import Dict, Optional
 
 from edgecnn.contract.checks import (EXPORT_DIR, FORMATS, MANIFEST, MAX_ARTIFACTS, MAX_CLASSES, MODEL_FILE,
                                      OUTPUT_KINDS, RUN_FILE, SCHEMA, TENSOR_DTYPES, _ARTIFACT_KEYS, _NAME_RE,
-                                     _TENSOR_KEYS, _TOP_KEYS, _check_object, _is_int, _is_num, check_file_sha256,
-                                     inside, read_json_file, regular_file, sha256_ok)
+                                     _TENSOR_KEYS, _TOP_KEYS, Anything, Bool, Int, Obj, Str, _check_object, _is_int,
+                                     _is_num, check, check_file_sha256, check_labels, inside, read_json_file,
+                                     regular_file, sha256_ok)
 from edgecnn.contract.keras_files import load_keras
 from edgecnn.contract.run import dataset_source, load_run, validate_spec
 from edgecnn.errors import ModelFileError, RunError
@@ -185,8 +186,9 @@ def validate(m, where: str = "manifest") -> None:
     if not isinstance(m["trained"], bool):
         bad("'trained' must be true or false")
     labels = m["labels"]
-    if not (isinstance(labels, list) and 1 <= len(labels) <= MAX_CLASSES and all(isinstance(s, str) for s in labels)):
+    if not (isinstance(labels, list) and 1 <= len(labels) <= MAX_CLASSES):
         bad(f"'labels' must be a non-empty list of at most {MAX_CLASSES} strings")
+    check_labels(labels, where, ModelFileError)
     validate_spec(m["preprocessing"], where)
     spec = m["preprocessing"]
     for key in ("keras", "tools"):
@@ -211,13 +213,14 @@ def validate(m, where: str = "manifest") -> None:
     h, w = spec["input_size"]
     c = spec.get("channels", 3)
     for name, a in arts.items():
-        if not _NAME_RE.match(name) or name in (MANIFEST,):
+        if not _NAME_RE.fullmatch(name) or name in (MANIFEST,):
             bad(f"artifact name {name!r} must be a plain file name")
         if not isinstance(a, dict):
             bad(f"artifact {name}: not an object")
         miss = [k for k in _ARTIFACT_KEYS if k not in a]
         if miss:
             bad(f"artifact {name}: missing keys {miss}")
+        check(a, _ARTIFACT_SPEC, where, ModelFileError, path=f"artifacts.{name}")
         if not (isinstance(a["format"], str) and isinstance(a["precision"], str) and a["format"] in FORMATS
                 and a["precision"] in FORMATS[a["format"]]):
             bad(f"artifact {name}: unknown format/precision {a['format']}/{a['precision']}")
@@ -265,7 +268,7 @@ def validate(m, where: str = "manifest") -> None:
         _validate_recommended(m["recommended"], arts, bad)
     skipped = m.get("skipped")
     if skipped is not None and not (isinstance(skipped, dict) and len(skipped) <= 16 and all(
-            isinstance(k, str) and _TARGET_RE.match(k) and isinstance(v, str) and _SAFE_TEXT.match(v)
+            isinstance(k, str) and _TARGET_RE.fullmatch(k) and _one_line(v)
             for k, v in skipped.items())):
         bad("'skipped' must map format keys to one line of printable text")
 
@@ -293,6 +296,11 @@ def _validate_dataset_record(rec, bad) -> None:
 
 
 FLOAT_OP_REASONS = ("speed", "accuracy")
+# The types of an artifact entry's fields, checked before their values are looked up in the tables
+# of formats and kinds (a list where a name belongs was a TypeError); the values follow in ``validate``.
+_ARTIFACT_SPEC = Obj({"format": Str(16), "precision": Str(16), "sha256": Str(64), "bytes": Int(),
+                      "inputs": Anything(), "outputs": Anything(), "output_kind": Str(16), "verified": Bool()},
+                     extra=True)
 
 
 def _validate_mixed_entry(name: str, a: dict, bad) -> None:
@@ -308,13 +316,20 @@ def _validate_mixed_entry(name: str, a: dict, bad) -> None:
                 f"({' or '.join(FLOAT_OP_REASONS)})")
     rep = a.get("quant_report")
     if rep is not None:
-        if not (isinstance(rep, str) and _NAME_RE.match(rep) and rep != MANIFEST):
+        if not (isinstance(rep, str) and _NAME_RE.fullmatch(rep) and rep != MANIFEST):
             bad(f"artifact {name}: 'quant_report' must be a plain file name")
         if not sha256_ok(a.get("quant_report_sha256")):
             bad(f"artifact {name}: 'quant_report_sha256' is missing or not a sha256")
 
 
-_SAFE_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{0,400}$")
+def _one_line(v, limit: int = 400) -> bool:
+    """One line of printable text: no C0/C1 control, DEL, line separator or bidi override
+    (``edgecnn.core.text.unwanted_char``), at most ``limit`` characters."""
+    from edgecnn.core.text import unwanted_char
+
+    return isinstance(v, str) and len(v) <= limit and unwanted_char(v) is None
+
+
 _TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,31}$")
 
 
@@ -328,7 +343,7 @@ def _validate_recommended(rec, artifacts: dict, bad) -> None:
     if not isinstance(rec, dict) or len(rec) > 64:
         bad("'recommended' must be an object of targets")
     for target, r in rec.items():
-        if not (isinstance(target, str) and _TARGET_RE.match(target)):
+        if not (isinstance(target, str) and _TARGET_RE.fullmatch(target)):
             bad(f"recommended: {str(target)[:40]!r} is not a target name")
         if not isinstance(r, dict):
             bad(f"recommended.{target}: not an object")
@@ -341,10 +356,11 @@ def _validate_recommended(rec, artifacts: dict, bad) -> None:
             bad(f"recommended.{target}: 'source' must be measured or predicted")
         for key in ("latency_ms", "fps"):
             d = r.get(key)
-            if not (isinstance(d, dict) and 1 <= len(d) <= 16 and all(
-                    isinstance(k, str) and k.isdigit() and 1 <= int(k) <= 256 and num(v) for k, v in d.items())):
+            if not (isinstance(d, dict) and 1 <= len(d) <= 16 and all(  # '²' is a digit to isdigit, not to int()
+                    isinstance(k, str) and k.isascii() and k.isdigit() and 1 <= int(k) <= 256 and num(v)
+                    for k, v in d.items())):
                 bad(f"recommended.{target}: '{key}' must map thread counts to positive numbers")
-        if not (isinstance(r.get("reason"), str) and _SAFE_TEXT.match(r["reason"])):
+        if not _one_line(r.get("reason")):
             bad(f"recommended.{target}: 'reason' must be one line of printable text")
         for key, lo in (("top1", 0.0), ("peak_rss_mb", 0.0), ("error_pct", 0.0)):
             if r.get(key) is not None and not num(r[key], lo):

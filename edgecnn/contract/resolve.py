@@ -63,7 +63,7 @@ def resolve(target, runs_dir=None, *, manifest: bool = True, error=RunError) -> 
         if (p.parent / MANIFEST).exists():
             r.export_dir = p.parent
             r.run_dir = run_of_export(p.parent)
-    elif "/" not in ref and os.sep not in ref and _NAME_RE.match(ref):
+    elif "/" not in ref and os.sep not in ref and _NAME_RE.fullmatch(ref):
         from edgecnn.models.registry import get_entry
 
         latest = find_latest_run(ref, runs_dir)

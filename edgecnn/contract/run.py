@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from edgecnn.contract.checks import (EXPORT_DIR, MAX_CLASSES, MODEL_FILE, NAMED_DATASETS, OUTPUT_KINDS, RUN_FILE,
-                                     _RUN_KEYS, _check_object, _is_int, _is_num, check_file_sha256, check_name,
+                                     _RUN_KEYS, _check_object, _is_int, _is_num, check_file_sha256, check_labels, check_name,
                                      inside, read_json_file, sha256_ok)
 from edgecnn.contract.keras_files import check_model_matches, custom_objects_from, load_keras
 from edgecnn.data.preprocess import MAX_SIDE
@@ -166,8 +166,9 @@ def validate_run_info(info, where: str) -> None:
             and max(shape[:2]) <= MAX_SIDE and shape[2] in (1, 3)):
         bad(f"'input_shape' {shape!r} must be [H, W, C] with H, W in 1..{MAX_SIDE} and C 1 or 3")
     labels = info["labels"]
-    if not (isinstance(labels, list) and 2 <= len(labels) <= MAX_CLASSES and all(isinstance(s, str) for s in labels)):
+    if not (isinstance(labels, list) and 2 <= len(labels) <= MAX_CLASSES):
         bad(f"'labels' must be a list of 2..{MAX_CLASSES} strings")
+    check_labels(labels, where, RunError, min_len=2)
     if not _is_int(info["num_classes"]) or info["num_classes"] != len(labels):
         bad(f"'num_classes' {info['num_classes']!r} disagrees with its {len(labels)} labels")
     validate_spec(info["preprocessing"], where, RunError)

@@ -109,12 +109,29 @@ def _reorder(ds: Dataset, classes: Sequence[str]) -> None:
                         f"{', '.join(missing[:5]) or '-'}; only in the labels: {', '.join(extra[:5]) or '-'}).")
     if classes == list(ds.labels):
         return
-    new = np.asarray([classes.index(name) for name in ds.labels], np.int64)
+    position = {name: i for i, name in enumerate(classes)}
+    new = np.asarray([position[name] for name in ds.labels], np.int64)
     for split in ("train", "val", "test"):
         y = getattr(ds, f"y_{split}")
         if y is not None:
             setattr(ds, f"y_{split}", new[np.asarray(y, np.int64)])
     ds.labels = classes
+
+
+MAX_LABEL_CHARS = 256  # as the artifact contract's labels (edgecnn.contract.checks)
+
+
+def _check_class_names(ds: "Dataset") -> None:
+    """Class names become the labels every later stage prints and the manifest carries: a name with a
+    control character (a folder named with ESC or a line break) or too long is refused here, by name."""
+    from edgecnn.core.text import describe_char, shown, unwanted_char
+
+    for name in ds.labels:
+        name = str(name)
+        ch = unwanted_char(name)
+        if ch is not None or not 1 <= len(name) <= MAX_LABEL_CHARS:
+            why = f"holds {describe_char(ch)}" if ch is not None else f"has {len(name)} characters (1 to {MAX_LABEL_CHARS})"
+            raise DataError(f"{ds.source}: class '{shown(name, 80)}' {why}; rename it.")
 
 
 def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3), *, val_fraction: float = 0.1,
@@ -187,6 +204,7 @@ def load_dataset(name_or_path="sample", input_shape: Sequence[int] = (32, 32, 3)
                              skipped=d["skipped"], sources=d["sources"], split="folders")
     if len(ds.labels) < 2:
         raise DataError(f"{ds.source}: {len(ds.labels)} class found; a classifier needs at least 2.")
+    _check_class_names(ds)
     if classes is not None:
         _reorder(ds, classes)
     ds.sources.setdefault("train", "train split")

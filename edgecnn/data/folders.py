@@ -13,6 +13,7 @@ time, so the arrays are uniform uint8 and the one preprocessing spec stays the o
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -48,10 +49,9 @@ def read_image(path, spec: Optional[PreprocessSpec], *, expect_size: Optional[Tu
 
 def _read_many(items: List[Tuple[Path, int]], spec, skip_bad: bool, expect_size=None):
     need = len(items) * int(np.prod(spec.input_size)) * spec.channels
-    if need > limits.MAX_ARRAY_BYTES:
-        raise DataError(f"{len(items):,} images (such as {items[0][0]}) at {spec.input_size[0]}x{spec.input_size[1]}x"
-                        f"{spec.channels} need {need:,} bytes of memory, more than the {limits.MAX_ARRAY_BYTES:,} "
-                        f"allowed (edgecnn.data.limits.MAX_ARRAY_BYTES).")
+    limits.check_memory(need, f"{len(items):,} images (such as {items[0][0]}) at {spec.input_size[0]}x"
+                              f"{spec.input_size[1]}x{spec.channels} ({need:,} bytes)",
+                        "use fewer images (--max-train-images, --max-test-images) or a smaller input")
     xs, ys, skipped = [], [], []
     for p, y in items:
         try:
@@ -78,6 +78,43 @@ def _subfolders(root: Path) -> List[Path]:
         return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as e:
         raise limits.os_error(root, e, "list this folder") from None
+
+
+# Folders inside a class folder are searched for images (a class folder holding folders of images
+# is refused) this deep and this many files, no more, without recursion (a tree nested thousands of
+# levels deep ended in a RecursionError, a folder of millions of files in minutes).
+MAX_DEPTH = 32
+MAX_FILES = 5_000_000
+
+
+def walk_files(root: Path) -> List[Path]:
+    """Every entry under ``root`` that is not a folder, found without recursion; folder symlinks
+    are not followed (as ``Path.rglob``). A tree deeper than MAX_DEPTH or with more than MAX_FILES
+    entries is refused."""
+    out: List[Path] = []
+    stack = [(Path(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as e:
+            raise limits.os_error(folder, e, "list this folder") from None
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if depth + 1 > MAX_DEPTH:
+                    raise DataError(f"{entry.path}: folders nested more than {MAX_DEPTH} levels below {root}; "
+                                    f"an image dataset is not that deep.")
+                stack.append((Path(entry.path), depth + 1))
+            else:
+                out.append(Path(entry.path))
+                if len(out) > MAX_FILES:
+                    raise DataError(f"{root}: more than {MAX_FILES:,} files; refused.")
+    return out
 
 
 def class_folders(root: Path) -> List[Path]:
@@ -125,11 +162,8 @@ def _class_images(folder: Path) -> List[Path]:
         raise limits.os_error(folder, e, "list this folder") from None
     nested = []
     for sub in (e for e in entries if e.is_dir() and not e.name.startswith(".")):
-        try:
-            if any(_is_image(f) for f in sub.rglob("*")):
-                nested.append(sub.name + "/")
-        except OSError as e:
-            raise limits.os_error(sub, e, "list this folder") from None
+        if any(_is_image(f) for f in walk_files(sub)):
+            nested.append(sub.name + "/")
     if nested:
         raise DataError(f"{folder}: the class folder '{folder.name}' holds folders of images ({', '.join(nested[:3])}"
                         f"{' ...' if len(nested) > 3 else ''}); edgecnn never merges nested folders into one class. "
@@ -159,8 +193,11 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> Tuple[np.ndar
     """Indices (keep, held_out): ``fraction`` of every class held out, at least one per class."""
     rng = np.random.default_rng(seed)
     keep, held = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
+    y = np.asarray(y)
+    order = np.argsort(y, kind="stable")  # each class's indices in order, as flatnonzero(y == c) gives them
+    classes, starts = np.unique(y[order], return_index=True)
+    for c, lo, hi in zip(classes, starts, [*starts[1:], len(y)]):
+        idx = rng.permutation(order[lo:hi])
         n = int(round(len(idx) * fraction)) if fraction > 0 else 0
         if fraction > 0 and len(idx) > 1:
             n = min(max(n, 1), len(idx) - 1)

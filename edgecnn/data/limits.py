@@ -34,11 +34,58 @@ MAX_TEXT_BYTES = 64 << 20  # Tiny ImageNet's words.txt is 2.6 MB
 MAX_IMAGE_BYTES = 256 << 20
 # 50 MP: a 48 MP phone photo still loads; fit_image works on float32 copies, ~0.6 GB at the cap.
 MAX_IMAGE_PIXELS = 50_000_000
-# The uint8 arrays an image folder is loaded into (N x H x W x C at the model input), checked from
-# the file count before the first image is decoded.
-MAX_ARRAY_BYTES = 16 << 30
+# One memory budget for what a command allocates because of what a file or folder declares: the
+# uint8 arrays a dataset is loaded into (N x H x W x C at the model's input size, checked from the
+# file count before the first image is decoded), the model inputs and outputs of one chunk of a
+# prediction (a chunk is at most a CHUNK_SHARE of the budget), and tables that grow with the class
+# count. EDGECNN_MEMORY_BUDGET (bytes, or 512M, 8G) replaces the default; a process limit on its
+# address space (ulimit -v) lowers it to half that limit.
+MEMORY_BUDGET = 4 << 30
+CHUNK_SHARE = 8
 # What a dataset image may be (PIL opens multi-picture camera JPEGs, MPO, through its JPEG plugin).
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
+
+
+def memory_budget() -> int:
+    """The memory budget in bytes (see MEMORY_BUDGET)."""
+    budget = MEMORY_BUDGET
+    text = os.environ.get("EDGECNN_MEMORY_BUDGET", "").strip()
+    if text:
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:].upper(), 1)
+        digits = text[:-1] if mult > 1 else text
+        if not digits.isdigit() or not 1 <= int(digits) * mult <= 1 << 50:
+            raise DataError(f"EDGECNN_MEMORY_BUDGET={text!r}: give bytes, or a number with K, M or G (e.g. 8G).")
+        budget = int(digits) * mult
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            budget = min(budget, soft // 2)
+    except (ImportError, ValueError, OSError):
+        pass
+    return budget
+
+
+def _gib(n: int) -> str:
+    if n < 1 << 20:
+        return f"{n:,} bytes"
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
+
+
+def check_memory(nbytes: int, what: str, hint: str = "", error=DataError) -> int:
+    """``nbytes`` if it fits the memory budget; else ``error`` (a DataError) naming ``what`` (before
+    any of it is allocated) and how to raise the budget."""
+    budget = memory_budget()
+    if nbytes > budget:
+        raise error(f"{what} need {_gib(nbytes)} of memory, more than the memory budget of {_gib(budget)}"
+                        f"{'; ' + hint if hint else ''} (or raise it: EDGECNN_MEMORY_BUDGET=16G).")
+    return nbytes
+
+
+def chunk_rows(row_bytes: int, at_most: int = 1 << 16) -> int:
+    """How many rows of ``row_bytes`` one chunk of work may hold (at least 1): a CHUNK_SHARE of the budget."""
+    return int(max(1, min(at_most, memory_budget() // CHUNK_SHARE // max(1, int(row_bytes)))))
 
 
 def _kind(mode: int) -> str:
@@ -105,7 +152,15 @@ def read_bytes(path, what: str, max_bytes: int) -> bytes:
     """The whole of a regular file of at most ``max_bytes`` (it is read with that bound, too)."""
     with open_regular(path, what, max_bytes) as f:
         try:
-            data = f.read(max_bytes + 1)
+            # read() preallocates what it is asked for: ask for the file's size (plus one byte, to see
+            # a file that grew), then in 1 MiB steps, never for the whole cap at once.
+            size = os.fstat(f.fileno()).st_size
+            parts = [f.read(min(size, max_bytes) + 1)]
+            got = len(parts[0])
+            while parts[-1] and got <= max_bytes:
+                parts.append(f.read(min(1 << 20, max_bytes + 1 - got)))
+                got += len(parts[-1])
+            data = b"".join(parts) if len(parts) > 1 else parts[0]
         except OSError as e:
             raise os_error(path, e, f"read this {what}") from None
     if len(data) > max_bytes:

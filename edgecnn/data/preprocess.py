@@ -39,6 +39,10 @@ MAX_SIDE = 4096  # as `--input-shape`: a bigger input is no edge model, and fit_
 # fit_image's resize before the crop, in pixels (float32, ~200 MB at the cap): a 1 x 100,000 strip,
 # a 1 KB PNG, fitted to 32x32 would otherwise be resized to 32 x 3,200,000.
 MAX_FIT_PIXELS = 4096 * 4096
+# The model input a spec may give for pixels 0..255: the presets give at most 255 in magnitude.
+MAX_INPUT_MAGNITUDE = 1e6
+_F32_MAX = float(np.finfo(np.float32).max)
+_F32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32, ~1.2e-38
 
 
 class PreprocessError(DataError, ValueError):
@@ -85,6 +89,16 @@ class PreprocessSpec:
                 bad(f"{key} must be {self.channels} finite number(s); received {v!r}")
         if not all(x > 0 for x in self.std):
             bad(f"std must be > 0; received {tuple(self.std)!r}")
+        # The arithmetic is float32 (here, in tf.data, in the converters and on the device): a std
+        # of 1e-320 is 0 there (the export divided by it and crashed), 1e39 is inf.
+        for key in ("scale", "mean", "std"):
+            v = (getattr(self, key),) if key == "scale" else tuple(getattr(self, key))
+            if any(abs(x) > _F32_MAX or (key != "mean" and x < _F32_TINY) for x in v):
+                bad(f"{key} {v!r} is not a normal float32 number (0 or inf in the float32 arithmetic the model runs)")
+        lo, hi = input_range(self)
+        if max(abs(lo), abs(hi)) > MAX_INPUT_MAGNITUDE:
+            bad(f"pixels 0..255 become {lo:.3g}..{hi:.3g}; a model input beyond +-{MAX_INPUT_MAGNITUDE:g} is no "
+                f"preprocessing a model is trained with")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -206,10 +220,16 @@ def parse_preprocess(text: str, input_size: Sequence[int], channels: int = 3) ->
         bad(e.message.replace("; the run or manifest is corrupt or hostile", ""))
 
 
-def describe_range(spec: PreprocessSpec) -> str:
-    """The model input range a spec gives, e.g. '-1.00..1.00' (a line for logs and the README)."""
+def input_range(spec: PreprocessSpec) -> Tuple[float, float]:
+    """(lowest, highest) model input the spec gives for pixels 0..255, over the channels."""
     lo = min((0.0 * spec.scale - m) / s for m, s in zip(spec.mean, spec.std))
     hi = max((255.0 * spec.scale - m) / s for m, s in zip(spec.mean, spec.std))
+    return lo, hi
+
+
+def describe_range(spec: PreprocessSpec) -> str:
+    """The model input range a spec gives, e.g. '-1.00..1.00' (a line for logs and the README)."""
+    lo, hi = input_range(spec)
     return f"{lo:.2f}..{hi:.2f}"
 
 

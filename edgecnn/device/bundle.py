@@ -27,6 +27,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from edgecnn.core.text import shown
 from edgecnn.errors import BundleError, RuntimeNotAvailableError, did_you_mean
 
 ASSETS = Path("app") / "src" / "main" / "assets"
@@ -261,7 +262,7 @@ def bundle_android(run, app="android_app", artifact: Optional[str] = None, image
     echo(f"{src} -> {assets / MODEL_NAME} ({len(data)} bytes)")
     echo(f"{len(labels)} labels -> {assets / LABELS_NAME}")
     for _, fname, label, _ in samples:
-        echo(f"sample test image ({label}) -> {assets / IMAGES_DIR / fname}")
+        echo(f"sample test image ({shown(label, 80)}) -> {assets / IMAGES_DIR / fname}")
     echo(f"bundle spec -> {assets / SPEC_NAME}")
     echo(f"Bundled {name} ({entry['precision']}, input {doc['input']['dtype']}{doc['input']['shape']}, "
          f"{len(labels)} classes) into {assets}; open {app} in Android Studio and run the app.")

@@ -22,6 +22,7 @@ import numpy as np
 from edgecnn.measure import runtime
 from edgecnn.data.preprocess import PreprocessSpec, fit_image, normalize, softmax, top_k
 from edgecnn.core.options import Options
+from edgecnn.core.text import shown
 from edgecnn.errors import DataError, ModelFileError, RuntimeNotAvailableError, VerificationError
 
 # The export folder may hold several precisions; on a device the int8 one is the point.
@@ -39,8 +40,9 @@ class Prediction:
         return {"image": self.image, "top": self.top, "ms": round(self.ms, 3), "fps": round(self.fps, 2)}
 
     def format(self) -> str:
-        best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in self.top)
-        return f"{self.image}: {best}  [{self.ms:.1f} ms, {self.fps:.1f} FPS rolling]"
+        """One line; labels and the image name from files are shown escaped (``core.text.shown``)."""
+        best = ", ".join(f"{shown(t['label'], 80)} {t['score']:.3f}" for t in self.top)
+        return f"{shown(self.image)}: {best}  [{self.ms:.1f} ms, {self.fps:.1f} FPS rolling]"
 
 
 class RollingFPS:
@@ -113,7 +115,7 @@ def default_artifact(man: dict, folder: Path):
     here = this_board() or "host"
     rec = recs.get(here)
     if rec and arts[rec["artifact"]]["format"] == "tflite" and (folder / rec["artifact"]).is_file():
-        return rec["artifact"], f"using {rec['artifact']}, recommended for {here}: {rec['reason']}"
+        return rec["artifact"], f"using {rec['artifact']}, recommended for {here}: {shown(rec['reason'], 400)}"
     present = [n for n, a in arts.items() if a["format"] == "tflite" and (folder / n).is_file()]
     if not present:
         raise ModelFileError(f"{folder} has no .tflite artifact listed in its manifest: run `edgecnn export`")

@@ -34,7 +34,6 @@ the shared bandwidth, and threadpool synchronization.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -236,15 +235,38 @@ def calibration_table(counts_by_key: Dict[str, dict], figures: Sequence[Publishe
             "max_left_out_error_pct": max(abs(r["left_out_error_pct"]) for r in rows)}
 
 
+def _calibration_spec():
+    """calibration.json's fields, typed and bounded (the file is read like any untrusted input)."""
+    from edgecnn.contract.checks import Bool, Int, ListOf, MapOf, Num, Obj, Opt, Str
+
+    big = 1e18
+    counts = Obj({"instructions": Num(0, big), "classes": MapOf(Num(0, big), key=Str(32), max_len=64),
+                  "bytes_loaded": Num(0, big), "bytes_stored": Num(0, big),
+                  "misses": ListOf(Num(0, big), min_len=1, max_len=8), "writebacks": Num(0, big)},
+                 {"board": Str(32, choices=tuple(BOARDS)), "core": Str(32, choices=tuple(CORES)),
+                  "invokes": Int(1, 1 << 20), "xnnpack": Bool(), "delegated_tensors": Int(0, 1 << 30),
+                  "delegate_nodes": Int(0, 1 << 30), "output_sha256": Str(64), "output": ListOf(ListOf(Num()))})
+    row = Obj({}, {"model": Str(), "published": Num(), "predicted": Num(), "error_pct": Num()}, extra=True)
+    fit = Obj({"eta": Num(1e-6, 1e3, gt=0), "k_cycles_per_line": Num(0, 1e9), "max_left_out_error_pct": Num(0, 1e6)},
+              {"figures": ListOf(Obj(extra=True), max_len=1000), "ratios": ListOf(row, max_len=1000),
+               "unfitted_checks": ListOf(Obj(extra=True), max_len=1000)})
+    return Obj({"counts": MapOf(counts, key=Str(96, pattern=r"[a-z0-9_-]+/[A-Za-z0-9_.-]+"), max_len=10_000),
+                "fit": fit},
+               {"schema": Int(1, 1), "command": Str(200), "litert": Opt(Str(64)), "invokes": Int(1, 1 << 20)})
+
+
+MAX_CALIBRATION_BYTES = 8 << 20
+
+
 def load_calibration(path: Optional[Path] = None) -> dict:
-    """calibration.json (written by ``edgecnn bench emulator``): the counts and the fit."""
-    path = Path(path or CALIBRATION_FILE)
-    with open(path, encoding="utf-8") as fh:
-        doc = json.load(fh)
-    for key in ("counts", "fit"):
-        if key not in doc:
-            raise ValueError(f"{path}: no {key!r}")
-    return doc
+    """calibration.json (written by ``edgecnn bench emulator``): the counts and the fit, read with
+    the contract's bounded JSON reader and typed spec (a FIFO in its place is refused, not waited
+    on; a string, zero or missing eta, a list for the fit: one EmulatorError line naming the field)."""
+    from edgecnn.contract.checks import read_checked
+    from edgecnn.errors import EmulatorError
+
+    return read_checked(Path(path or CALIBRATION_FILE), _calibration_spec(), "emulator calibration", EmulatorError,
+                        MAX_CALIBRATION_BYTES)
 
 
 def predict(counts: dict, board: str, threads: int = 1, calibration: Optional[dict] = None) -> Prediction:

@@ -70,11 +70,18 @@ def default_root() -> Path:
 
 
 def check_root(root: Path) -> Path:
+    """``root`` if its stamp names this edgecnn's root format. The stamp is read like any untrusted
+    file (a regular file of at most 4 KiB: a FIFO in its place is refused, not waited on)."""
+    from edgecnn.data.limits import read_bytes
+    from edgecnn.errors import DataError
+
     stamp = root / ".edgecnn-root"
+    if not os.path.lexists(stamp):
+        raise EmulatorError(f"no arm64 root at {root}: build it with {MAKE_ROOT}")
     try:
-        text = stamp.read_text(encoding="utf-8").strip()
-    except OSError:
-        raise EmulatorError(f"no arm64 root at {root}: build it with {MAKE_ROOT}") from None
+        text = read_bytes(stamp, "arm64 root stamp", 4096).decode("utf-8", "replace").strip()
+    except DataError as e:
+        raise EmulatorError(f"{e.message} Rebuild the root with ARM_REBUILD=1 {MAKE_ROOT}") from None
     if not text.startswith(ROOT_FORMAT + " "):
         raise EmulatorError(f"the arm64 root at {root} is of another format ({text[:40]!r}): rebuild it with "
                             f"ARM_REBUILD=1 {MAKE_ROOT}")

@@ -42,7 +42,6 @@ exception, as they are part of that API.
 """
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -243,25 +242,32 @@ def plan_cost(graph: dict, costs: dict, float_ops: Iterable[str]) -> float:
     return total
 
 
-def validate_cost_table(table, where: str = "cost table") -> dict:
-    """A cost table from a file is untrusted: finite, non-negative numbers, bounded size."""
-    def bad(msg):
-        raise InvalidConfigError(f"{where}: {msg}")
+def cost_table_spec():
+    """A cost table's fields, typed and bounded: per node and per tensor, finite microseconds >= 0
+    (an integer too large for a float is refused, not an OverflowError)."""
+    from edgecnn.contract.checks import MapOf, Num, Obj, Str
 
-    if not isinstance(table, dict):
-        bad("must be a JSON object")
-    for key, fields in (("ops", ("fp32_us", "int8_us")), ("tensors", ("quantize_us", "dequantize_us"))):
-        part = table.get(key, {})
-        if not isinstance(part, dict) or len(part) > 100_000:
-            bad(f"'{key}' must be an object of at most 100000 entries")
-        for name, entry in part.items():
-            if not isinstance(entry, dict):
-                bad(f"'{key}' entry {name!r} must be an object")
-            for f in fields:
-                v = entry.get(f, 0.0)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                    bad(f"'{key}.{name}.{f}' must be a finite number >= 0, not {v!r}")
-    return table
+    us = Num(0, 1e12)
+    return Obj({}, {"ops": MapOf(Obj({}, {"fp32_us": us, "int8_us": us}, extra=True), key=Str(4096),
+                                 max_len=100_000),
+                    "tensors": MapOf(Obj({}, {"quantize_us": us, "dequantize_us": us}, extra=True), key=Str(4096),
+                                     max_len=100_000)}, extra=True)
+
+
+def validate_cost_table(table, where: str = "cost table") -> dict:
+    """A cost table from a file is untrusted: checked against ``cost_table_spec`` (one line naming
+    the file and the field)."""
+    from edgecnn.contract.checks import check
+
+    return check(table, cost_table_spec(), where, InvalidConfigError)
+
+
+def read_cost_table(path) -> dict:
+    """``--cost-table FILE``: the contract's bounded JSON reader (a regular file, 32 MiB at most),
+    then ``cost_table_spec``."""
+    from edgecnn.contract.checks import read_checked
+
+    return read_checked(path, cost_table_spec(), "cost table", InvalidConfigError)
 
 
 # ----------------------------------------------------------------------------- conversion

@@ -122,6 +122,12 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
     spec = PreprocessSpec.from_dict(m["preprocessing"])
     _check_input(keras_model, spec, export_dir)
     x_u8, y, split = data if data is not None else held_out(m, export_dir)
+    from edgecnn.data.limits import check_memory
+
+    h, w = spec.input_size
+    check_memory(4 * len(x_u8) * (h * w * spec.channels + 2 * len(m["labels"])),
+                 f"{len(x_u8):,} held-out images at {h}x{w}x{spec.channels} as model inputs, with their scores",
+                 "verify on fewer images (--max-test-images when exporting)")
     x = preprocess(x_u8, spec)
     y = np.asarray(y).astype(np.int64).ravel()
     ref = np.asarray(keras_model.predict(x, batch_size=128, verbose=0), np.float32)

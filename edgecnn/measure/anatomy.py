@@ -1,12 +1,27 @@
 """Where the bytes of a .tflite file go, and which ops it runs (``edgecnn inspect``).
 
-Reads the flatbuffer directly with the generated TFLite schema that ships with ai-edge-litert
-(TensorFlow's own copy when LiteRT is not installed), so it runs on the light device install and
-never builds an interpreter. The file is untrusted: the identifier is checked, every vector
-length is checked against the file size before it is walked, and a malformed file is one
-``ModelFileError``.
+Reads the flatbuffer directly, with a small reader of its own that knows the few TFLite tables
+it walks (the names of tensor types and builtin ops come from the generated TFLite schema that
+ships with ai-edge-litert, TensorFlow's own copy when LiteRT is not installed), so it runs on
+the light device install and never builds an interpreter.
 
-Sections of the file (each stored vector counted once, however many tables point at it):
+The file is untrusted, and a flatbuffer is a graph of offsets: one table may be pointed at
+20,000 times, a vector may claim four billion entries, a name may be 100 KB long. So:
+
+* the file is opened through ``edgecnn.data.limits`` (a regular file only, never a FIFO or a
+  device, opened non-blocking, at most ``MAX_TFLITE_BYTES``);
+* every table, vtable, vector and string is checked to lie inside the file before it is read,
+  and every vector's length against the bytes it must occupy before it is walked;
+* the work is budgeted by the file's size: every table visited and every vector entry walked is
+  charged its bytes, and a file that makes the reader visit more than ``WORK_PER_BYTE`` times
+  its own size (its tables point at the same bytes again and again) is refused;
+* a table listed twice (one tensor table behind 20,000 entries) is refused: writers never share
+  tensor, operator or subgraph tables (``compact.py`` shares zero-point vectors, which are data);
+* shapes and names are read for the five largest constants only, names at most
+  ``MAX_NAME_BYTES`` each, and every name is shown escaped (``edgecnn.core.text.shown``).
+
+A malformed file is one ``ModelFileError``. Sections of the file (each stored vector counted
+once, however many tables point at it):
 
 * constants: the tensor buffers (weights, biases, other constant tensors) by tensor type;
 * quantization scales (float32) and zero points (int64, one per channel for per-channel
@@ -17,15 +32,23 @@ Sections of the file (each stored vector counted once, however many tables point
 """
 from __future__ import annotations
 
+import heapq
+import struct
 from collections import Counter
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Tuple
 
+from edgecnn.core.text import shown
 from edgecnn.errors import ModelFileError, RuntimeNotAvailableError
 
-_WIDTH = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "STRING": 1, "BOOL": 1,
-          "INT16": 2, "COMPLEX64": 8, "INT8": 1, "FLOAT64": 8, "COMPLEX128": 16, "UINT64": 8,
-          "UINT32": 4, "UINT16": 2, "INT4": 1}
+# A flatbuffer cannot exceed 2 GiB; larger models keep their buffers after it, which this reader
+# does not load (and a file of that size is no edge CNN).
+MAX_TFLITE_BYTES = 2 << 30
+WORK_PER_BYTE = 4       # bytes the reader may visit per byte of the file (legitimate files: about 1)
+WORK_SLACK = 1 << 20
+MAX_NAME_BYTES = 256    # of a tensor, metadata or custom-op name shown
+MAX_RANK = 16           # of a tensor shape shown
+_LARGEST = 5
 
 
 def _schema():
@@ -44,92 +67,172 @@ def _names(enum_class) -> dict:
     return {v: k for k, v in vars(enum_class).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-class _Reader:
-    """Bounds checks for vectors read from an untrusted flatbuffer."""
+class _Malformed(Exception):
+    pass
 
-    def __init__(self, path: Path, size: int):
-        self.path, self.size = path, size
 
-    def count(self, n: int, what: str, min_bytes: int = 1) -> int:
-        if n < 0 or n * min_bytes > self.size:
-            raise ModelFileError(f"{self.path}: malformed .tflite ({what}: {n} entries in a {self.size}-byte file)")
-        return n
+class _Flat:
+    """Bounds-checked reads of a flatbuffer held in ``data``, with a work budget."""
+
+    def __init__(self, data: bytes):
+        self.data, self.size = data, len(data)
+        self.work, self.budget = 0, WORK_PER_BYTE * self.size + WORK_SLACK
+        self.listed = {}  # kind of table -> positions already walked
+
+    def charge(self, n: int, what: str) -> None:
+        self.work += n
+        if self.work > self.budget:
+            raise _Malformed(f"its tables point at the same bytes again and again ({what}: more than "
+                             f"{WORK_PER_BYTE} times the file's {self.size:,} bytes to read)")
+
+    def _get(self, fmt: str, pos: int, what: str):
+        width = struct.calcsize(fmt)
+        if not 0 <= pos <= self.size - width:
+            raise _Malformed(f"{what} at byte {pos} lies outside the file")
+        return struct.unpack_from(fmt, self.data, pos)[0]
+
+    def table(self, pos: int, what: str) -> Tuple[int, int, int]:
+        """(position, vtable position, vtable size) of the table at ``pos``, all inside the file."""
+        vt = pos - self._get("<i", pos, what)
+        vt_size = self._get("<H", vt, f"{what}'s vtable")
+        obj_size = self._get("<H", vt + 2, f"{what}'s vtable")
+        if vt_size < 4 or vt_size % 2 or vt + vt_size > self.size or obj_size < 4 or pos + obj_size > self.size:
+            raise _Malformed(f"{what} at byte {pos} has a broken vtable")
+        self.charge(obj_size + vt_size, what)
+        return pos, vt, vt_size
+
+    def _field(self, t, slot: int) -> int:
+        pos, vt, vt_size = t
+        entry = 4 + 2 * slot
+        return self._get("<H", vt + entry, "a vtable entry") if entry < vt_size else 0
+
+    def scalar(self, t, slot: int, fmt: str, default=0):
+        off = self._field(t, slot)
+        return self._get(fmt, t[0] + off, "a field") if off else default
+
+    def _target(self, t, slot: int, what: str) -> Optional[int]:
+        off = self._field(t, slot)
+        if not off:
+            return None
+        at = t[0] + off
+        return at + self._get("<I", at, what)
+
+    def child(self, t, slot: int, what: str):
+        pos = self._target(t, slot, what)
+        return None if pos is None else self.table(pos, what)
+
+    def vector(self, t, slot: int, width: int, what: str) -> Tuple[int, int]:
+        """(start, length) of a vector field; its ``length * width`` bytes lie inside the file."""
+        pos = self._target(t, slot, what)
+        if pos is None:
+            return 0, 0
+        n = self._get("<I", pos, what)
+        if n * width > self.size - pos - 4:
+            raise _Malformed(f"{what}: {n:,} entries of {width} bytes do not fit in a {self.size:,}-byte file")
+        return pos + 4, n
+
+    def tables(self, t, slot: int, what: str):
+        """The tables of a vector-of-tables field, each entry charged as it is walked. Each table is
+        listed once: writers never share a tensor, operator or subgraph table, a hostile file does
+        (one tensor listed 20,000 times)."""
+        start, n = self.vector(t, slot, 4, what)
+        seen = self.listed.setdefault(what, set())
+        for i in range(n):
+            self.charge(4, what)
+            at = start + 4 * i
+            pos = at + self._get("<I", at, what)
+            if pos in seen:
+                raise _Malformed(f"{what}: entry {i} repeats a table listed before (at byte {pos})")
+            seen.add(pos)
+            yield self.table(pos, what)
+
+    def string(self, t, slot: int, what: str) -> Optional[str]:
+        """At most MAX_NAME_BYTES of a string field, decoded (bad UTF-8 replaced)."""
+        start, n = self.vector(t, slot, 1, what)
+        if not start:
+            return None
+        take = min(n, MAX_NAME_BYTES)
+        self.charge(take, what)
+        text = self.data[start:start + take].decode("utf-8", "replace")
+        return text + "..." if n > take else text
 
 
 def tflite_breakdown(path) -> dict:
     """Size of each section of a .tflite file, tensor counts, and the ops per subgraph."""
+    from edgecnn.data.limits import read_bytes
+    from edgecnn.errors import DataError
+
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from None
+        data = read_bytes(path, "TFLite model", MAX_TFLITE_BYTES)
+    except DataError as e:
+        raise ModelFileError(e.message) from None
     fb = _schema()
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelFileError(f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier at byte 4)")
     try:
-        return _breakdown(fb, path, data)
-    except ModelFileError:
-        raise
-    except Exception as e:  # offsets that point outside the file, truncated tables, bad unions
-        raise ModelFileError(f"{path}: malformed .tflite ({type(e).__name__}: {e})") from None
+        return _breakdown(fb, path, _Flat(data))
+    except _Malformed as e:
+        raise ModelFileError(f"{path}: malformed .tflite ({e})") from None
 
 
-def _breakdown(fb, path: Path, data: bytes) -> dict:
-    rd = _Reader(path, len(data))
+def _breakdown(fb, path: Path, f: _Flat) -> dict:
     types, builtin = _names(fb.TensorType), _names(fb.BuiltinOperator)
-    model = fb.Model.GetRootAs(data, 0)
-    n_buffers = rd.count(model.BuffersLength(), "buffers", 4)
+    model = f.table(f._get("<I", 0, "the root offset"), "the model table")
+    _, n_buffers = f.vector(model, 4, 4, "buffers")
 
     def buffer_bytes(index: int) -> int:
         if not 0 <= index < n_buffers:
             return 0
-        buf = model.Buffers(index)
-        if buf is None:
-            return 0
-        n = buf.DataLength()
-        if not n and buf.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
-            n = buf.Size()
-        return rd.count(n, "buffer data")
+        start, _ = f.vector(model, 4, 4, "buffers")
+        at = start + 4 * index
+        buf = f.table(at + f._get("<I", at, "a buffer"), "a buffer")
+        _, n = f.vector(buf, 0, 1, "buffer data")
+        if not n:  # stored after the flatbuffer (models over 2 GB): offset and size, checked against the file
+            offset, size = f.scalar(buf, 1, "<Q"), f.scalar(buf, 2, "<Q")
+            if offset > 1 and size:
+                if offset + size > f.size:
+                    raise _Malformed(f"buffer {index}: {size:,} bytes at byte {offset:,} lie outside the file")
+                n = size
+        return n
 
     constants, n_const = Counter(), Counter()
-    largest = []
+    largest: List[tuple] = []  # heap of (bytes, -order, tensor table, dtype, index)
     seen_buffers, seen_vectors = set(), set()
     scale_bytes = zero_bytes = per_channel_tensors = per_channel_entries = 0
-    zero_refs = 0
-    ops: List[dict] = []
-    tensors = 0
-    n_subgraphs = rd.count(model.SubgraphsLength(), "subgraphs", 4)
-    for si in range(n_subgraphs):
-        sg = model.Subgraphs(si)
-        n_tensors = rd.count(sg.TensorsLength(), "tensors", 4)
-        tensors += n_tensors
-        for ti in range(n_tensors):
-            t = sg.Tensors(ti)
-            dtype = types.get(t.Type(), str(t.Type())).lower()
-            if t.Buffer() not in seen_buffers:
-                seen_buffers.add(t.Buffer())
-                n = buffer_bytes(t.Buffer())
+    zero_refs = tensors = 0
+    ops: List[Tuple[int, int, int]] = []  # (subgraph, index, opcode index)
+    subgraphs = list(f.tables(model, 2, "subgraphs"))
+    for si, sg in enumerate(subgraphs):
+        for ti, t in enumerate(f.tables(sg, 0, "tensors")):
+            tensors += 1
+            dtype = types.get(f.scalar(t, 1, "<b"), "?").lower()
+            b = f.scalar(t, 2, "<I")
+            if b not in seen_buffers:
+                seen_buffers.add(b)
+                n = buffer_bytes(b)
                 if n:
                     constants[dtype] += n
                     n_const[dtype] += 1
-                    name = t.Name().decode("utf-8", "replace") if t.Name() else f"tensor {ti}"
-                    shape = [int(v) for v in t.ShapeAsNumpy()] if t.ShapeLength() else []
-                    largest.append({"tensor": name, "dtype": dtype, "shape": shape, "bytes": n})
-            q = t.Quantization()
+                    item = (n, -tensors, t, dtype, ti)
+                    (heapq.heappush if len(largest) < _LARGEST else heapq.heappushpop)(largest, item)
+            q = f.child(t, 4, "quantization")
             if q is None:
                 continue
-            n_scale = rd.count(q.ScaleLength(), "quantization scales", 4)
-            n_zero = rd.count(q.ZeroPointLength(), "quantization zero points", 8)
-            for slot, n, width, kind in ((8, n_scale, 4, "scale"), (10, n_zero, 8, "zero")):
-                off = q._tab.Offset(slot)
-                if not (n and off):
+            n_scale = n_zero = 0
+            for slot, width, kind in ((2, 4, "scale"), (3, 8, "zero")):
+                start, n = f.vector(q, slot, width, f"quantization {kind}s")
+                if kind == "scale":
+                    n_scale = n
+                else:
+                    n_zero = n
+                if not n:
                     continue
                 if kind == "zero":
                     zero_refs += 1
-                pos = q._tab.Vector(off)  # the vector's position in the file: shared vectors count once
-                if (kind, pos) in seen_vectors:
+                if (kind, start) in seen_vectors:  # shared vectors (compact.py) count once
                     continue
-                seen_vectors.add((kind, pos))
+                seen_vectors.add((kind, start))
                 if kind == "scale":
                     scale_bytes += width * n
                 else:
@@ -137,34 +240,41 @@ def _breakdown(fb, path: Path, data: bytes) -> dict:
             if n_scale > 1:
                 per_channel_tensors += 1
                 per_channel_entries += n_scale
-        for oi in range(rd.count(sg.OperatorsLength(), "operators", 4)):
-            ops.append({"subgraph": si, "index": oi, "opcode": sg.Operators(oi).OpcodeIndex()})
+        for oi, op in enumerate(f.tables(sg, 3, "operators")):
+            ops.append((si, oi, f.scalar(op, 0, "<I")))
 
     opcodes = []
-    for i in range(rd.count(model.OperatorCodesLength(), "operator codes", 4)):
-        oc = model.OperatorCodes(i)
-        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))  # the schema's own rule
+    for oc in f.tables(model, 1, "operator codes"):
+        code = max(f.scalar(oc, 3, "<i"), f.scalar(oc, 0, "<b"))  # the schema's own rule
         if builtin.get(code) == "CUSTOM":
-            opcodes.append("CUSTOM:" + (oc.CustomCode() or b"?").decode("utf-8", "replace"))
+            opcodes.append("CUSTOM:" + (f.string(oc, 1, "a custom op name") or "?"))
         else:
             opcodes.append(builtin.get(code, f"BUILTIN_{code}"))
-    for op in ops:
-        op["op"] = opcodes[op.pop("opcode")] if 0 <= op["opcode"] < len(opcodes) else "?"
+    op_rows = [{"subgraph": si, "index": oi, "op": opcodes[c] if 0 <= c < len(opcodes) else "?"}
+               for si, oi, c in ops]
 
     metadata = {}
-    for i in range(rd.count(model.MetadataLength(), "metadata", 4)):
-        m = model.Metadata(i)
-        name = m.Name().decode("utf-8", "replace") if m.Name() else f"metadata {i}"
-        if m.Buffer() not in seen_buffers:
-            seen_buffers.add(m.Buffer())
-            metadata[name] = metadata.get(name, 0) + buffer_bytes(m.Buffer())
+    for i, m in enumerate(f.tables(model, 6, "metadata")):
+        name = f.string(m, 0, "a metadata name") or f"metadata {i}"
+        b = f.scalar(m, 1, "<I")
+        if b not in seen_buffers:
+            seen_buffers.add(b)
+            metadata[name] = metadata.get(name, 0) + buffer_bytes(b)
 
-    total = len(data)
+    biggest = []
+    for n, _, t, dtype, ti in sorted(largest, key=lambda r: (-r[0], -r[1])):
+        start, rank = f.vector(t, 0, 4, "a tensor shape")
+        if rank > MAX_RANK:
+            raise _Malformed(f"tensor {ti} has rank {rank:,}; at most {MAX_RANK}")
+        shape = [f._get("<i", start + 4 * k, "a shape") for k in range(rank)]
+        biggest.append({"tensor": f.string(t, 3, "a tensor name") or f"tensor {ti}", "dtype": dtype,
+                        "shape": shape, "bytes": n})
+
+    total = f.size
     counted = sum(constants.values()) + scale_bytes + zero_bytes + sum(metadata.values())
-    largest.sort(key=lambda r: -r["bytes"])
     return {
-        "file": path.name, "bytes": total, "schema_version": int(model.Version()),
-        "subgraphs": n_subgraphs, "tensors": tensors, "buffers": n_buffers,
+        "file": path.name, "bytes": total, "schema_version": int(f.scalar(model, 0, "<I")),
+        "subgraphs": len(subgraphs), "tensors": tensors, "buffers": n_buffers,
         "constants": {k: {"bytes": v, "tensors": n_const[k]} for k, v in constants.most_common()},
         "quantization": {"scale_bytes": scale_bytes, "zero_point_bytes": zero_bytes,
                          "per_channel_tensors": per_channel_tensors, "per_channel_entries": per_channel_entries,
@@ -172,9 +282,9 @@ def _breakdown(fb, path: Path, data: bytes) -> dict:
                                                 "referenced": zero_refs}},
         "metadata": metadata,
         "other_bytes": total - counted,
-        "op_counts": dict(Counter(op["op"] for op in ops).most_common()),
-        "ops": ops,
-        "largest_constants": largest[:5],
+        "op_counts": dict(Counter(op["op"] for op in op_rows).most_common()),
+        "ops": op_rows,
+        "largest_constants": biggest,
     }
 
 
@@ -186,7 +296,7 @@ def format_breakdown(b: dict) -> str:
         return f"  {label:<34} {n:>12,}  {n / total:6.1%}{note}"
 
     q = b["quantization"]
-    lines = [f"{b['file']}: {total:,} bytes, {b['subgraphs']} subgraph(s), {b['tensors']} tensors, "
+    lines = [f"{shown(b['file'])}: {total:,} bytes, {b['subgraphs']} subgraph(s), {b['tensors']} tensors, "
              f"{len(b['ops'])} ops"]
     for dtype, c in b["constants"].items():
         lines.append(row(f"constants {dtype}", c["bytes"], f"  ({c['tensors']} tensors)"))
@@ -196,10 +306,10 @@ def format_breakdown(b: dict) -> str:
     lines.append(row("quantization zero points (int64)", q["zero_point_bytes"],
                      f"  ({zv['stored']} vectors stored for {zv['referenced']} tensors)"))
     for name, n in b["metadata"].items():
-        lines.append(row(f"metadata {name}", n))
+        lines.append(row(f"metadata {shown(name, 40)}", n))
     lines.append(row("graph, names, padding", b["other_bytes"]))
     if b["largest_constants"]:
         lines.append("  largest constants: " + ", ".join(
-            f"{r['tensor']} {r['dtype']}{r['shape']} {r['bytes']:,} B" for r in b["largest_constants"][:3]))
-    lines.append("  ops: " + ", ".join(f"{op} {n}" for op, n in b["op_counts"].items()))
+            f"{shown(r['tensor'], 80)} {r['dtype']}{r['shape']} {r['bytes']:,} B" for r in b["largest_constants"][:3]))
+    lines.append("  ops: " + ", ".join(f"{shown(op, 80)} {n}" for op, n in b["op_counts"].items()))
     return "\n".join(lines)

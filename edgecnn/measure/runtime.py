@@ -239,10 +239,26 @@ class TFLiteRunner(Runner):
         try:
             with native_silenced():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
                 self._interp = mod.Interpreter(**kwargs)
+            self._check_declared_sizes()
+            with native_silenced():
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelFileError(f"{self.source}: the TFLite runtime cannot load it ({str(e).splitlines()[0]})") from None
         self._refresh()
+
+    def _check_declared_sizes(self) -> None:
+        """The tensors the file declares go through the memory budget before the runtime allocates
+        them (a 300-byte file may declare two 19 GB tensors)."""
+        from edgecnn.data.limits import check_memory
+
+        need = 0
+        for d in self._interp.get_tensor_details():
+            n = 1
+            for v in d["shape"]:
+                n *= max(int(v), 1)
+            need += n * np.dtype(d["dtype"]).itemsize
+        check_memory(need, f"{self.source}: the tensors this model declares",
+                     "the file is not an edge model, or is hostile", ModelFileError)
 
     def _refresh(self):
         def info(d):

@@ -40,7 +40,7 @@ import numpy as np
 
 from edgecnn.errors import (RESOURCE_ERRNOS, InvalidConfigError, RunError, SystemResourceError, TrainingError,
                             system_error)
-from edgecnn.core.files import atomic_write_json, atomic_write_text, read_json
+from edgecnn.core.files import atomic_write_json, atomic_write_text
 from edgecnn.train.options import TrainOptions
 from edgecnn.train.recipes import Recipe, get_recipe
 from edgecnn.contract import (RUN_SCHEMA as SCHEMA, Run, dataset_kwargs, dataset_record, load_run, refuse_artifact,
@@ -59,35 +59,47 @@ def default_input_shape(model_name: str) -> Tuple[int, int, int]:
 
 
 # ---------------------------------------------------------------------------- TF pieces
-def make_strategy(name: str = "default"):
-    """tf.distribute strategy: 'default' mirrors over all GPUs when there are several."""
-    import tensorflow as tf
+def make_strategy(name: str = "default", *, cluster_timeout: Optional[float] = None):
+    """tf.distribute strategy: 'default' mirrors over all GPUs when there are several.
+
+    'multiworker' reads the cluster from TF_CONFIG, checked before TensorFlow is imported
+    (``edgecnn.train.cluster``); without it this is a one-worker cluster. Creating the strategy
+    waits for every task of the cluster, at most ``cluster_timeout`` seconds (default
+    ``cluster.DEFAULT_TIMEOUT_S``): past it the job ends with one line naming the silent peers."""
+    from edgecnn.train import cluster as clusters
 
     if name not in STRATEGIES:
         raise InvalidConfigError(f"Unknown strategy '{name}'; choose from: {', '.join(STRATEGIES)}.")
+    spec = clusters.read_tf_config() if name == "multiworker" else None
+    timeout = clusters.DEFAULT_TIMEOUT_S if cluster_timeout is None else cluster_timeout
+    clusters.wait_for_peers(spec, timeout)  # before TensorFlow: its wait for them has no limit
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     if name == "mirrored" or (name == "default" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        # Reads the cluster from TF_CONFIG; without it this is a one-worker cluster.
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            with clusters.peers_deadline(spec, timeout):
+                return tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.OpError as e:
+            silent = spec.silent_peers() if spec is not None else []
+            first = " ".join(str(e).split())[:160]
+            raise TrainingError(f"the multi-worker cluster could not start ({first})"
+                                f"{': no answer from ' + ', '.join(silent) if silent else ''}. Start every task "
+                                f"with its own TF_CONFIG, then run the same command again.") from None
     return tf.distribute.get_strategy()
 
 
-def cluster_info(strategy) -> Optional[dict]:
-    """The cluster of a multi-worker strategy as this task sees it, or None for one process:
-    ``{"workers": N, "task": {"type": "worker", "index": 0}, "chief": True}``."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if not spec:
+def cluster_info(strategy=None) -> Optional[dict]:
+    """The cluster of a multi-worker job as this task sees it (from the checked TF_CONFIG), or None
+    for one process: ``{"workers": N, "task": {"type": "worker", "index": 0}, "chief": True}``."""
+    from edgecnn.train.cluster import read_tf_config
+
+    if strategy is not None and getattr(strategy, "cluster_resolver", None) is None:
         return None
-    task_type, index = resolver.task_type, int(resolver.task_id or 0)
-    if task_type not in ("chief", "worker"):
-        raise InvalidConfigError(f"TF_CONFIG task type {task_type!r}: --strategy multiworker runs 'chief' and "
-                                 f"'worker' tasks only (no parameter servers or evaluators).")
-    workers = sum(len(spec.get(kind) or ()) for kind in ("chief", "worker"))
-    chief = task_type == "chief" or (task_type == "worker" and index == 0 and not spec.get("chief"))
-    return {"workers": int(workers), "task": {"type": task_type, "index": index}, "chief": bool(chief)}
+    spec = read_tf_config()
+    return spec.info() if spec is not None else None
 
 
 def weights_sha256(model) -> str:
@@ -399,7 +411,7 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
                            f"--name to train again.")
         echo(f"Resuming {run_dir} from its last checkpoint (configuration from its run.json).")
         model_name = info["model"]
-        rec = Recipe.from_dict(info["recipe"])
+        rec = Recipe.from_dict(info["recipe"], f"{run_dir / 'run.json'}")
         kw = dataset_kwargs(info, run_dir)
         o = dataclasses.replace(o, seed=int(info["seed"]), model_kwargs=info.get("model_kwargs") or {},
                                 input_shape=tuple(info["input_shape"]), data=kw.pop("source"),
@@ -415,12 +427,16 @@ def train(model_name: Optional[str] = None, options: Optional[TrainOptions] = No
         kw = dict(val_fraction=rec.val_fraction, seed=o.seed, max_train=o.max_train_images,
                   max_test=o.max_test_images, skip_bad=o.skip_bad_images, test_fraction=o.test_fraction)
     model_kwargs, input_shape, seed, data = o.model_kwargs, o.input_shape, o.seed, o.data
+    if o.strategy == "multiworker":
+        from edgecnn.train.cluster import read_tf_config
+
+        read_tf_config()  # a TF_CONFIG edgecnn cannot run is refused before the data and TensorFlow
     _check_mixed_precision(o.mixed_precision)
     ds = load_dataset(data, input_shape, **kw)
     echo(f"data: {ds.describe()}")
     spec = ds.spec(input_shape)
-    strat = make_strategy(o.strategy)
-    cluster = cluster_info(strat)
+    strat = make_strategy(o.strategy, cluster_timeout=o.cluster_timeout)
+    cluster = cluster_info(strat) if o.strategy == "multiworker" else None
     if cluster is not None and rec.folds > 1:
         raise InvalidConfigError("--folds runs its folds one after the other in one process; drop --folds with "
                                  "--strategy multiworker.")
@@ -604,6 +620,20 @@ def _train_worker(run_dir: Path, cluster: dict, *, rec: Recipe, ds, spec, strat,
     return None
 
 
+def _read_folds(path: Path, folds: int) -> List[dict]:
+    """The folds a resumed cross-validation already finished (folds.json, untrusted like run.json)."""
+    from edgecnn.contract.checks import Int, ListOf, Num, Obj, read_checked
+
+    fold = Obj({"fold": Int(0, folds - 1), "num_train": Int(0), "num_eval": Int(0), "top1": Num(0, 1),
+                "top5": Num(0, 1), "macro_f1": Num(0, 1)})
+    done = read_checked(path, Obj({"per_fold": ListOf(fold, max_len=folds)}, extra=True), "folds file",
+                        RunError)["per_fold"]
+    if [d["fold"] for d in done] != list(range(len(done))):
+        raise RunError(f"{path}: 'per_fold' must list folds 0, 1, ... in order; the file is damaged. Remove it "
+                       f"to run the cross-validation again.")
+    return done
+
+
 def _cross_validate(ds, rec: Recipe, run_dir: Path, common: dict, on_epoch, echo) -> dict:
     """Stratified k-fold over train+val; per-fold metrics on the held-out fold, then mean and std."""
     from edgecnn.train.evaluate import classification_metrics, predict
@@ -612,7 +642,7 @@ def _cross_validate(ds, rec: Recipe, run_dir: Path, common: dict, on_epoch, echo
     y = np.concatenate([ds.y_train, ds.y_val])
     fold_of = stratified_kfold(y, rec.folds, common["seed"])
     folds_json = run_dir / "folds.json"
-    done = read_json(folds_json)["per_fold"] if folds_json.is_file() else []
+    done = _read_folds(folds_json, rec.folds) if folds_json.is_file() else []
     for k in range(len(done), rec.folds):
         echo(f"Fold {k + 1}/{rec.folds}")
         tr, te = fold_of != k, fold_of == k

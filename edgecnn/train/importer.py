@@ -173,14 +173,12 @@ def _rescales_inside(model) -> bool:
 
 
 def read_labels_file(path) -> list:
-    """One label per line (blank lines at the end ignored); a regular file of bounded size."""
-    from edgecnn.data.limits import read_bytes
+    """One label per line (blank lines at the end ignored), read by the contract's line reader (a
+    regular file of bounded size, UTF-8, no control characters) and checked as run.json's labels are."""
+    from edgecnn.contract.checks import MAX_CLASSES, check_labels, read_text_lines
 
-    raw = read_bytes(Path(path), "labels file", MAX_LABELS_FILE)
-    try:
-        lines = raw.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: the labels file is not UTF-8 text.") from None
+    lines = [line for _, line in read_text_lines(Path(path), "labels file", DataError, max_bytes=MAX_LABELS_FILE,
+                                                 max_lines=MAX_CLASSES + 1000)]
     while lines and not lines[-1].strip():
         lines.pop()
     labels = [s.strip() for s in lines]
@@ -188,7 +186,7 @@ def read_labels_file(path) -> list:
         raise DataError(f"{path}: line {labels.index('') + 1} of the labels file is empty; one label per line.")
     if len(set(labels)) != len(labels):
         raise DataError(f"{path}: the labels file names a class twice.")
-    return labels
+    return check_labels(labels, str(path), DataError, min_len=2)
 
 
 # ---------------------------------------------------------------------------- the stage

@@ -28,6 +28,7 @@ class TrainOptions(Options):
     model_kwargs: Mapping = dataclasses.field(default_factory=dict, metadata={"flag": "--model-arg"})
     input_shape: Optional[Tuple[int, int, int]] = None
     strategy: str = "default"
+    cluster_timeout: float = 120.0  # seconds a multi-worker task waits for its peers (edgecnn.train.cluster)
     mixed_precision: bool = False
     max_train_images: Optional[int] = None
     max_test_images: Optional[int] = None
@@ -62,6 +63,11 @@ class TrainOptions(Options):
                 self._bad("input_shape", "must be three positive integers H,W,C")
         if self.strategy not in STRATEGIES:
             self._bad("strategy", f"one of {', '.join(STRATEGIES)}")
+        from edgecnn.train.cluster import MAX_TIMEOUT_S
+
+        c = self.cluster_timeout
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 1 <= c <= MAX_TIMEOUT_S:
+            self._bad("cluster_timeout", f"seconds from 1 to {MAX_TIMEOUT_S:.0f}")
         for name in ("max_train_images", "max_test_images"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):

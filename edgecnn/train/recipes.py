@@ -7,7 +7,6 @@ shape when ``epochs`` is overridden. ``edgecnn train --recipe NAME`` and run.jso
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Dict, Optional, Tuple
 
 from edgecnn.data.tfdata import Augment
@@ -60,29 +59,40 @@ class Recipe:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Recipe":
-        """The recipe a run.json records, type- and range-checked (run.json is untrusted input)."""
-        if not isinstance(d, dict):
-            raise InvalidConfigError(f"a recipe must be an object; received {type(d).__name__}.")
+    def from_dict(cls, d: dict, where: str = "the recorded recipe") -> "Recipe":
+        """The recipe a run.json records, through the contract's typed spec (run.json is untrusted
+        input): every knob's type and range, one line naming ``where`` and the knob."""
+        from edgecnn.contract.checks import check
+
+        check(d, _recipe_spec(), where, InvalidConfigError, path="recipe")
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        try:
-            for k in ("lr_boundaries", "lr_factors"):
-                kw[k] = tuple(float(v) for v in (kw.get(k) or ()))
-            if kw.get("contrast") is not None:
-                kw["contrast"] = tuple(float(v) for v in kw["contrast"])
-            r = cls(**kw)
-            for f in dataclasses.fields(cls):
-                v = getattr(r, f.name)
-                want = {"int": int, "float": (int, float), "str": str, "bool": bool}.get(str(f.type))
-                if want is not None and (not isinstance(v, want) or (want is int and isinstance(v, bool))):
-                    raise TypeError(f"{f.name}={v!r}")
-                if isinstance(v, float) and not math.isfinite(v):
-                    raise ValueError(f"{f.name}={v!r}")
-            _validate_recipe(r)
-        except (TypeError, ValueError) as e:
-            raise InvalidConfigError(f"the recorded recipe is malformed ({' '.join(str(e).split())[:120]}).") from None
+        kw.setdefault("description", "")
+        for k in ("lr_boundaries", "lr_factors"):
+            kw[k] = tuple(float(v) for v in (kw.get(k) or ()))
+        if kw.get("contrast") is not None:
+            kw["contrast"] = tuple(float(v) for v in kw["contrast"])
+        for k in ("lr", "momentum", "weight_decay", "label_smoothing", "brightness", "val_fraction"):
+            if k in kw:
+                kw[k] = float(kw[k])
+        r = cls(**kw)
+        _validate_recipe(r)
         return r
+
+
+def _recipe_spec():
+    """What a recorded recipe may hold: every knob typed and bounded (other keys are ignored)."""
+    from edgecnn.contract.checks import Bool, Int, ListOf, Num, Obj, Opt, Str
+
+    frac = Num(0, 1)
+    return Obj({"name": Str(64, min_len=1), "epochs": Int(0, 1_000_000), "batch_size": Int(1, 1 << 20)},
+               {"description": Str(1000), "optimizer": Str(16, choices=OPTIMIZERS), "lr": Num(0, 1e3, gt=0),
+                "momentum": frac, "nesterov": Bool(), "weight_decay": Num(0, 1e3),
+                "lr_schedule": Str(16, choices=LR_SCHEDULES), "lr_boundaries": ListOf(frac, max_len=64),
+                "lr_factors": ListOf(Num(0, 1e6), max_len=65), "total_steps": Opt(Int(1, 1 << 40)),
+                "early_stopping": Int(0, 1_000_000), "label_smoothing": frac, "crop_pad": Int(0, 4096),
+                "flip": Bool(), "brightness": Num(0, 255), "contrast": Opt(ListOf(Num(0, 1e3), min_len=2, max_len=2)),
+                "val_fraction": frac, "folds": Int(1, 1000), "bn_momentum": Opt(frac)}, extra=True)
 
 
 _CIFAR_AUG = dict(crop_pad=4, flip=True)
