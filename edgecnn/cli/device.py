@@ -6,7 +6,7 @@ import json
 import click
 
 from edgecnn.cli.group import cli
-from edgecnn.cli.options import classify_runtime, runtime_help
+from edgecnn.cli.options import classify_runtime, labels_option, preprocess_option, runtime_help
 
 
 @cli.command("classify")
@@ -16,6 +16,8 @@ from edgecnn.cli.options import classify_runtime, runtime_help
               help="Artifact file name in the export folder (default: the one its manifest recommends for this board, "
                    "or for host on a PC; else the int8 TFLite).")
 @click.option("--manifest", default=None, type=click.Path(), help="manifest.json, when it is not beside the model.")
+@labels_option("from the manifest, else the model file's own metadata")
+@preprocess_option("from the manifest, else the model file's own metadata")
 @click.option("--runtime", "backend", default="auto", show_default=True, callback=classify_runtime,
               help=f"{runtime_help(('tflite', 'onnx'), auto=True)}.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
@@ -38,9 +40,12 @@ from edgecnn.cli.options import classify_runtime, runtime_help
               help="Refuse an artifact that did not pass verification or whose model was never trained (default: "
                    "a one-line warning).")
 def classify_command(target, images, no_xnnpack, reference_kernels, **options):
-    """Classify image files (or the --camera stream) with an export folder or a .tflite beside its manifest.
+    """Classify image files (or the --camera stream) with an export folder, or a .tflite/.onnx file.
 
-    Prints the top-k labels and a rolling FPS. Needs only the light install (no TensorFlow).
+    A file beside its manifest is used as verified; a lone file that carries metadata (TFLite
+    Metadata, ONNX metadata_props) gives its own labels and preprocessing; a file without either
+    needs --labels and --preprocess. Prints the top-k labels and a rolling FPS. Needs only the
+    light install (no TensorFlow).
     """
     from edgecnn.device.classify import ClassifyOptions, classify
 

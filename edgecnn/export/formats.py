@@ -15,6 +15,12 @@ which files an export holds.
 "exact": the same function as Keras (max |p - p_keras| <= 1e-4); "accuracy": top-1 at most
 ``max_drop`` points below Keras (edgecnn.export.verify). Order matters: the int8 ONNX of the
 ``from_tflite`` route converts the int8 TFLite written before it.
+
+Every graph here takes the camera input (``export.fold``: pixels / 255, the run's normalization
+folded into the model), and the int8 TFLite a uint8 image (its scale 1/255 and zero point 0
+checked: the camera's bytes are its input), unless ``int8_io`` asks for int8 in and out. Every
+file then gets its metadata (``export.metadata``: TFLite Metadata, ONNX metadata_props) before
+its manifest entry is made, so that the entry's sha256 covers the final file.
 """
 from __future__ import annotations
 
@@ -30,21 +36,25 @@ from edgecnn.export.options import Skipped  # noqa: F401  (raised by the writers
 
 @dataclasses.dataclass
 class Job:
-    """What the writers share: the graphs, calibration images and the folder being staged."""
+    """What the writers share: the graphs, calibration images and the folder being staged.
+    Every graph and the calibration images are in the artifacts' input space (``spec``, the
+    camera input); the run's own model, the verification reference, is not here."""
 
     options: object           # ExportOptions
     name: str
-    model: object             # the Keras model (float; the reference)
+    model: object             # the float Keras model taking the camera input
     deploy_model: object      # after the exact PReLU rewrite (or the QAT model), for int8
     qat_model: Optional[object]
     calibration: np.ndarray
     val: Optional[tuple]
     test: tuple
-    spec: object
+    spec: object              # what every artifact takes (PreprocessSpec)
     trained: bool
     stage: Path
     echo: Callable[[str], None]
     output_kind: str = "probabilities"
+    labels: tuple = ()
+    about: dict = dataclasses.field(default_factory=dict)  # description, version, author, license
 
     def graph(self, src) -> str:
         if self.qat_model is not None and src is self.qat_model:
@@ -69,11 +79,17 @@ def _tflite(precision: str):
     def write(job: Job, dst: Path) -> dict:
         from edgecnn.export.tflite import export_tflite
 
+        from edgecnn.contract.tflite_metadata import model_io
+        from edgecnn.export.fold import check_camera_input
+
         src = job.deploy_model if precision == "int8" else job.model
         info: dict = {}
         cal = job.calibration if precision == "int8" else job.calibration[:2]
-        export_tflite(src, dst, precision, calibration=cal, int8_io=job.options.int8_io and precision == "int8",
-                      info=info)
+        int8_io = job.options.int8_io and precision == "int8"
+        export_tflite(src, dst, precision, calibration=cal, int8_io=int8_io,
+                      uint8_input=precision == "int8" and not int8_io, info=info)
+        if precision == "int8":
+            check_camera_input(model_io(dst.read_bytes(), dst.name)["input"], dst.name)
         info["graph"] = job.graph(src)
         return info
     return write
@@ -130,7 +146,7 @@ def selected(options) -> List[ArtifactFormat]:
 
 
 def write(fmt: ArtifactFormat, job: Job) -> dict:
-    """Write one artifact into the stage and return its manifest entry."""
+    """Write one artifact into the stage, then its metadata, and return its manifest entry."""
     from edgecnn.export.onnx import onnx_opset
     from edgecnn.measure.runtime import load
 
@@ -139,8 +155,36 @@ def write(fmt: ArtifactFormat, job: Job) -> dict:
     if fmt.format == "onnx":
         extra["opset"] = onnx_opset(dst)
         extra["batch"] = "dynamic" if job.options.int8_onnx_route == "ort_qdq" or fmt.precision == "fp32" else 1
+    extra["metadata"] = _metadata(fmt, job, dst)
     r = load(dst)
     entry = dict(contract.artifact_entry(dst, fmt.format, fmt.precision, r.inputs, r.outputs, job.output_kind),
                  **extra)
     job.echo(f"wrote {dst.name} ({dst.stat().st_size / 1024:.1f} KiB)")
     return entry
+
+
+def _metadata(fmt: ArtifactFormat, job: Job, dst: Path) -> dict:
+    """TFLite Metadata or ONNX metadata_props into ``dst``; -> the entry's metadata record."""
+    from edgecnn.export.metadata import ClassifierInfo, write_onnx_metadata, write_tflite_metadata
+
+    info = ClassifierInfo(name=job.name, labels=tuple(job.labels), spec=job.spec, output_kind=job.output_kind,
+                          precision=fmt.precision, **job.about)
+    if fmt.format == "tflite":
+        checks = [np.asarray(job.calibration[i:i + 1], np.float32) for i in range(min(2, len(job.calibration)))]
+        return write_tflite_metadata(dst, info, checks)
+    return write_onnx_metadata(dst, info, _onnx_input(job, dst))
+
+
+def _onnx_input(job: Job, dst: Path) -> dict:
+    """The ONNX file's input tensor, with the quantization an integer input was given (ONNX keeps
+    none on a graph input): that of the int8 TFLite it was converted from."""
+    from edgecnn.measure.runtime import load
+
+    t = load(dst).input.to_dict()
+    if t["dtype"] in ("uint8", "int8"):
+        from edgecnn.contract.tflite_metadata import model_io
+
+        src = job.stage / contract.artifact_name(job.name, "tflite", "int8")
+        q = model_io(src.read_bytes(), src.name)["input"]
+        t.update(scale=q["scale"], zero_point=q["zero_point"])
+    return t

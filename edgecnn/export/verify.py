@@ -3,8 +3,10 @@
 Each artifact in export/manifest.json is loaded with ``edgecnn.measure.runtime.load`` (LiteRT with
 XNNPACK for .tflite, ONNX Runtime for .onnx) and run on the held-out split: the run's dataset
 test split, or the bundled real CIFAR-10 test images (500) for fresh weights. The Keras model
-runs on the same preprocessed images. Recorded per artifact: top-1, agreement of its top-1 with
-the Keras top-1, and the largest absolute difference of the probabilities.
+runs on the same images, preprocessed as the run's model takes them (the manifest's
+``keras.preprocessing``) where the artifacts take the camera input (the manifest's
+``preprocessing``). Recorded per artifact: top-1, agreement of its top-1 with the Keras top-1,
+and the largest absolute difference of the probabilities.
 
 Rules (``passed``):
 
@@ -119,12 +121,15 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
     for name in m["artifacts"]:
         quant_report_path(export_dir, m, name)  # a mixed artifact's report, its sha256 too
     keras_model = model if model is not None else reference_model(export_dir, m, unsafe=unsafe_load)
-    spec = PreprocessSpec.from_dict(m["preprocessing"])
+    spec = PreprocessSpec.from_dict(m["keras"].get("preprocessing") or m["preprocessing"])
     _check_input(keras_model, spec, export_dir)
     x_u8, y, split = data if data is not None else held_out(m, export_dir)
-    x = preprocess(x_u8, spec)
+    # The artifacts take the manifest's preprocessing (the camera input); the Keras model the
+    # run's own (its normalization was folded into the artifacts: edgecnn.export.fold).
+    x = preprocess(x_u8, PreprocessSpec.from_dict(m["preprocessing"]))
+    x_keras = preprocess(x_u8, spec)
     y = np.asarray(y).astype(np.int64).ravel()
-    ref = np.asarray(keras_model.predict(x, batch_size=128, verbose=0), np.float32)
+    ref = np.asarray(keras_model.predict(x_keras, batch_size=128, verbose=0), np.float32)
     logits = {a["output_kind"] for a in m["artifacts"].values()} == {"logits"}
     if logits:
         ref = softmax(ref)

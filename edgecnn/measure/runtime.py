@@ -350,6 +350,13 @@ class ONNXRunner(Runner):
         self._dynamic_batch = not isinstance(i.shape[0], int)
         shape = tuple(d if isinstance(d, int) else 1 for d in i.shape)
         self.inputs = [TensorInfo(i.name, shape, _ORT_TYPES.get(i.type, "float32"))]
+        if self.inputs[0].dtype in ("uint8", "int8"):
+            # ONNX keeps no quantization on a graph input: edgecnn records it in the metadata.
+            from edgecnn.contract.model_metadata import input_quantization
+
+            q = input_quantization(dict(self._sess.get_modelmeta().custom_metadata_map), str(path))
+            if q is not None:
+                self.inputs[0].scale, self.inputs[0].zero_point = q["scale"], q["zero_point"]
         oshape = tuple(d if isinstance(d, int) else 1 for d in o.shape)
         self.outputs = [TensorInfo(o.name, oshape, _ORT_TYPES.get(o.type, "float32"))]
         self._feed = None

@@ -38,6 +38,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from edgecnn.errors import DataError, InvalidConfigError, ModelFileError, RunError
+from edgecnn.data.labels import read_labels_file
 from edgecnn.train.options import ImportOptions
 
 KERAS_PREFIX = "keras:"
@@ -46,7 +47,6 @@ KERAS_PREFIX = "keras:"
 _PASS_THROUGH = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "Dropout", "Identity",
                  "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "ActivityRegularization")
 _PROB_TOL = 1e-3  # rows of "probabilities" must sum to 1 within this on every test image
-MAX_LABELS_FILE = 4 << 20
 
 
 def _refuse(what: str, reason: str):
@@ -170,25 +170,6 @@ def _keras_application(spec: str, input_size, num_classes: int, where: str):
 def _rescales_inside(model) -> bool:
     """Whether the model's first layers rescale raw pixels (Rescaling / Normalization layers)."""
     return any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers[:4])
-
-
-def read_labels_file(path) -> list:
-    """One label per line (blank lines at the end ignored); a regular file of bounded size."""
-    from edgecnn.data.limits import read_bytes
-
-    raw = read_bytes(Path(path), "labels file", MAX_LABELS_FILE)
-    try:
-        lines = raw.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: the labels file is not UTF-8 text.") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    labels = [s.strip() for s in lines]
-    if any(not s for s in labels):
-        raise DataError(f"{path}: line {labels.index('') + 1} of the labels file is empty; one label per line.")
-    if len(set(labels)) != len(labels):
-        raise DataError(f"{path}: the labels file names a class twice.")
-    return labels
 
 
 # ---------------------------------------------------------------------------- the stage
