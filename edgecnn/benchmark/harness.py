@@ -85,7 +85,8 @@ def measure(job: dict) -> dict:
         runner = load(job["path"], backend=job["runtime"], threads=job["threads"])
         init_ms = (time.perf_counter_ns() - t0) / 1e6
         runner.resize(job["batch"])
-        batches, inputs = input_batches(runner, job.get("spec"), raw, job["batch"], job.get("seed", 0))
+        batches, inputs = input_batches(runner, job.get("spec"), raw, job["batch"], job.get("seed", 0),
+                                        source=job.get("spec_source"))
         runner.set_input(batches[0])
         t0 = time.perf_counter_ns()
         runner.invoke()
@@ -142,6 +143,15 @@ def measure_in_subprocess(job: dict, timeout: float = 900) -> dict:
 
 
 WORKER_MARK = "EDGECNN_BENCH_RESULT "
+
+
+def unspecified_inputs(targets: Sequence[Target], o: BenchmarkOptions) -> List[str]:
+    """One note per file fed real images without knowing its preprocessing (no manifest, no
+    metadata, no ``--preprocess``): it is timed on the CIFAR-10 default for its input shape."""
+    if o.random_inputs or o.preprocess:
+        return []
+    return [f"{t.name}: no manifest and no metadata say what it takes: fed the CIFAR-10 preprocessing for its "
+            f"input shape; give --preprocess SPEC (or --random-inputs)" for t in targets if t.spec is None]
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -214,6 +224,7 @@ def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
         threads = [plan.threads or 1]
     targets = resolve_targets(paths, want_keras="keras" in runtimes)
     combos, notes = plan_combinations(targets, runtimes, threads)
+    notes += unspecified_inputs(targets, o)
     say = progress or (lambda s: None)
     for n in notes:
         say(n)
@@ -224,8 +235,8 @@ def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
         head = f"[{i}/{len(combos)}] {t.name} | {c.runtime} | {c.threads} thread{'s' * (c.threads != 1)} | batch {o.batch}"
         say(head + " ...")
         job = {"path": str(t.path), "runtime": c.runtime, "threads": c.threads, "batch": o.batch,
-               "warmup": o.warmup, "runs": o.runs, "seconds": o.seconds, "spec": t.spec,
-               "random_inputs": o.random_inputs, "cpus": plan.cpus}
+               "warmup": o.warmup, "runs": o.runs, "seconds": o.seconds, "spec": t.spec or o.preprocess,
+               "spec_source": t.spec_source, "random_inputs": o.random_inputs, "cpus": plan.cpus}
         m = measure(job) if o.in_process else measure_in_subprocess(job)
         if str(t.path) not in sha:
             sha[str(t.path)] = sha256_file(t.path)

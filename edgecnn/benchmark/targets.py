@@ -30,6 +30,17 @@ class Target:
     def name(self) -> str:
         return self.path.name
 
+    _description: object = dataclasses.field(default=None, repr=False)
+
+    @property
+    def description(self):
+        """What a lone .tflite/.onnx says about itself (``contract.model_metadata``), or None."""
+        if self._description is None and self.manifest is None and self.format in ("tflite", "onnx"):
+            from edgecnn.contract.model_metadata import describe
+
+            self._description = describe(self.path) or False
+        return self._description or None
+
     @property
     def manifest_path(self) -> Optional[Path]:
         """The manifest.json that describes this artifact (beside it), or None."""
@@ -41,10 +52,27 @@ class Target:
 
     @property
     def spec(self) -> Optional[dict]:
-        for src in (self.manifest, self.run_json):
+        """The preprocessing this file takes: a Keras model the run's own, an artifact the
+        manifest's (the camera input), a lone file its metadata's."""
+        return self._spec()[0]
+
+    @property
+    def spec_source(self) -> Optional[str]:
+        return self._spec()[1]
+
+    def _spec(self):
+        if self.format == "keras":
+            for src, what in (((self.manifest or {}).get("keras"), "manifest (keras)"), (self.run_json, "run.json")):
+                if src and src.get("preprocessing"):
+                    return src["preprocessing"], what
+            return None, None
+        for src, what in ((self.manifest, "manifest"), (self.run_json, "run.json")):
             if src and src.get("preprocessing"):
-                return src["preprocessing"]
-        return None
+                return src["preprocessing"], what
+        d = self.description
+        if d is not None and d.preprocessing is not None:
+            return d.preprocessing, f"file's {d.source}"
+        return None, None
 
     @property
     def precision(self) -> Optional[str]:

@@ -88,17 +88,26 @@ def bundle_android_command(run, app, artifact, images):
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per artifact (with every op in order).")
 def inspect_command(artifacts, as_json):
-    """Where the bytes of a .tflite file go, and the ops it runs.
+    """Where the bytes of a .tflite file go, the ops it runs, and what a .tflite or .onnx says about itself.
 
-    For each ARTIFACT: constant tensors by type, quantization scales and zero points (a vector
-    shared by several tensors counted once), named metadata, and the rest (graph, names,
-    padding), each with its share of the file; then the op counts. Needs no TensorFlow.
+    For each .tflite: constant tensors by type, quantization scales and zero points (a vector
+    shared by several tensors counted once), named metadata, associated files, and the rest
+    (graph, names, padding), each with its share of the file; then the op counts. For each file:
+    its metadata (TFLite Metadata, ONNX metadata_props) as a device reads it: labels,
+    preprocessing, output kind. Needs no TensorFlow.
     """
     from edgecnn.errors import ModelFileError
-    from edgecnn.measure.anatomy import format_breakdown, tflite_breakdown
+    from edgecnn.measure.anatomy import describe_file, format_breakdown, format_description, tflite_breakdown
+    from edgecnn.measure.runtime import model_format
 
     for path in artifacts:
-        if not path.endswith(".tflite"):
-            raise ModelFileError(f"edgecnn inspect reads .tflite files; got '{path}'")
-        b = tflite_breakdown(path)
-        click.echo(json.dumps(b) if as_json else format_breakdown(b))
+        fmt = model_format(path) if path.endswith((".tflite", ".onnx")) else None
+        if fmt not in ("tflite", "onnx"):
+            raise ModelFileError(f"edgecnn inspect reads .tflite and .onnx files; got '{path}'")
+        info = describe_file(path)
+        if fmt == "tflite":
+            b = dict(tflite_breakdown(path), self_description=info["self_description"])
+            click.echo(json.dumps(b) if as_json else format_breakdown(b) + "\n" + format_description(info))
+        else:
+            click.echo(json.dumps(info) if as_json else
+                       f"{info['file']}: {info['bytes']:,} bytes, ONNX\n" + format_description(info))

@@ -261,7 +261,7 @@ def describe_onnx(data: bytes, where: str = "model") -> Optional[ModelDescriptio
                              f"refused.")
     quant = input_quantization(props, where)
     return ModelDescription("onnx", "ONNX metadata_props", labels, spec, kind, props.get("edgecnn.name", ""),
-                            top["doc_string"], str(top["model_version"] or ""), props.get("edgecnn.author", ""),
+                            top["doc_string"], props.get("edgecnn.version") or str(top["model_version"] or ""), props.get("edgecnn.author", ""),
                             props.get("edgecnn.license", ""), None,
                             {"Rgb8": "RGB", "Gray8": "GRAYSCALE"}.get(props.get("Image.BitmapPixelFormat", "")),
                             quant, "; ".join(note))

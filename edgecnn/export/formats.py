@@ -31,6 +31,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from edgecnn import contract
+from edgecnn.errors import ExportError
 from edgecnn.export.options import Skipped  # noqa: F401  (raised by the writers, caught by export_model)
 
 
@@ -111,11 +112,18 @@ def _onnx_fp32(job: Job, dst: Path) -> dict:
 
 
 def _onnx_int8(job: Job, dst: Path) -> dict:
-    from edgecnn.export.onnx import export_onnx, onnx_from_tflite, quantize_onnx
+    from edgecnn.export.onnx import camera_input, export_onnx, onnx_from_tflite, quantize_onnx
 
     if job.options.int8_onnx_route == "from_tflite":
-        onnx_from_tflite(job.stage / contract.artifact_name(job.name, "tflite", "int8"), dst)
-        return {"graph": job.graph(job.deploy_model), "int8_route": "from_tflite"}
+        from edgecnn.contract.tflite_metadata import model_io
+
+        src = job.stage / contract.artifact_name(job.name, "tflite", "int8")
+        onnx_from_tflite(src, dst)
+        q = model_io(src.read_bytes(), src.name)["input"]
+        extra = {"graph": job.graph(job.deploy_model), "int8_route": "from_tflite"}
+        if q["dtype"] in ("uint8", "int8"):  # the TFLite's integer input, with its quantization
+            extra["input_quantization"] = {"scale": q["scale"], "zero_point": q["zero_point"]}
+        return extra
     # ORT quantizes a float graph: after QAT, the float model before it (post-training
     # quantization; the QAT ranges go into the int8 TFLite only).
     src = job.deploy_model if job.qat_model is None else job.model
@@ -124,6 +132,11 @@ def _onnx_int8(job: Job, dst: Path) -> dict:
     quantize_onnx(tmp_fp32, dst, job.calibration)
     tmp_fp32.unlink()
     extra = {"graph": job.graph(src), "int8_route": "ort_qdq (QDQ, per-channel int8 weights, uint8 activations)"}
+    quant = camera_input(dst)
+    if quant is not None:
+        extra["input_quantization"] = quant
+    else:
+        extra["camera_input"] = "float input kept: the quantized input is not uint8 with scale 1/255, zero point 0"
     if job.qat_model is not None:
         extra["qat"] = "not applied: ONNX Runtime post-training quantization of the float model"
     return extra
@@ -155,7 +168,7 @@ def write(fmt: ArtifactFormat, job: Job) -> dict:
     if fmt.format == "onnx":
         extra["opset"] = onnx_opset(dst)
         extra["batch"] = "dynamic" if job.options.int8_onnx_route == "ort_qdq" or fmt.precision == "fp32" else 1
-    extra["metadata"] = _metadata(fmt, job, dst)
+    extra["metadata"] = _metadata(fmt, job, dst, extra.get("input_quantization"))
     r = load(dst)
     entry = dict(contract.artifact_entry(dst, fmt.format, fmt.precision, r.inputs, r.outputs, job.output_kind),
                  **extra)
@@ -163,7 +176,7 @@ def write(fmt: ArtifactFormat, job: Job) -> dict:
     return entry
 
 
-def _metadata(fmt: ArtifactFormat, job: Job, dst: Path) -> dict:
+def _metadata(fmt: ArtifactFormat, job: Job, dst: Path, quantization: Optional[dict]) -> dict:
     """TFLite Metadata or ONNX metadata_props into ``dst``; -> the entry's metadata record."""
     from edgecnn.export.metadata import ClassifierInfo, write_onnx_metadata, write_tflite_metadata
 
@@ -172,19 +185,11 @@ def _metadata(fmt: ArtifactFormat, job: Job, dst: Path) -> dict:
     if fmt.format == "tflite":
         checks = [np.asarray(job.calibration[i:i + 1], np.float32) for i in range(min(2, len(job.calibration)))]
         return write_tflite_metadata(dst, info, checks)
-    return write_onnx_metadata(dst, info, _onnx_input(job, dst))
-
-
-def _onnx_input(job: Job, dst: Path) -> dict:
-    """The ONNX file's input tensor, with the quantization an integer input was given (ONNX keeps
-    none on a graph input): that of the int8 TFLite it was converted from."""
     from edgecnn.measure.runtime import load
 
-    t = load(dst).input.to_dict()
-    if t["dtype"] in ("uint8", "int8"):
-        from edgecnn.contract.tflite_metadata import model_io
-
-        src = job.stage / contract.artifact_name(job.name, "tflite", "int8")
-        q = model_io(src.read_bytes(), src.name)["input"]
-        t.update(scale=q["scale"], zero_point=q["zero_point"])
-    return t
+    tensor = load(dst).input.to_dict()
+    if tensor["dtype"] in ("uint8", "int8"):  # ONNX keeps no quantization on a graph input
+        if quantization is None:
+            raise ExportError(f"{dst.name}: an integer input whose quantization is not known.")
+        tensor.update(quantization)
+    return write_onnx_metadata(dst, info, tensor)

@@ -22,7 +22,7 @@ inside the file and refuse or mis-run a file without it; ONNX Runtime exposes an
   compressed entries; the same inputs give the same bytes).
 * .onnx: ``edgecnn.labels`` (a JSON list), ``edgecnn.preprocessing`` (the spec as JSON),
   ``edgecnn.output_kind``, for an integer input ``edgecnn.input_quantization`` (ONNX keeps no
-  quantization on a graph input), ``edgecnn.name``/``author``/``license``/``metadata_version``,
+  quantization on a graph input), ``edgecnn.name``/``version``/``author``/``license``/``metadata_version``,
   ONNX's image keys ``Image.BitmapPixelFormat`` (Rgb8 / Gray8), ``Image.ColorSpaceGamma`` (SRGB)
   and ``Image.NominalPixelRange`` (Normalized_0_1 for pixels / 255), the input's type denotation
   IMAGE, and ``doc_string`` / ``model_version``.
@@ -261,7 +261,8 @@ def onnx_props(info: ClassifierInfo, input_tensor: dict) -> Dict[str, str]:
     spec = info.spec
     props = {mm.ONNX_LABELS: json.dumps(list(info.labels)), mm.ONNX_PREPROCESSING: json.dumps(spec.to_dict()),
              mm.ONNX_OUTPUT_KIND: info.output_kind, mm.ONNX_VERSION_KEY: str(mm.METADATA_VERSION),
-             "edgecnn.name": info.name, "edgecnn.author": info.author, "edgecnn.license": info.license,
+             "edgecnn.name": info.name, "edgecnn.version": info.version, "edgecnn.author": info.author,
+             "edgecnn.license": info.license,
              "Image.BitmapPixelFormat": "Rgb8" if spec.channels == 3 else "Gray8", "Image.ColorSpaceGamma": "SRGB"}
     if input_tensor["dtype"] in ("uint8", "int8"):
         props[mm.ONNX_INPUT_QUANTIZATION] = json.dumps({"scale": float(input_tensor["scale"]),

@@ -12,7 +12,8 @@ Sections of the file (each stored vector counted once, however many tables point
 * quantization scales (float32) and zero points (int64, one per channel for per-channel
   tensors; ``edgecnn export`` stores each distinct zero-point vector once, see
   ``edgecnn/export/compact.py``, and ``zero_point_vectors`` shows it: stored vs referenced);
-* metadata: the named metadata buffers (``min_runtime_version``, ``CONVERSION_METADATA``, ...);
+* metadata: the named metadata buffers (``min_runtime_version``, ``CONVERSION_METADATA``,
+  ``TFLITE_METADATA``, ...), and the associated files (labels) archived after the flatbuffer;
 * other: the graph itself (operators, tensor tables, names, signatures) and alignment padding.
 """
 from __future__ import annotations
@@ -159,8 +160,11 @@ def _breakdown(fb, path: Path, data: bytes) -> dict:
             seen_buffers.add(m.Buffer())
             metadata[name] = metadata.get(name, 0) + buffer_bytes(m.Buffer())
 
+    from edgecnn.contract.tflite_metadata import flatbuffer_size
+
     total = len(data)
-    counted = sum(constants.values()) + scale_bytes + zero_bytes + sum(metadata.values())
+    archive = total - flatbuffer_size(data)
+    counted = sum(constants.values()) + scale_bytes + zero_bytes + sum(metadata.values()) + archive
     largest.sort(key=lambda r: -r["bytes"])
     return {
         "file": path.name, "bytes": total, "schema_version": int(model.Version()),
@@ -171,6 +175,7 @@ def _breakdown(fb, path: Path, data: bytes) -> dict:
                          "zero_point_vectors": {"stored": sum(1 for k, _ in seen_vectors if k == "zero"),
                                                 "referenced": zero_refs}},
         "metadata": metadata,
+        "associated_files_bytes": archive,
         "other_bytes": total - counted,
         "op_counts": dict(Counter(op["op"] for op in ops).most_common()),
         "ops": ops,
@@ -197,9 +202,42 @@ def format_breakdown(b: dict) -> str:
                      f"  ({zv['stored']} vectors stored for {zv['referenced']} tensors)"))
     for name, n in b["metadata"].items():
         lines.append(row(f"metadata {name}", n))
+    if b.get("associated_files_bytes"):
+        lines.append(row("associated files (appended ZIP)", b["associated_files_bytes"]))
     lines.append(row("graph, names, padding", b["other_bytes"]))
     if b["largest_constants"]:
         lines.append("  largest constants: " + ", ".join(
             f"{r['tensor']} {r['dtype']}{r['shape']} {r['bytes']:,} B" for r in b["largest_constants"][:3]))
     lines.append("  ops: " + ", ".join(f"{op} {n}" for op, n in b["op_counts"].items()))
     return "\n".join(lines)
+
+
+def describe_file(path) -> dict:
+    """What ``edgecnn inspect`` says about a model file's own description: its TFLite Metadata or
+    ONNX metadata_props as a device reads them (``contract.model_metadata``), None when it has none."""
+    from edgecnn.contract.model_metadata import describe
+
+    d = describe(path)
+    return {"file": Path(path).name, "bytes": Path(path).stat().st_size, "self_description": d.to_dict() if d else None}
+
+
+def format_description(info: dict) -> str:
+    """The description as lines: where it comes from, names, labels, preprocessing, output."""
+    d = info["self_description"]
+    if d is None:
+        return (f"  metadata: none. Without a manifest beside it, edgecnn classify needs --labels FILE and "
+                f"--preprocess SPEC for {info['file']}.")
+    labels = d["labels"]
+    pp = d["preprocessing"]
+    lines = [f"  metadata ({d['source']}): {d['name'] or '-'} {d['version'] or ''}".rstrip(),
+             f"    {d['description']}" if d["description"] else None,
+             f"    author: {d['author'] or '-'}; license: {d['license'] or '-'}",
+             (f"    labels: {len(labels)} ({', '.join(labels[:5])}{', ...' if len(labels) > 5 else ''})" if labels
+              else "    labels: none"),
+             (f"    input: {pp['input_size'][0]}x{pp['input_size'][1]}x{pp['channels']} "
+              f"{d['color_space'] or ''}, (pixel * {pp['scale']:.6g} - {pp['mean']}) / {pp['std']}, "
+              f"crop {pp['crop_fraction']:g}" if pp else "    input: preprocessing not given"),
+             f"    normalization (mean/std in pixels): {d['normalization']}" if d["normalization"] else None,
+             f"    output: {d['output_kind']}",
+             f"    not usable alone: {d['note']}" if d["note"] else None]
+    return "\n".join(line for line in lines if line)
