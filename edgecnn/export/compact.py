@@ -53,10 +53,19 @@ def sharing_builder(initial: int):
     return SharingBuilder(initial)
 
 
+def schema():
+    """The TFLite schema's generated Python object API: LiteRT's copy (the light install has it),
+    else TensorFlow's."""
+    try:
+        from ai_edge_litert import schema_py_generated as fb
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as fb
+    return fb
+
+
 def repack(data: bytes) -> Tuple[bytes, int]:
     """The model re-serialized with shared zero-point vectors; and the bytes saved by sharing."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
+    fb = schema()
     model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
     b = sharing_builder(len(data))
     b.Finish(model.Pack(b), file_identifier=_FILE_ID)
@@ -65,9 +74,7 @@ def repack(data: bytes) -> Tuple[bytes, int]:
 
 def buffers_aligned(data: bytes, align: int = _BUFFER_ALIGN) -> bool:
     """True when every non-empty constant buffer's data starts on an ``align``-byte boundary."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
-    m = fb.Model.GetRootAs(bytearray(data), 0)
+    m = schema().Model.GetRootAs(bytearray(data), 0)
     for i in range(m.BuffersLength()):
         buf = m.Buffers(i)
         if buf.DataLength():

@@ -177,9 +177,9 @@ def with_tflite_metadata(data: bytes, info: ClassifierInfo, where: str = "model"
     """``data`` (a .tflite's bytes) with ``info`` as its TFLITE_METADATA and its labels and
     ``edgecnn.json`` appended. Metadata already there is replaced; the converter's own entries
     (``min_runtime_version``, ``CONVERSION_METADATA``) and every weight byte are kept."""
-    from tensorflow.lite.python import schema_py_generated as fb
+    from edgecnn.export.compact import schema, sharing_builder
 
-    from edgecnn.export.compact import sharing_builder
+    fb = schema()
 
     io_ = tm.model_io(data, where)
     _check_classifier(io_, info, where)
