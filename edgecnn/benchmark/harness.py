@@ -106,6 +106,7 @@ def measure(job: dict) -> dict:
         "runtime_version": version,
         "inputs": inputs,
         "input": runner.input.to_dict(),
+        "detail": runner.details(),
         "timing": {"init_ms": init_ms, "first_inference_ms": first_ms,
                    "warmup": {"count": len(warm), "mean_ms": float(np.mean(warm)) if warm else None},
                    "latency": stats, "fps": fps(stats["mean_ms"], job["batch"])},
@@ -184,12 +185,12 @@ def plan_combinations(targets: Sequence[Target], runtimes: Sequence[str], thread
     how to install it; only when nothing is left to measure is that an error."""
     combos, notes, missing = [], [], {}
     for t in targets:
-        fitting = [r for r in runtimes if BACKENDS[r].format == t.format] if runtimes else [DEFAULT_BACKEND[t.format]]
+        fitting = [r for r in runtimes if BACKENDS[r].runs(t.format)] if runtimes else [DEFAULT_BACKEND[t.format]]
         if not fitting:
             if t.explicit:
                 raise RuntimeNotAvailableError(
                     f"{t.path} is {t.format}: runtime(s) {', '.join(runtimes)} do not run {t.format} files "
-                    f"(for {t.format}: {', '.join(r for r in BACKENDS if BACKENDS[r].format == t.format)}).")
+                    f"(for {t.format}: {', '.join(r for r in BACKENDS if BACKENDS[r].runs(t.format))}).")
             notes.append(f"skipped {t.name}: no asked-for runtime runs {t.format}")
             continue
         for r in fitting:
@@ -247,12 +248,13 @@ def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
             "artifact": t.name, "path": str(t.path), "sha256": sha[str(t.path)], "format": t.format,
             "precision": t.precision, "model": t.model, "run": t.run, "size_bytes": t.path.stat().st_size,
             "runtime": c.runtime, "runtime_title": BACKENDS[c.runtime].title,
-            "runtime_version": m["runtime_version"], "xnnpack": BACKENDS[c.runtime].xnnpack,
+            "runtime_version": m["runtime_version"], "runtime_detail": m.get("detail") or {},
+            "xnnpack": BACKENDS[c.runtime].xnnpack,
             "threads": c.threads, "batch": o.batch, "warmup_runs": o.warmup,
             "device": dict(plan.to_dict(), threads=c.threads, pinned_cpus=m["pinned_cpus"]),
             "platform": info, "inputs": m["inputs"], "input": m["input"],
             "timing": m["timing"], "latencies_ms": m["latencies_ms"], "memory": m["memory"],
-            "accuracy": t.accuracy(), "isolation": "in-process" if o.in_process else "subprocess",
+            "accuracy": t.accuracy(c.runtime), "isolation": "in-process" if o.in_process else "subprocess",
         })
     import edgecnn
     return {"schema": SCHEMA, "tool": f"edgecnn {edgecnn.__version__}",

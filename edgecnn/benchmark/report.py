@@ -18,7 +18,7 @@ from edgecnn.core.files import atomic_write_json, atomic_write_text
 from edgecnn.core.plots import pyplot, save_figure
 
 CSV_COLUMNS = (
-    "artifact", "precision", "format", "runtime", "runtime_version", "threads", "batch",
+    "artifact", "precision", "format", "runtime", "runtime_version", "precision_hint", "threads", "batch",
     "device_label", "device_kind", "device_profile", "size_bytes",
     "init_ms", "first_inference_ms", "warmup_count", "warmup_mean_ms",
     "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps",
@@ -37,6 +37,7 @@ def flat_row(row: dict) -> dict:
     out = {
         "artifact": row["artifact"], "precision": row.get("precision"), "format": row.get("format"),
         "runtime": row["runtime"], "runtime_version": row.get("runtime_version"),
+        "precision_hint": (row.get("runtime_detail") or {}).get("precision_hint"),
         "threads": row["threads"], "batch": row["batch"],
         "device_label": dev.get("label"), "device_kind": dev.get("kind"), "device_profile": dev.get("profile"),
         "size_bytes": row.get("size_bytes"),
@@ -85,7 +86,7 @@ HEAD = ("artifact", "runtime", "thr", "batch", "size KiB", "init ms", "first ms"
 
 def _cells(row, with_device: bool, with_board: bool = False) -> List[str]:
     t, lat, mem = row["timing"], row["timing"]["latency"], row["memory"]
-    cells = [row["artifact"], row["runtime"], str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
+    cells = [row["artifact"], runtime_cell(row), str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
              f"{t['init_ms']:.1f}", f"{t['first_inference_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['std_ms']:.3f}",
              f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['p99_ms']:.3f}", f"{t['fps']:.1f}",
              str(lat["count"]), f"{mem['peak_rss_mb']:.1f} (+{mem['peak_increase_mb']:.1f})", _acc(row)]
@@ -94,6 +95,12 @@ def _cells(row, with_device: bool, with_board: bool = False) -> List[str]:
     if with_board:
         cells.append(_board(row) or "this host")
     return cells
+
+
+def runtime_cell(row) -> str:
+    """The runtime's name, with the precision hint it ran under where it reports one (OpenVINO)."""
+    hint = (row.get("runtime_detail") or {}).get("precision_hint")
+    return f"{row['runtime']} ({hint})" if hint else row["runtime"]
 
 
 def _several_boards(rows) -> bool:

@@ -94,8 +94,9 @@ class Target:
     def run(self) -> Optional[str]:
         return self.run_dir.name if self.run_dir else None  # the manifest stores it relative ('..')
 
-    def accuracy(self) -> Optional[dict]:
-        """The verified accuracy beside the speed: the manifest's verification of this artifact."""
+    def accuracy(self, runtime: Optional[str] = None) -> Optional[dict]:
+        """The verified accuracy beside the speed: the manifest's verification of this artifact
+        (on ``runtime``'s package when it was verified there too: ``edgecnn verify --runtime``)."""
         if self.format == "keras":
             k = (self.manifest or {}).get("keras") or ((self.run_json or {}).get("metrics") or {})
             if k.get("top1") is None:
@@ -105,9 +106,19 @@ class Target:
         if not self.entry or not self.entry.get("verification"):
             return None
         v = self.entry["verification"]
+        if runtime is not None:
+            from edgecnn.measure.backends import BACKENDS
+
+            package = BACKENDS[runtime].package
+            other = (self.entry.get("verified_on") or {}).get(package)
+            if isinstance(other, dict):
+                v = dict(other)
+            elif package == "openvino":
+                return None  # verified on LiteRT / ONNX Runtime, not on the runtime timed
         return {"top1": v.get("top1"), "agreement_with_keras": v.get("agreement_with_keras"),
                 "max_abs_diff_vs_keras": v.get("max_abs_diff_vs_keras"),
-                "verified": bool(self.entry.get("verified", v.get("passed"))),
+                "verified": bool(v.get("passed")) if v is not self.entry["verification"] else
+                bool(self.entry.get("verified", v.get("passed"))),
                 "runtime": v.get("runtime"), "split": v.get("split"), "n": v.get("n"),
                 "reason": v.get("reason"), "source": "manifest verification"}
 

@@ -97,8 +97,11 @@ def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, 
               help="Fail when a quantized top-1 is, beyond its 95% interval, more than this many points below "
                    "Keras. Default: the tolerance the export recorded (else 1.0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the updated manifest as JSON.")
+@click.option("--runtime", default=None,
+              help="Verify on this runtime instead of each file's own (openvino: every .onnx and .tflite on "
+                   "OpenVINO's CPU plugin, f32 precision hint); recorded per artifact under verified_on.")
 @unsafe_load_option
-def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
+def verify_command(run_or_export_dir, max_drop, as_json, runtime, unsafe_load):
     """Re-run every artifact of an export (or a run's export/) on its real runtime and update
     manifest.json; exit code 10 when one fails."""
     from edgecnn.contract import refuse_artifact, resolve
@@ -110,7 +113,7 @@ def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
     target = resolve(run_or_export_dir)
     target.require_manifest()
     m = verify_export(target.export_dir, max_drop=max_drop, echo=lambda s: click.echo(s, err=True),
-                      raise_on_failure=False, unsafe_load=unsafe_load)
+                      raise_on_failure=runtime is not None, unsafe_load=unsafe_load, runtime=runtime)
     if as_json:
         click.echo(json.dumps(m, indent=2))
     raise_if_unverified(m)

@@ -244,6 +244,10 @@ def validate(m, where: str = "manifest") -> None:
             bad(f"artifact {name}: output_kind {a['output_kind']!r} must be one of {', '.join(OUTPUT_KINDS)}")
         if not isinstance(a["verified"], bool):
             bad(f"artifact {name}: 'verified' must be true or false")
+        on = a.get("verified_on")
+        if on is not None and not (isinstance(on, dict) and len(on) <= 16 and all(
+                isinstance(v, dict) and isinstance(v.get("passed"), bool) for v in on.values())):
+            bad(f"artifact {name}: 'verified_on' must be an object of verifications with 'passed'")
         md = a.get("metadata")
         if md is not None and not (isinstance(md, dict) and isinstance(md.get("written"), bool)):
             bad(f"artifact {name}: 'metadata' must be null or an object with 'written' (true or false)")

@@ -85,7 +85,7 @@ def fold_normalization(model, spec, check_inputs: Optional[np.ndarray] = None):
 
 def _sole_consumer(model):
     """The one layer that reads the model's input, or None (several, or not a functional model)."""
-    cfg = model.get_config() if getattr(model, "_is_graph_network", False) and len(model.inputs) == 1 else {}
+    cfg = _config(model) if len(model.inputs) == 1 else {}
     if "input_layers" not in cfg:  # not functional (a Sequential's config has no graph)
         return None
     name = cfg["input_layers"][0][0]
@@ -94,6 +94,17 @@ def _sole_consumer(model):
         return None
     layer = model.get_layer(readers[0]["config"]["name"])
     return None if hasattr(layer, "layers") else layer
+
+
+def _config(model) -> dict:
+    """The functional model's config, or {} when it has none Keras can write (a Lambda of a
+    TensorFlow function, a subclassed model)."""
+    if not getattr(model, "_is_graph_network", False):
+        return {}
+    try:
+        return copy.deepcopy(model.get_config())
+    except Exception:  # noqa: BLE001 - TypeError/NotImplementedError from serialization
+        return {}
 
 
 def _config_layers(config: dict) -> list:
@@ -138,7 +149,7 @@ def _rebuild(model, config: dict, weights: dict):
 
 
 def _into_rescaling(model, layer, a, b):
-    cfg = copy.deepcopy(model.get_config())
+    cfg = _config(model)
     entry = next(l for l in cfg["layers"] if l["config"]["name"] == layer.name)
     s = np.broadcast_to(np.asarray(entry["config"]["scale"], np.float64), a.shape)
     o = np.broadcast_to(np.asarray(entry["config"]["offset"], np.float64), a.shape)
@@ -154,7 +165,7 @@ def _into_conv(model, conv, a, b):
     kernel = w[0].astype(np.float64)                       # (kh, kw, cin, cout)
     k_o = np.einsum("hwco,c->o", kernel, b)                 # what the input's offset adds per filter
     kernel = (kernel * a[None, None, :, None]).astype(np.float32)
-    cfg = copy.deepcopy(model.get_config())
+    cfg = _config(model)
     report = {"layer": conv.name, "exact": True}
     if conv.use_bias:
         weights = {conv.name: [kernel, (w[1] + k_o).astype(np.float32)]}
@@ -194,7 +205,7 @@ def _in_front(model, a, b):
 
     scale, offset = [float(v) for v in a], [float(v) for v in b]
     how = "in front: a Rescaling layer (per-channel scale and offset: MUL + ADD on the input image)"
-    cfg = copy.deepcopy(model.get_config()) if getattr(model, "_is_graph_network", False) else {}
+    cfg = _config(model)
     if "input_layers" in cfg and len(cfg["input_layers"]) == 1:
         name = cfg["input_layers"][0][0]
         for l in _config_layers(cfg):
