@@ -19,8 +19,8 @@ Every file is untrusted input: a flatbuffer carries offsets, and a hostile one p
 Nothing here follows an offset without checking it against the buffer, no vector longer than
 its cap is walked, the walk follows the fixed shape of the schema (no recursion driven by the
 file), and the archive must be small, STORED and hold few entries. A malformed file is one
-``ModelFileError`` line. Only the standard library and numpy: no TensorFlow, no flatbuffers
-runtime, no generated code.
+``ModelFileError`` line. Only the standard library: no TensorFlow, no flatbuffers runtime, no
+generated code.
 """
 from __future__ import annotations
 
@@ -258,6 +258,10 @@ def _metadata_buffer(data: bytes) -> Optional[bytes]:
     return bytes(data[start:start + n])
 
 
+# What zipfile raises on a crafted archive besides BadZipFile (encryption and patch flags, sizes).
+_ZIP_ERRORS = (ValueError, OverflowError, EOFError, struct.error, NotImplementedError, RuntimeError, OSError)
+
+
 def associated_files(data: bytes, where: str = "model") -> Dict[str, bytes]:
     """The files of the archive appended to a model (name -> bytes); {} when there is none.
 
@@ -267,7 +271,7 @@ def associated_files(data: bytes, where: str = "model") -> Dict[str, bytes]:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
         return {}
-    except (ValueError, OverflowError, EOFError, struct.error, NotImplementedError) as e:
+    except _ZIP_ERRORS as e:
         raise ModelFileError(f"{where}: unreadable archive of associated files ({e}); refused.") from None
     out: Dict[str, bytes] = {}
     with zf:
@@ -284,7 +288,7 @@ def associated_files(data: bytes, where: str = "model") -> Dict[str, bytes]:
                 raise ModelFileError(f"{where}: associated files over {MAX_ASSOCIATED_BYTES >> 20} MiB; refused.")
             try:
                 out[zi.filename] = zf.read(zi)
-            except (zipfile.BadZipFile, ValueError, OverflowError, EOFError, struct.error) as e:
+            except (zipfile.BadZipFile,) + _ZIP_ERRORS as e:
                 raise ModelFileError(f"{where}: associated file {zi.filename[:80]!r} is unreadable ({e}); "
                                      f"refused.") from None
     return out
@@ -349,7 +353,7 @@ def flatbuffer_size(data: bytes) -> int:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             starts = [zi.header_offset for zi in zf.infolist()[:MAX_ARCHIVE_ENTRIES]]
-    except (zipfile.BadZipFile, ValueError, OverflowError, EOFError, struct.error, NotImplementedError):
+    except (zipfile.BadZipFile,) + _ZIP_ERRORS:
         return len(data)
     start = min(starts) if starts else len(data)
     return start if 8 <= start <= len(data) else len(data)
