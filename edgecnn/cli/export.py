@@ -20,7 +20,9 @@ from edgecnn.cli.options import finite_float, runs_dir_option, target_option, un
               help="Number of training images (never test) to calibrate int8 ranges on.")
 @click.option("--out", "out_dir", default=None,
               help="Output folder (default: the run's export/, or runs/<model>/untrained/export for fresh weights).")
-@click.option("--int8-io", is_flag=True, help="int8 input and output tensors (default: float32 in/out).")
+@click.option("--int8-io", is_flag=True,
+              help="int8 input and output tensors (default: the int8 TFLite takes a camera's uint8 RGB bytes and "
+                   "gives float32 scores).")
 @click.option("--max-drop", type=float, default=1.0, show_default=True, callback=finite_float(0),
               help="Fail verification when a quantized top-1 is more than this many points below Keras on the "
                    "held-out images, beyond its paired 95% interval (a drop the test split cannot resolve passes, "
@@ -47,6 +49,8 @@ from edgecnn.cli.options import finite_float, runs_dir_option, target_option, un
 @click.option("--clean", is_flag=True,
               help="Replace the whole export folder. By default the artifacts of an earlier export that this one does "
                    "not write again are kept, listed in the new manifest and verified again.")
+@click.option("--author", default="", help="Author in every file's metadata (default: edgecnn <version>).")
+@click.option("--license", "license", default="", help="Licence in every file's metadata (default: not specified).")
 @runs_dir_option
 @unsafe_load_option
 def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, cost_table, **options):
