@@ -131,9 +131,12 @@ def camera_input(path, data_ops=("Transpose", "Reshape", "Identity")) -> Optiona
     ops such as tf2onnx's NHWC->NCHW Transpose) by a QuantizeLinear and its DequantizeLinear.
     When that QuantizeLinear is uint8 with scale 1/255 and zero point 0 (the calibration reached
     0 and 1), it maps u = p / 255 back to the pixel p itself: the input becomes uint8, the layout
-    ops move uint8 bytes, and the QuantizeLinear goes. The function is the same on every pixel
-    value. -> ``{"scale", "zero_point"}`` of the new input, or None (left as it was) when the
-    graph has another shape or quantization."""
+    ops move uint8 bytes, and a DequantizeLinear with the same scale and zero point goes before
+    the QuantizeLinear. Q(DQ(p)) is p on every pixel value, so the function is the same; the pair
+    is kept (rather than the QuantizeLinear dropped) because OpenVINO builds its int8 input from
+    it: without it the first convolution ran in float there (measured, docs/metadata.md).
+    -> ``{"scale", "zero_point"}`` of the new input, or None (left as it was) when the graph has
+    another shape or quantization."""
     import onnx
     from onnx import TensorProto, numpy_helper
 
@@ -161,9 +164,10 @@ def camera_input(path, data_ops=("Transpose", "Reshape", "Identity")) -> Optiona
     if scale.size != 1 or zp.size != 1 or zp.dtype != np.uint8 or int(zp.ravel()[0]) != 0 \
             or abs(float(scale.ravel()[0]) - float(np.float32(1.0 / 255.0))) > 1e-9:
         return None
-    for n in g.node:  # the QuantizeLinear's readers read the (uint8) layout output instead
-        n.input[:] = [t if i == q.output[0] else i for i in n.input]
-    g.node.remove(q)
+    pixels = t + "_pixels"
+    dq = onnx.helper.make_node("DequantizeLinear", [t, q.input[1], q.input[2]], [pixels], name=pixels + "_dequantize")
+    q.input[0] = pixels
+    g.node.insert(list(g.node).index(q), dq)
     g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
     for name in {t} | {n.output[0] for n in chain}:  # stale float shape records of the moved tensors
         for vi in [v for v in g.value_info if v.name == name]:
