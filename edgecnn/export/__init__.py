@@ -363,7 +363,7 @@ def _camera_input(model, qat_model, spec, x_train, n_calibration: int, echo):
     """(the artifacts' spec, calibration images in it, (float graph, QAT graph or None) taking it,
     the fold report): the run's normalization moved into the graph (edgecnn.export.fold)."""
     from edgecnn.data.preprocess import preprocess
-    from edgecnn.export.fold import calibration_reaching_ends, camera_spec, fold_normalization
+    from edgecnn.export.fold import QAT_FOLD_TOL, calibration_reaching_ends, camera_spec, fold_normalization
 
     camera = camera_spec(spec)
     pixels = calibration_pixels(x_train, n_calibration)
@@ -371,8 +371,8 @@ def _camera_input(model, qat_model, spec, x_train, n_calibration: int, echo):
     folded, report = fold_normalization(model, spec, check_inputs=checks)
     qat_folded = None
     if qat_model is not None:
-        qat_folded, qat_report = fold_normalization(qat_model, spec, check_inputs=checks)
-        report = dict(report, qat=qat_report["how"])
+        qat_folded, qat_report = fold_normalization(qat_model, spec, check_inputs=checks, tol=QAT_FOLD_TOL)
+        report = dict(report, qat=qat_report["how"], qat_max_abs_diff=qat_report.get("max_abs_diff"))
     report = dict(report, run_preprocessing=spec.to_dict())
     if folded is not model:
         echo(f"camera input (pixels / 255): normalization {report['how']}")
@@ -439,7 +439,7 @@ def _deploy_model(m: dict, model, qat_model, cal, o: ExportOptions, echo):
     if qat_model is not None:
         # The QAT wrappers fix the int8 graph (PReLU is left float in it and calibrated by the
         # converter); rebuilding it around them would drop the trained ranges.
-        if deploy.prelu_names(qat_model):
+        if deploy.prelu_names(qat_model, nested=True):  # the camera input's wrapper may call it as a layer
             m["deploy_rewrite"] = {"skipped": "quantization-aware model: PReLU kept (int8 PRELU op)"}
             echo("note: PReLU rewrite skipped for the QAT model; its int8 graph keeps PRELU ops")
         return qat_model

@@ -142,6 +142,9 @@ def layers_with_op(model, op_type: str) -> List[str]:
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
+        if hasattr(layer, "layers"):  # a model called as a layer (the camera input's wrapper): look inside
+            found += layers_with_op(layer, op_type)
+            continue
         try:
             spec = tf.nest.map_structure(lambda t: tf.TensorSpec([1] + list(t.shape[1:]), t.dtype), layer.input)
             fn = tf.function(lambda x, layer=layer: layer(x, training=False))
