@@ -64,7 +64,7 @@ def _conv_model(padding="valid", bias=True, bn=False, rescale=None):
     ("valid_bias", "offset into its bias"),
     ("valid_bn", "moving mean of 'first_bn'"),
     ("valid_nobias", "offset as a new bias"),
-    ("same", "in front: a Rescaling layer"),
+    ("same", "in front: a 1x1 depthwise conv"),
     ("rescaling_first", "into the first layer"),
     ("sequential", "the model called as a layer"),
 ])
