@@ -146,6 +146,16 @@ def measure_in_subprocess(job: dict, timeout: float = 900) -> dict:
 WORKER_MARK = "EDGECNN_BENCH_RESULT "
 
 
+def _accuracy(t: Target, runtime: str, m: dict) -> Optional[dict]:
+    """The verified accuracy for a row; verified under another precision hint than the row ran
+    with (OpenVINO verifies with f32, its default may be bf16), it is shown as that, not as this."""
+    acc = t.accuracy(runtime)
+    hint = (m.get("detail") or {}).get("precision_hint")
+    if acc and acc.get("precision_hint") and hint and acc["precision_hint"] != hint:
+        acc = dict(acc, verified=None, verified_hint=acc["precision_hint"])
+    return acc
+
+
 def unspecified_inputs(targets: Sequence[Target], o: BenchmarkOptions) -> List[str]:
     """One note per file fed real images without knowing its preprocessing (no manifest, no
     metadata, no ``--preprocess``): it is timed on the CIFAR-10 default for its input shape."""
@@ -254,7 +264,7 @@ def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
             "device": dict(plan.to_dict(), threads=c.threads, pinned_cpus=m["pinned_cpus"]),
             "platform": info, "inputs": m["inputs"], "input": m["input"],
             "timing": m["timing"], "latencies_ms": m["latencies_ms"], "memory": m["memory"],
-            "accuracy": t.accuracy(c.runtime), "isolation": "in-process" if o.in_process else "subprocess",
+            "accuracy": _accuracy(t, c.runtime, m), "isolation": "in-process" if o.in_process else "subprocess",
         })
     import edgecnn
     return {"schema": SCHEMA, "tool": f"edgecnn {edgecnn.__version__}",

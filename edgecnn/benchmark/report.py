@@ -70,6 +70,8 @@ def _acc(row) -> str:
     a = row.get("accuracy") or {}
     if a.get("top1") is None:
         return "-"
+    if a.get("verified_hint"):  # verified on this runtime under another precision hint
+        return _pct(a["top1"]) + f" ({a['verified_hint']} hint)"
     mark = "" if a.get("verified") is None else (" ok" if a["verified"] else " FAILED")
     return _pct(a["top1"]) + mark
 

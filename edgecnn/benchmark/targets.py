@@ -120,7 +120,8 @@ class Target:
                 "verified": bool(v.get("passed")) if v is not self.entry["verification"] else
                 bool(self.entry.get("verified", v.get("passed"))),
                 "runtime": v.get("runtime"), "split": v.get("split"), "n": v.get("n"),
-                "reason": v.get("reason"), "source": "manifest verification"}
+                "reason": v.get("reason"), "source": "manifest verification",
+                **({"precision_hint": v["precision_hint"]} if v.get("precision_hint") else {})}
 
 
 _PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3, "mixed": 4}
