@@ -91,6 +91,26 @@ def test_each_fold_form_computes_the_run_s_function(kind, expect):
         assert [type(l).__name__ for l in new.layers] == [type(l).__name__ for l in model.layers]  # same ops
 
 
+@pytest.mark.parametrize("padding, expect", [("valid", "moving mean of 'bn'"), ("same", "called as a layer")])
+def test_keras3_models_fold_too(padding, expect):
+    """A user's Keras 3 model is exported as it is: its graph config has another format."""
+    import keras
+
+    from edgecnn.export.fold import camera_spec, fold_normalization
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    norm = keras.layers.BatchNormalization(name="bn")
+    y = norm(keras.layers.Conv2D(4, 3, padding=padding, use_bias=False)(inp))
+    norm.set_weights([np.random.default_rng(i).uniform(0.5, 2, 4).astype(np.float32) for i in range(4)])
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(y)))
+    spec, x = pp.spec_for((32, 32, 3)), _images(16)
+    new, rep = fold_normalization(model, spec, check_inputs=x)
+    assert expect in rep["how"] and rep["max_abs_diff"] < 1e-5
+    p1 = new.predict(pp.preprocess(x, camera_spec(spec)), verbose=0)
+    assert np.max(np.abs(model.predict(pp.preprocess(x, spec), verbose=0) - p1)) < 1e-5
+
+
 def test_a_same_padded_conv_is_not_folded_because_its_border_would_change():
     """Folding into a 'same' conv pads the camera input with 0 where the run's input was padded
     with 0 after normalization (-mean/std in camera units): the borders change."""

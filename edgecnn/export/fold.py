@@ -93,8 +93,10 @@ def _sole_consumer(model):
     cfg = _config(model) if len(model.inputs) == 1 else {}
     if "input_layers" not in cfg:  # not functional (a Sequential's config has no graph)
         return None
-    name = cfg["input_layers"][0][0]
-    readers = [l for l in _config_layers(cfg) if _reads(l.get("inbound_nodes"), name)]
+    names = _io_names(cfg["input_layers"])
+    if len(names) != 1:
+        return None
+    readers = [l for l in _config_layers(cfg) if _reads(l.get("inbound_nodes"), names[0])]
     if len(readers) != 1:
         return None
     layer = model.get_layer(readers[0]["config"]["name"])
@@ -104,7 +106,7 @@ def _sole_consumer(model):
 def _config(model) -> dict:
     """The functional model's config, or {} when it has none Keras can write (a Lambda of a
     TensorFlow function, a subclassed model)."""
-    if not getattr(model, "_is_graph_network", False):
+    if not (getattr(model, "_is_graph_network", False) or type(model).__name__ == "Functional"):  # tf_keras / Keras 3
         return {}
     try:
         return copy.deepcopy(model.get_config())
@@ -112,13 +114,20 @@ def _config(model) -> dict:
         return {}
 
 
+def _io_names(entry) -> list:
+    """Layer names of a config's input_layers/output_layers: tf_keras lists [[name, 0, 0], ...],
+    Keras 3 writes a single one flat, [name, 0, 0]."""
+    return [entry[0]] if entry and isinstance(entry[0], str) else [e[0] for e in entry]
+
+
 def _config_layers(config: dict) -> list:
     return [l for l in config["layers"] if l["class_name"] != "InputLayer"]
 
 
 def _reads(nodes, name: str) -> bool:
-    """Whether a layer's inbound_nodes refer to layer ``name`` (any nesting of its config)."""
-    if isinstance(nodes, list):
+    """Whether a layer's inbound_nodes refer to layer ``name`` (any nesting of its config; Keras 3
+    keeps a ``keras_history`` tuple where tf_keras has a list)."""
+    if isinstance(nodes, (list, tuple)):
         if len(nodes) >= 3 and nodes[0] == name and isinstance(nodes[1], int) and isinstance(nodes[2], int):
             return True
         return any(_reads(n, name) for n in nodes)
@@ -128,7 +137,7 @@ def _reads(nodes, name: str) -> bool:
 
 
 def _rename(nodes, old: str, new: str):
-    if isinstance(nodes, list):
+    if isinstance(nodes, (list, tuple)):
         if len(nodes) >= 3 and nodes[0] == old and isinstance(nodes[1], int) and isinstance(nodes[2], int):
             return [new] + nodes[1:]
         return [_rename(n, old, new) for n in nodes]
@@ -140,8 +149,9 @@ def _rename(nodes, old: str, new: str):
 def _rebuild(model, config: dict, weights: dict):
     """``model`` rebuilt from ``config``, every layer's weights copied by name, then the layers of
     ``weights`` (name -> list of arrays) set to those."""
-    import tf_keras as keras
+    from edgecnn.models.keras3 import keras_module
 
+    keras = keras_module(model)
     objects = {type(l).__name__: type(l) for l in model.layers}
     new = keras.Model.from_config(config, custom_objects=objects)
     for layer in model.layers:
@@ -196,7 +206,7 @@ def _into_conv(model, conv, a, b):
 
 def _sole_batchnorm_after(model, cfg: dict, name: str):
     readers = [l for l in _config_layers(cfg) if _reads(l.get("inbound_nodes"), name)]
-    outputs = {o[0] for o in cfg["output_layers"]}
+    outputs = set(_io_names(cfg["output_layers"]))
     if len(readers) == 1 and readers[0]["class_name"] == "BatchNormalization" and name not in outputs:
         return model.get_layer(readers[0]["config"]["name"])
     return None
@@ -205,14 +215,16 @@ def _sole_batchnorm_after(model, cfg: dict, name: str):
 def _in_front(model, a, b):
     """A 1x1 depthwise conv (kernel ``a``, bias ``b``) between the input and the layers that read
     it (config surgery: the graph stays flat, so the deploy rewrite and the per-op precision
-    choice see every layer); a model that is not functional is called as a layer instead."""
-    import tf_keras as keras
+    choice see every layer); a Keras 3 model, or one that is not functional, is called as a layer
+    instead (Keras 3 writes its graph in another config format)."""
+    from edgecnn.models.keras3 import is_keras3, keras_module
 
+    keras = keras_module(model)
     weights = [np.asarray(a, np.float32).reshape(1, 1, -1, 1), np.asarray(b, np.float32)]
     how = "in front: a 1x1 depthwise conv (per-channel scale and offset on the input image)"
-    cfg = _config(model)
-    if "input_layers" in cfg and len(cfg["input_layers"]) == 1:
-        name = cfg["input_layers"][0][0]
+    cfg = {} if is_keras3(model) else _config(model)
+    if "input_layers" in cfg and len(_io_names(cfg["input_layers"])) == 1:
+        name = _io_names(cfg["input_layers"])[0]
         for l in _config_layers(cfg):
             l["inbound_nodes"] = _rename(l.get("inbound_nodes"), name, CAMERA_LAYER)
         at = next(i for i, l in enumerate(cfg["layers"]) if l["config"]["name"] == name) + 1
