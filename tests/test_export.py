@@ -266,7 +266,14 @@ def test_verification_fails_an_artifact_whose_accuracy_dropped(tiny_run, tiny_ex
                        for w in model.get_weights()])
     (xtr, _), _, _ = load_sample()
     bad = out / "alexnet_tiny_dw_int8.tflite"
-    export_tflite(model, bad, "int8", calibration=preprocess(xtr[:32], tiny_run.spec))
+    # Made as the export makes its int8 file (the camera input, metadata): only its weights differ.
+    from edgecnn.export.fold import calibration_reaching_ends, camera_spec, fold_normalization
+    from edgecnn.export.metadata import ClassifierInfo, write_tflite_metadata
+
+    camera = camera_spec(tiny_run.spec)
+    export_tflite(fold_normalization(model, tiny_run.spec)[0], bad, "int8", uint8_input=True,
+                  calibration=preprocess(calibration_reaching_ends(xtr[:32]), camera))
+    write_tflite_metadata(bad, ClassifierInfo(name="alexnet_tiny_dw", labels=tiny_run.labels, spec=camera))
     m = read_manifest(out)
     m["artifacts"] = {k: v for k, v in m["artifacts"].items() if k.endswith(".tflite") and v["precision"] in ("fp32", "int8")}
     m["artifacts"][bad.name].update(sha256=sha256_file(bad), bytes=bad.stat().st_size)

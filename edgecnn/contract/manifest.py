@@ -212,8 +212,9 @@ def validate(m, where: str = "manifest") -> None:
     kspec = m["keras"].get("preprocessing")
     if kspec is not None:
         validate_spec(kspec, where + " (keras)")
-        if list(kspec["input_size"]) != list(spec["input_size"]) or kspec.get("channels", 3) != spec.get("channels", 3):
-            bad("'keras.preprocessing' takes another input size or channel count than the artifacts")
+        theirs, ours = [*kspec["input_size"], kspec.get("channels", 3)], [*spec["input_size"], spec.get("channels", 3)]
+        if theirs != ours:
+            bad(f"'keras.preprocessing' takes {theirs} images, the artifacts' preprocessing {ours}; refused")
     if m.get("camera_input") is not None and not isinstance(m["camera_input"], dict):
         bad("'camera_input' must be null or an object")
     arts = m["artifacts"]
