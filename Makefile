@@ -26,13 +26,14 @@ test: install test-deps java-test arm-root
 # tests run MediaPipe's ImageClassifier on exported files: made once, remade only when the pin changes.
 test-deps:
 	bash tools/ci_setup.sh
-	@$(MAKE) --no-print-directory $(MP_STAMP)
+	@$(MAKE) -s --no-print-directory $(MP_STAMP)
 
 MP_VENV  ?= .venv-mediapipe
 MP_REQS  := tools/mediapipe-requirements.txt
 MP_STAMP := $(MP_VENV)/.installed-$(shell cat $(MP_REQS) | cksum | cut -d' ' -f1)
 
 $(MP_STAMP): $(MP_REQS)
+	@echo "test-deps: MediaPipe's virtualenv $(MP_VENV) from $(MP_REQS) (once, ~30 s)"
 	@test -x $(MP_VENV)/bin/python || python3 -m venv $(MP_VENV)
 	$(MP_VENV)/bin/python -m pip install -q --upgrade pip
 	$(MP_VENV)/bin/python -m pip install -q -r $(MP_REQS)
