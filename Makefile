@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): setup.py
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -e '.[train,dev,openvino]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -22,8 +22,23 @@ test: install test-deps java-test arm-root
 
 # sshd (remote-benchmark tests), shellcheck (Pi scripts), JDK + junit4 + hamcrest + org.json (the
 # app's JVM tests): installed with apt-get where missing; fails naming what it could not install.
+# Then MediaPipe's own virtualenv ($(MP_VENV), tools/mediapipe-requirements.txt), in which the
+# tests run MediaPipe's ImageClassifier on exported files: made once, remade only when the pin changes.
 test-deps:
 	bash tools/ci_setup.sh
+	@$(MAKE) -s --no-print-directory $(MP_STAMP)
+
+MP_VENV  ?= .venv-mediapipe
+MP_REQS  := tools/mediapipe-requirements.txt
+MP_STAMP := $(MP_VENV)/.installed-$(shell cat $(MP_REQS) | cksum | cut -d' ' -f1)
+
+$(MP_STAMP): $(MP_REQS)
+	@echo "test-deps: MediaPipe's virtualenv $(MP_VENV) from $(MP_REQS) (once, ~30 s)"
+	@test -x $(MP_VENV)/bin/python || python3 -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MP_VENV)/bin/python -m pip install -q -r $(MP_REQS)
+	@rm -f $(MP_VENV)/.installed-*
+	@touch $@
 
 # The main job, offline: the zoo against its papers, then QuickNet trained on the bundled real
 # CIFAR-10 sample, exported (fp32/int8 TFLite, ONNX; a mixed TFLite only where it beats int8 on the
@@ -74,7 +89,7 @@ bench: install
 	$(PY) -c 'import sys; from edgecnn.measure.timing import format_overhead, measure_overhead; print(format_overhead(measure_overhead(sys.argv[1], 4000, rounds=40)))' "$$art"
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(MP_VENV) build *.egg-info
 
 # ---------------------------------------------------------------- Android app: JVM unit tests
 # The app's pure-Java classes (android_app/.../core: preprocessing, postprocessing, spec reader)

@@ -19,6 +19,9 @@ TRAIN = [
     "tensorboard>=2.16",  # tf.summary (training logs); TF 2.21 no longer pulls it in
 ]
 DEV = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6.100"]
+# OpenVINO (Intel CPUs, edge boxes): `--runtime openvino` reads the .onnx and .tflite artifacts. It
+# installs beside TensorFlow 2.21 without changing a package (its one pin is numpy < 2.6).
+OPENVINO = ["openvino>=2025.1,<2027"]
 
 setup(
     name="edgecnn",
@@ -26,9 +29,9 @@ setup(
     description="Compact image classifiers from Keras to a verified, benchmarked int8 model on a phone or a Pi",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["edgecnn", "edgecnn.*"]),
-    package_data={"edgecnn": ["zoo_table.json"],
+    package_data={"edgecnn.models": ["zoo_table.json"],
                   "edgecnn.data": ["sample/*.npz", "sample/*.json", "sample/images/*.png"]},
     install_requires=LIGHT,
-    extras_require={"train": TRAIN, "dev": DEV, "onnx": ["onnxruntime>=1.18"]},
+    extras_require={"train": TRAIN, "dev": DEV, "onnx": ["onnxruntime>=1.18"], "openvino": OPENVINO},
     entry_points={"console_scripts": ["edgecnn=edgecnn.cli:main"]},
 )

@@ -225,6 +225,8 @@ def _java_reads_bundle(assets: Path, tmp: Path) -> dict:
         parts = line.split(" ")
         if parts[0] == "image":
             images[parts[1]] = {"true": parts[2], "label_txt": parts[3], "sha256": parts[4]}
+        elif parts[0] == "source":  # where the app took labels and preprocessing from
+            images["__source__"] = line.split(" ", 1)[1]
     return images
 
 
@@ -265,6 +267,7 @@ def test_bundle_writes_what_the_app_loads(export_dir, app_copy, tmp_path, where,
 
     # The app's Java reads this bundle and feeds exactly the tensor Python's preprocessing gives.
     java = _java_reads_bundle(assets, tmp_path)
+    assert java.pop("__source__") == "bundle spec"  # these files carry no metadata: the bundle's spec
     assert set(java) == {i["file"] for i in spec["images"]}
     for f, got in java.items():
         assert got["true"] == got["label_txt"]

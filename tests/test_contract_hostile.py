@@ -542,6 +542,7 @@ def test_an_export_whose_input_size_disagrees_with_its_model(world, tmp_path, co
     model and the artifacts take 32x32: refused before anything is fed (not `Cannot set tensor`)."""
     def edit(m):
         m["preprocessing"]["input_size"] = [64, 64]
+        m["keras"]["preprocessing"]["input_size"] = [64, 64]  # the Keras reference's spec too
         for a in m["artifacts"].values():
             a["inputs"][0]["shape"] = [1, 64, 64, 3]
     edit_manifest(world, edit)

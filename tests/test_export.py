@@ -74,7 +74,10 @@ def test_export_every_format_and_manifest(tiny_run, tiny_export):
     assert m["schema"] == 1 and m["model"] == "alexnet_tiny_dw" and m["trained"] is True
     assert (tiny_run.path / "export" / m["run"]).resolve() == tiny_run.path.resolve()  # relative to the manifest
     assert m["labels"] == tiny_run.labels
-    assert m["preprocessing"] == tiny_run.spec.to_dict()
+    # The artifacts take the camera input (pixels / 255); the Keras reference the run's spec.
+    assert m["preprocessing"] == dict(tiny_run.spec.to_dict(), mean=[0.0] * 3, std=[1.0] * 3)
+    assert m["keras"]["preprocessing"] == tiny_run.spec.to_dict()
+    assert m["camera_input"]["exact"] and m["camera_input"]["max_abs_diff"] <= 1e-4
     assert 0.0 <= m["keras"]["top1"] <= m["keras"]["top5"] <= 1.0
     assert m["keras"]["top1"] > 0.2  # trained: well above the 10% of chance
     assert {"tensorflow", "tf2onnx", "onnxruntime", "ai-edge-litert"} <= set(m["tools"])
@@ -87,13 +90,19 @@ def test_export_every_format_and_manifest(tiny_run, tiny_export):
         if a["precision"] == "fp32":  # the cross-runtime check: the same function as Keras
             assert v["max_abs_diff_vs_keras"] <= 1e-4 and v["agreement_with_keras"] == 1.0
     int8 = m["artifacts"]["alexnet_tiny_dw_int8.tflite"]
-    assert int8["inputs"][0]["dtype"] == "float32"  # float I/O by default
+    # A camera's bytes in (uint8, scale 1/255, zero point 0), float scores out.
+    assert int8["inputs"][0]["dtype"] == "uint8" and int8["outputs"][0]["dtype"] == "float32"
+    assert int8["inputs"][0]["scale"] == pytest.approx(1 / 255, abs=1e-9) and int8["inputs"][0]["zero_point"] == 0
+    assert m["artifacts"]["alexnet_tiny_dw_int8.onnx"]["inputs"][0]["dtype"] == "uint8"
+    for name, a in m["artifacts"].items():  # every file describes itself; the sha256 covers it with that
+        assert a["metadata"]["written"], name
     assert m["artifacts"]["alexnet_tiny_dw_int8.onnx"]["opset"] >= 13
     # 75k params: fixed flatbuffer overhead and int32 biases weigh more than in QuickNet (0.27x there)
     assert int8["bytes"] <= 0.45 * m["artifacts"]["alexnet_tiny_dw_fp32.tflite"]["bytes"]
     assert not list(out.glob(".*"))  # no staging folder or temp file left behind
     fb = int8["flatbuffer"]  # zero-point vectors shared (edgecnn.export.compact), checked bit-identical
-    assert fb["compacted"] and fb["bytes_after"] == int8["bytes"] < fb["bytes_before"] and fb["checked_inputs"] == 2
+    assert fb["compacted"] and fb["bytes_after"] < fb["bytes_before"] and fb["checked_inputs"] == 2
+    assert fb["bytes_after"] + int8["metadata"]["bytes_added"] == int8["bytes"]  # then its metadata
 
 
 def test_compaction_shares_zero_points_and_changes_nothing_else(tiny_run, tmp_path):
@@ -257,7 +266,14 @@ def test_verification_fails_an_artifact_whose_accuracy_dropped(tiny_run, tiny_ex
                        for w in model.get_weights()])
     (xtr, _), _, _ = load_sample()
     bad = out / "alexnet_tiny_dw_int8.tflite"
-    export_tflite(model, bad, "int8", calibration=preprocess(xtr[:32], tiny_run.spec))
+    # Made as the export makes its int8 file (the camera input, metadata): only its weights differ.
+    from edgecnn.export.fold import calibration_reaching_ends, camera_spec, fold_normalization
+    from edgecnn.export.metadata import ClassifierInfo, write_tflite_metadata
+
+    camera = camera_spec(tiny_run.spec)
+    export_tflite(fold_normalization(model, tiny_run.spec)[0], bad, "int8", uint8_input=True,
+                  calibration=preprocess(calibration_reaching_ends(xtr[:32]), camera))
+    write_tflite_metadata(bad, ClassifierInfo(name="alexnet_tiny_dw", labels=tiny_run.labels, spec=camera))
     m = read_manifest(out)
     m["artifacts"] = {k: v for k, v in m["artifacts"].items() if k.endswith(".tflite") and v["precision"] in ("fp32", "int8")}
     m["artifacts"][bad.name].update(sha256=sha256_file(bad), bytes=bad.stat().st_size)

@@ -143,6 +143,7 @@ def test_a_users_model_goes_through_the_whole_pipeline(here, tmp_path):
     from test_android import _java_reads_bundle
 
     java = _java_reads_bundle(assets, tmp_path)
+    assert java.pop("__source__") == "model metadata"  # the exported file describes itself
     assert set(java) == {i["file"] for i in spec["images"]}
     assert all(v["true"] == v["label_txt"] for v in java.values())
 

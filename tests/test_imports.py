@@ -17,7 +17,8 @@ import pytest
 DEVICE_MODULES = ("edgecnn.cli", "edgecnn.device.classify", "edgecnn.device.bundle", "edgecnn.contract",
                   "edgecnn.measure.runtime", "edgecnn.measure.anatomy", "edgecnn.measure.boards",
                   "edgecnn.benchmark.outputs", "edgecnn.benchmark.harness", "edgecnn.benchmark.remote",
-                  "edgecnn.benchmark.worker", "edgecnn.data.preprocess")
+                  "edgecnn.benchmark.worker", "edgecnn.data.preprocess", "edgecnn.contract.model_metadata",
+                  "edgecnn.contract.tflite_metadata")
 ALLOWED = {"edgecnn", "click", "numpy"}
 # Interpreter and packaging plumbing that is not the project's dependency.
 PLUMBING = {"__main__", "_distutils_hack", "sitecustomize", "usercustomize"}

@@ -4,9 +4,12 @@
 
 Inputs (PNG images cut from the bundled real CIFAR-10 test split, raw output tensors) and the
 expected results of ``edgecnn.data.preprocess`` on them (fitted uint8 image, float32 input
-tensor, int8 and uint8 quantized tensors, top-5 with scores) go into the Java test resources.
+tensor, int8 and uint8 quantized tensors, top-5 with scores) go into the Java test resources, and
+tiny runnable .tflite models with TFLite Metadata (written by edgecnn's writer) with what edgecnn's
+reader says they carry (labels, the preprocessing derived from them, the input tensor of an image).
 JUnit (``make java-test``) checks Java reproduces them; tests/test_android.py checks Python still
-does. Everything is deterministic and numpy-only (no TensorFlow); binaries are little-endian.
+does. Everything is deterministic, numpy plus the light install's TFLite schema and flatbuffers
+(no TensorFlow); binaries are little-endian.
 """
 from __future__ import annotations
 
@@ -148,6 +151,105 @@ def _postprocess_vectors() -> dict:
     return {"cases": cases}
 
 
+# ---------------------------------------------------------------------------- self-describing models
+# (name, input dtype, spec, output kind): a uint8 camera input as edgecnn exports it (crop 0.875 in
+# its edgecnn.json), a float input with per-channel ImageNet normalization, a float input with one
+# global mean/std (MediaPipe's kind), and the first model without metadata.
+METADATA_MODELS = [
+    ("camera_uint8", "uint8", ("unit", 0.875), "probabilities"),
+    ("imagenet_float", "float32", ("imagenet", 1.0), "logits"),
+    ("mobilenet_float", "float32", ("keras-mobilenet", 1.0), "probabilities"),
+]
+METADATA_LABELS = ["red", "green", "blue"]
+
+
+def _tiny_tflite(dtype: str, h: int = 32, w: int = 32, c: int = 3) -> bytes:
+    """A runnable TFLite model written with the schema's object API (no TensorFlow): the mean of
+    each channel, [1, h, w, c] -> [1, c] (DEQUANTIZE first for a uint8 input of scale 1/255)."""
+    import flatbuffers
+
+    from edgecnn.export.compact import schema
+
+    fb = schema()
+
+    def tensor(shape, ttype, name, buffer=0, quant=None):
+        t = fb.TensorT()
+        t.shape, t.type, t.name, t.buffer = list(shape), ttype, name, buffer
+        if quant is not None:
+            t.quantization = fb.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [quant[0]], [quant[1]]
+        return t
+
+    def opcode(code):
+        o = fb.OperatorCodeT()
+        o.builtinCode, o.deprecatedBuiltinCode, o.version = code, min(code, 127), 1
+        return o
+
+    def op(index, inputs, outputs, options=None):
+        o = fb.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = index, list(inputs), list(outputs)
+        if options is not None:
+            o.builtinOptionsType, o.builtinOptions = fb.BuiltinOptions.ReducerOptions, options
+        return o
+
+    empty, axes = fb.BufferT(), fb.BufferT()
+    axes.data = np.array([1, 2], "<i4").view(np.uint8)
+    mean_options = fb.ReducerOptionsT()
+    mean_options.keepDims = False
+    g = fb.SubGraphT()
+    g.name = "main"
+    codes = [opcode(fb.BuiltinOperator.MEAN)]
+    if dtype == "uint8":
+        g.tensors = [tensor([1, h, w, c], fb.TensorType.UINT8, "image", quant=(float(np.float32(1 / 255)), 0)),
+                     tensor([1, h, w, c], fb.TensorType.FLOAT32, "unit"),
+                     tensor([2], fb.TensorType.INT32, "axes", 1), tensor([1, c], fb.TensorType.FLOAT32, "scores")]
+        codes.append(opcode(fb.BuiltinOperator.DEQUANTIZE))
+        g.operators = [op(1, [0], [1]), op(0, [1, 2], [3], mean_options)]
+    else:
+        g.tensors = [tensor([1, h, w, c], fb.TensorType.FLOAT32, "image"),
+                     tensor([2], fb.TensorType.INT32, "axes", 1), tensor([1, c], fb.TensorType.FLOAT32, "scores")]
+        g.operators = [op(0, [0, 1], [2], mean_options)]
+    g.inputs, g.outputs = [0], [len(g.tensors) - 1]
+    m = fb.ModelT()
+    m.version, m.description, m.operatorCodes, m.subgraphs, m.buffers = 3, "edgecnn golden", codes, [g], [empty, axes]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def golden_models(images: dict) -> dict:
+    """relative path -> bytes: the self-describing models, the bare one, metadata.json with what
+    edgecnn's reader says each file carries, and the input tensor of a golden image under it."""
+    from edgecnn.contract.model_metadata import describe_bytes
+    from edgecnn.contract.tflite_metadata import model_io
+    from edgecnn.export.metadata import ClassifierInfo, with_tflite_metadata
+
+    files, cases = {}, []
+    for name, dtype, (preset, crop), kind in METADATA_MODELS:
+        spec = pp.parse_preprocess(preset, (32, 32), 3)
+        spec = pp.PreprocessSpec(**dict(spec.to_dict(), input_size=(32, 32), crop_fraction=crop))
+        info = ClassifierInfo(name=name, labels=METADATA_LABELS, spec=spec, output_kind=kind,
+                              description=f"golden model {name}", version="1", author="edgecnn tests",
+                              license="CC0-1.0", precision="int8" if dtype == "uint8" else "fp32")
+        data = with_tflite_metadata(_tiny_tflite(dtype), info, name)
+        d = describe_bytes(data, name)
+        derived = d.spec()
+        tin = model_io(data)["input"]
+        x = pp.preprocess([images["wide_101x57"]], derived)[0]
+        tensor = x.astype("<f4").tobytes() if dtype == "float32" else pp.quantize(x, tin["scale"], tin["zero_point"],
+                                                                                 np.uint8).tobytes()
+        files[f"models/{name}.tflite"] = data
+        files[f"tensors/wide_101x57__{name}.input"] = tensor
+        cases.append({"model": f"models/{name}.tflite", "labels": d.labels, "output_kind": d.output_kind,
+                      "name": d.name, "author": d.author, "license": d.license, "normalization": d.normalization,
+                      "preprocessing": d.preprocessing, "image": "images/wide_101x57.png",
+                      "input": {"dtype": tin["dtype"], "scale": tin["scale"], "zero_point": tin["zero_point"],
+                                "file": f"tensors/wide_101x57__{name}.input"}})
+    files["models/bare_uint8.tflite"] = _tiny_tflite("uint8")
+    files["metadata.json"] = _json({"cases": cases, "bare": "models/bare_uint8.tflite"})
+    return files
+
+
 def golden_files() -> dict:
     """relative path -> bytes: everything the golden folder holds."""
     files = {}
@@ -179,6 +281,7 @@ def golden_files() -> dict:
     files["preprocess.json"] = _json({"cases": cases, "resizes": resizes})
     files["quantize.json"] = _json(_quantize_vectors())
     files["postprocess.json"] = _json(_postprocess_vectors())
+    files.update(golden_models(images))
     return files
 
 

@@ -49,15 +49,13 @@ def emulate_targets(targets: Sequence, boards: Sequence[str], threads: Sequence[
     skipped = [t.name for t in targets if t.format != "tflite"]
     if skipped:
         notes.append(f"not emulated (not TFLite): {', '.join(skipped)}")
-    by_name = {}
-    for t in tfl:
-        by_name.setdefault(t.path.name, t)
+    by_path = {str(t.path): t for t in tfl}  # two folders may hold files of the same name
     rows: List[dict] = []
     for board in boards:
         b = BOARDS[board]
         say(f"emulating {board} ({b.core}): {len(tfl)} artifact{'s' * (len(tfl) != 1)}")
         for r in emulate([t.path for t in tfl], board, threads=list(threads)):
-            t = by_name.get(r["artifact"])
+            t = by_path.get(r.get("path"))
             if t is not None:
                 r = dict(r, precision=t.precision, model=t.model, sha256=sha256_file(t.path))
             rows.append(r)

@@ -85,7 +85,8 @@ def measure(job: dict) -> dict:
         runner = load(job["path"], backend=job["runtime"], threads=job["threads"])
         init_ms = (time.perf_counter_ns() - t0) / 1e6
         runner.resize(job["batch"])
-        batches, inputs = input_batches(runner, job.get("spec"), raw, job["batch"], job.get("seed", 0))
+        batches, inputs = input_batches(runner, job.get("spec"), raw, job["batch"], job.get("seed", 0),
+                                        source=job.get("spec_source"))
         runner.set_input(batches[0])
         t0 = time.perf_counter_ns()
         runner.invoke()
@@ -105,6 +106,7 @@ def measure(job: dict) -> dict:
         "runtime_version": version,
         "inputs": inputs,
         "input": runner.input.to_dict(),
+        "detail": runner.details(),
         "timing": {"init_ms": init_ms, "first_inference_ms": first_ms,
                    "warmup": {"count": len(warm), "mean_ms": float(np.mean(warm)) if warm else None},
                    "latency": stats, "fps": fps(stats["mean_ms"], job["batch"])},
@@ -144,6 +146,25 @@ def measure_in_subprocess(job: dict, timeout: float = 900) -> dict:
 WORKER_MARK = "EDGECNN_BENCH_RESULT "
 
 
+def _accuracy(t: Target, runtime: str, m: dict) -> Optional[dict]:
+    """The verified accuracy for a row; verified under another precision hint than the row ran
+    with (OpenVINO verifies with f32, its default may be bf16), it is shown as that, not as this."""
+    acc = t.accuracy(runtime)
+    hint = (m.get("detail") or {}).get("precision_hint")
+    if acc and acc.get("precision_hint") and hint and acc["precision_hint"] != hint:
+        acc = dict(acc, verified=None, verified_hint=acc["precision_hint"])
+    return acc
+
+
+def unspecified_inputs(targets: Sequence[Target], o: BenchmarkOptions) -> List[str]:
+    """One note per file fed real images without knowing its preprocessing (no manifest, no
+    metadata, no ``--preprocess``): it is timed on the CIFAR-10 default for its input shape."""
+    if o.random_inputs or o.preprocess:
+        return []
+    return [f"{t.name}: no manifest and no metadata say what it takes: fed the CIFAR-10 preprocessing for its "
+            f"input shape; give --preprocess SPEC (or --random-inputs)" for t in targets if t.spec is None]
+
+
 # ----------------------------------------------------------------------------- the loop
 @dataclasses.dataclass
 class Combination:
@@ -174,12 +195,12 @@ def plan_combinations(targets: Sequence[Target], runtimes: Sequence[str], thread
     how to install it; only when nothing is left to measure is that an error."""
     combos, notes, missing = [], [], {}
     for t in targets:
-        fitting = [r for r in runtimes if BACKENDS[r].format == t.format] if runtimes else [DEFAULT_BACKEND[t.format]]
+        fitting = [r for r in runtimes if BACKENDS[r].runs(t.format)] if runtimes else [DEFAULT_BACKEND[t.format]]
         if not fitting:
             if t.explicit:
                 raise RuntimeNotAvailableError(
                     f"{t.path} is {t.format}: runtime(s) {', '.join(runtimes)} do not run {t.format} files "
-                    f"(for {t.format}: {', '.join(r for r in BACKENDS if BACKENDS[r].format == t.format)}).")
+                    f"(for {t.format}: {', '.join(r for r in BACKENDS if BACKENDS[r].runs(t.format))}).")
             notes.append(f"skipped {t.name}: no asked-for runtime runs {t.format}")
             continue
         for r in fitting:
@@ -214,6 +235,7 @@ def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
         threads = [plan.threads or 1]
     targets = resolve_targets(paths, want_keras="keras" in runtimes)
     combos, notes = plan_combinations(targets, runtimes, threads)
+    notes += unspecified_inputs(targets, o)
     say = progress or (lambda s: None)
     for n in notes:
         say(n)
@@ -224,8 +246,8 @@ def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
         head = f"[{i}/{len(combos)}] {t.name} | {c.runtime} | {c.threads} thread{'s' * (c.threads != 1)} | batch {o.batch}"
         say(head + " ...")
         job = {"path": str(t.path), "runtime": c.runtime, "threads": c.threads, "batch": o.batch,
-               "warmup": o.warmup, "runs": o.runs, "seconds": o.seconds, "spec": t.spec,
-               "random_inputs": o.random_inputs, "cpus": plan.cpus}
+               "warmup": o.warmup, "runs": o.runs, "seconds": o.seconds, "spec": t.spec or o.preprocess,
+               "spec_source": t.spec_source, "random_inputs": o.random_inputs, "cpus": plan.cpus}
         m = measure(job) if o.in_process else measure_in_subprocess(job)
         if str(t.path) not in sha:
             sha[str(t.path)] = sha256_file(t.path)
@@ -236,12 +258,13 @@ def benchmark(paths: Sequence, options: Optional[BenchmarkOptions] = None, *,
             "artifact": t.name, "path": str(t.path), "sha256": sha[str(t.path)], "format": t.format,
             "precision": t.precision, "model": t.model, "run": t.run, "size_bytes": t.path.stat().st_size,
             "runtime": c.runtime, "runtime_title": BACKENDS[c.runtime].title,
-            "runtime_version": m["runtime_version"], "xnnpack": BACKENDS[c.runtime].xnnpack,
+            "runtime_version": m["runtime_version"], "runtime_detail": m.get("detail") or {},
+            "xnnpack": BACKENDS[c.runtime].xnnpack,
             "threads": c.threads, "batch": o.batch, "warmup_runs": o.warmup,
             "device": dict(plan.to_dict(), threads=c.threads, pinned_cpus=m["pinned_cpus"]),
             "platform": info, "inputs": m["inputs"], "input": m["input"],
             "timing": m["timing"], "latencies_ms": m["latencies_ms"], "memory": m["memory"],
-            "accuracy": t.accuracy(), "isolation": "in-process" if o.in_process else "subprocess",
+            "accuracy": _accuracy(t, c.runtime, m), "isolation": "in-process" if o.in_process else "subprocess",
         })
     import edgecnn
     return {"schema": SCHEMA, "tool": f"edgecnn {edgecnn.__version__}",

@@ -43,7 +43,7 @@ def interleave(targets: Sequence, *, runtime: Optional[str] = None, threads: int
         backend = rt.resolve_backend(runtime) if runtime else rt.DEFAULT_BACKEND[t.format]
         runner = rt.load(t.path, backend=backend, threads=threads)
         runner.resize(batch)
-        batches, inputs = input_batches(runner, t.spec, raw, batch)
+        batches, inputs = input_batches(runner, t.spec, raw, batch, source=t.spec_source)
         if warmup:
             time_loop(runner, batches, warmup)
         loaded.append((t, backend, runner, batches, inputs))

@@ -70,9 +70,10 @@ def _tuple(v) -> tuple:
 @dataclasses.dataclass(frozen=True)
 class BenchmarkOptions(Options):
     """How each combination is measured (runtimes x threads; warmup, runs or seconds, batch,
-    device profile, random inputs, in this process), what is added (op profiles, emulated rows
-    of these boards, interleaved rounds, the recommended artifact for each of ``targets``: boards
-    of the board table or "host"), and where it runs (remote SSH destinations and/or a
+    device profile, random inputs or the preprocessing of files that do not say theirs, in this
+    process), what is added (op profiles, emulated rows of these boards, interleaved rounds, the
+    recommended artifact for each of ``targets``: boards of the board table or "host"), and where
+    it runs (remote SSH destinations and/or a
     hosts file; the remote Python, port, key, extra ssh options and the per-board timeout)."""
 
     runtimes: Tuple[str, ...] = dataclasses.field(default=(), metadata={"flag": "--runtime"})
@@ -83,6 +84,7 @@ class BenchmarkOptions(Options):
     batch: int = 1
     device: Optional[str] = None
     random_inputs: bool = False
+    preprocess: Optional[str] = None
     in_process: bool = False
     op_profile: bool = False
     rounds: int = 9

@@ -213,7 +213,7 @@ def benchmark_options(o: BenchmarkOptions) -> List[str]:
     for th in o.threads:
         opts += ["--threads", str(th)]
     for flag, value in (("--runs", o.runs), ("--warmup", o.warmup), ("--seconds", o.seconds), ("--batch", o.batch),
-                        ("--device", o.device)):
+                        ("--device", o.device), ("--preprocess", o.preprocess)):
         if value is not None:
             opts += [flag, str(value)]
     if o.random_inputs:

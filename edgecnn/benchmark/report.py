@@ -19,7 +19,7 @@ from edgecnn.core.files import atomic_write_json, atomic_write_text
 from edgecnn.core.plots import pyplot, save_figure
 
 CSV_COLUMNS = (
-    "artifact", "precision", "format", "runtime", "runtime_version", "threads", "batch",
+    "artifact", "precision", "format", "runtime", "runtime_version", "precision_hint", "threads", "batch",
     "device_label", "device_kind", "device_profile", "size_bytes",
     "init_ms", "first_inference_ms", "warmup_count", "warmup_mean_ms",
     "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps",
@@ -38,6 +38,7 @@ def flat_row(row: dict) -> dict:
     out = {
         "artifact": row["artifact"], "precision": row.get("precision"), "format": row.get("format"),
         "runtime": row["runtime"], "runtime_version": row.get("runtime_version"),
+        "precision_hint": (row.get("runtime_detail") or {}).get("precision_hint"),
         "threads": row["threads"], "batch": row["batch"],
         "device_label": dev.get("label"), "device_kind": dev.get("kind"), "device_profile": dev.get("profile"),
         "size_bytes": row.get("size_bytes"),
@@ -70,6 +71,8 @@ def _acc(row) -> str:
     a = row.get("accuracy") or {}
     if a.get("top1") is None:
         return "-"
+    if a.get("verified_hint"):  # verified on this runtime under another precision hint
+        return _pct(a["top1"]) + f" ({a['verified_hint']} hint)"
     mark = "" if a.get("verified") is None else (" ok" if a["verified"] else " FAILED")
     return _pct(a["top1"]) + mark
 
@@ -86,7 +89,7 @@ HEAD = ("artifact", "runtime", "thr", "batch", "size KiB", "init ms", "first ms"
 
 def _cells(row, with_device: bool, with_board: bool = False) -> List[str]:
     t, lat, mem = row["timing"], row["timing"]["latency"], row["memory"]
-    cells = [shown(row["artifact"], 80), shown(row["runtime"], 40), str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
+    cells = [shown(row["artifact"], 80), shown(runtime_cell(row), 60), str(row["threads"]), str(row["batch"]), _size(row.get("size_bytes")),
              f"{t['init_ms']:.1f}", f"{t['first_inference_ms']:.3f}", f"{lat['mean_ms']:.3f}", f"{lat['std_ms']:.3f}",
              f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['p99_ms']:.3f}", f"{t['fps']:.1f}",
              str(lat["count"]), f"{mem['peak_rss_mb']:.1f} (+{mem['peak_increase_mb']:.1f})", _acc(row)]
@@ -95,6 +98,12 @@ def _cells(row, with_device: bool, with_board: bool = False) -> List[str]:
     if with_board:
         cells.append(shown(_board(row) or "this host", 80))
     return cells
+
+
+def runtime_cell(row) -> str:
+    """The runtime's name, with the precision hint it ran under where it reports one (OpenVINO)."""
+    hint = (row.get("runtime_detail") or {}).get("precision_hint")
+    return f"{row['runtime']} ({hint})" if hint else str(row["runtime"])
 
 
 def _several_boards(rows) -> bool:

@@ -30,6 +30,17 @@ class Target:
     def name(self) -> str:
         return self.path.name
 
+    _description: object = dataclasses.field(default=None, repr=False)
+
+    @property
+    def description(self):
+        """What a lone .tflite/.onnx says about itself (``contract.model_metadata``), or None."""
+        if self._description is None and self.manifest is None and self.format in ("tflite", "onnx"):
+            from edgecnn.contract.model_metadata import describe
+
+            self._description = describe(self.path) or False
+        return self._description or None
+
     @property
     def manifest_path(self) -> Optional[Path]:
         """The manifest.json that describes this artifact (beside it), or None."""
@@ -41,10 +52,27 @@ class Target:
 
     @property
     def spec(self) -> Optional[dict]:
-        for src in (self.manifest, self.run_json):
+        """The preprocessing this file takes: a Keras model the run's own, an artifact the
+        manifest's (the camera input), a lone file its metadata's."""
+        return self._spec()[0]
+
+    @property
+    def spec_source(self) -> Optional[str]:
+        return self._spec()[1]
+
+    def _spec(self):
+        if self.format == "keras":
+            for src, what in (((self.manifest or {}).get("keras"), "manifest (keras)"), (self.run_json, "run.json")):
+                if src and src.get("preprocessing"):
+                    return src["preprocessing"], what
+            return None, None
+        for src, what in ((self.manifest, "manifest"), (self.run_json, "run.json")):
             if src and src.get("preprocessing"):
-                return src["preprocessing"]
-        return None
+                return src["preprocessing"], what
+        d = self.description
+        if d is not None and d.preprocessing is not None:
+            return d.preprocessing, f"file's {d.source}"
+        return None, None
 
     @property
     def precision(self) -> Optional[str]:
@@ -66,8 +94,9 @@ class Target:
     def run(self) -> Optional[str]:
         return self.run_dir.name if self.run_dir else None  # the manifest stores it relative ('..')
 
-    def accuracy(self) -> Optional[dict]:
-        """The verified accuracy beside the speed: the manifest's verification of this artifact."""
+    def accuracy(self, runtime: Optional[str] = None) -> Optional[dict]:
+        """The verified accuracy beside the speed: the manifest's verification of this artifact
+        (on ``runtime``'s package when it was verified there too: ``edgecnn verify --runtime``)."""
         if self.format == "keras":
             k = (self.manifest or {}).get("keras") or ((self.run_json or {}).get("metrics") or {})
             if k.get("top1") is None:
@@ -77,11 +106,22 @@ class Target:
         if not self.entry or not self.entry.get("verification"):
             return None
         v = self.entry["verification"]
+        if runtime is not None:
+            from edgecnn.measure.backends import BACKENDS
+
+            package = BACKENDS[runtime].package
+            other = (self.entry.get("verified_on") or {}).get(package)
+            if isinstance(other, dict):
+                v = dict(other)
+            elif package == "openvino":
+                return None  # verified on LiteRT / ONNX Runtime, not on the runtime timed
         return {"top1": v.get("top1"), "agreement_with_keras": v.get("agreement_with_keras"),
                 "max_abs_diff_vs_keras": v.get("max_abs_diff_vs_keras"),
-                "verified": bool(self.entry.get("verified", v.get("passed"))),
+                "verified": bool(v.get("passed")) if v is not self.entry["verification"] else
+                bool(self.entry.get("verified", v.get("passed"))),
                 "runtime": v.get("runtime"), "split": v.get("split"), "n": v.get("n"),
-                "reason": v.get("reason"), "source": "manifest verification"}
+                "reason": v.get("reason"), "source": "manifest verification",
+                **({"precision_hint": v["precision_hint"]} if v.get("precision_hint") else {})}
 
 
 _PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3, "mixed": 4}

@@ -6,7 +6,7 @@ import json
 import click
 
 from edgecnn.cli.group import cli
-from edgecnn.cli.options import finite_float, runtime_help, split_names, target_option
+from edgecnn.cli.options import finite_float, preprocess_option, runtime_help, split_names, target_option
 from edgecnn.core.text import shown
 
 
@@ -35,6 +35,8 @@ def bench_group():
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output directory. Default: <run>/bench for a run, else ./bench.")
 @click.option("--random-inputs", is_flag=True, help="Feed random normal inputs instead of real test images.")
+@preprocess_option("from the manifest, else the model file's own metadata; for a file with neither, CIFAR-10's for "
+                   "its input shape")
 @click.option("--op-profile", is_flag=True,
               help="Per-op profile: measured per-node times for ONNX; for TFLite the op list with MACs and "
                    "XNNPACK delegation (LiteRT's Python API exposes no per-op timing).")

@@ -6,7 +6,7 @@ import json
 import click
 
 from edgecnn.cli.group import cli
-from edgecnn.cli.options import classify_runtime, runtime_help
+from edgecnn.cli.options import classify_runtime, labels_option, preprocess_option, runtime_help
 
 
 @cli.command("classify")
@@ -16,6 +16,8 @@ from edgecnn.cli.options import classify_runtime, runtime_help
               help="Artifact file name in the export folder (default: the one its manifest recommends for this board, "
                    "or for host on a PC; else the int8 TFLite).")
 @click.option("--manifest", default=None, type=click.Path(), help="manifest.json, when it is not beside the model.")
+@labels_option("from the manifest, else the model file's own metadata")
+@preprocess_option("from the manifest, else the model file's own metadata")
 @click.option("--runtime", "backend", default="auto", show_default=True, callback=classify_runtime,
               help=f"{runtime_help(('tflite', 'onnx'), auto=True)}.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
@@ -38,9 +40,12 @@ from edgecnn.cli.options import classify_runtime, runtime_help
               help="Refuse an artifact that did not pass verification or whose model was never trained (default: "
                    "a one-line warning).")
 def classify_command(target, images, no_xnnpack, reference_kernels, **options):
-    """Classify image files (or the --camera stream) with an export folder or a .tflite beside its manifest.
+    """Classify image files (or the --camera stream) with an export folder, or a .tflite/.onnx file.
 
-    Prints the top-k labels and a rolling FPS. Needs only the light install (no TensorFlow).
+    A file beside its manifest is used as verified; a lone file that carries metadata (TFLite
+    Metadata, ONNX metadata_props) gives its own labels and preprocessing; a file without either
+    needs --labels and --preprocess. Prints the top-k labels and a rolling FPS. Needs only the
+    light install (no TensorFlow).
     """
     from edgecnn.device.classify import ClassifyOptions, classify
 
@@ -83,17 +88,26 @@ def bundle_android_command(run, app, artifact, images):
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per artifact (with every op in order).")
 def inspect_command(artifacts, as_json):
-    """Where the bytes of a .tflite file go, and the ops it runs.
+    """Where the bytes of a .tflite file go, the ops it runs, and what a .tflite or .onnx says about itself.
 
-    For each ARTIFACT: constant tensors by type, quantization scales and zero points (a vector
-    shared by several tensors counted once), named metadata, and the rest (graph, names,
-    padding), each with its share of the file; then the op counts. Needs no TensorFlow.
+    For each .tflite: constant tensors by type, quantization scales and zero points (a vector
+    shared by several tensors counted once), named metadata, associated files, and the rest
+    (graph, names, padding), each with its share of the file; then the op counts. For each file:
+    its metadata (TFLite Metadata, ONNX metadata_props) as a device reads it: labels,
+    preprocessing, output kind. Needs no TensorFlow.
     """
     from edgecnn.errors import ModelFileError
-    from edgecnn.measure.anatomy import format_breakdown, tflite_breakdown
+    from edgecnn.measure.anatomy import describe_file, format_breakdown, format_description, tflite_breakdown
+    from edgecnn.measure.runtime import model_format
 
     for path in artifacts:
-        if not path.endswith(".tflite"):
-            raise ModelFileError(f"edgecnn inspect reads .tflite files; got '{path}'")
-        b = tflite_breakdown(path)
-        click.echo(json.dumps(b) if as_json else format_breakdown(b))
+        fmt = model_format(path) if path.endswith((".tflite", ".onnx")) else None
+        if fmt not in ("tflite", "onnx"):
+            raise ModelFileError(f"edgecnn inspect reads .tflite and .onnx files; got '{path}'")
+        info = describe_file(path)
+        if fmt == "tflite":
+            b = dict(tflite_breakdown(path), self_description=info["self_description"])
+            click.echo(json.dumps(b) if as_json else format_breakdown(b) + "\n" + format_description(info))
+        else:
+            click.echo(json.dumps(info) if as_json else
+                       f"{info['file']}: {info['bytes']:,} bytes, ONNX\n" + format_description(info))

@@ -20,7 +20,9 @@ from edgecnn.cli.options import finite_float, runs_dir_option, target_option, un
               help="Number of training images (never test) to calibrate int8 ranges on.")
 @click.option("--out", "out_dir", default=None,
               help="Output folder (default: the run's export/, or runs/<model>/untrained/export for fresh weights).")
-@click.option("--int8-io", is_flag=True, help="int8 input and output tensors (default: float32 in/out).")
+@click.option("--int8-io", is_flag=True,
+              help="int8 input and output tensors (default: the int8 TFLite takes a camera's uint8 RGB bytes and "
+                   "gives float32 scores).")
 @click.option("--max-drop", type=float, default=1.0, show_default=True, callback=finite_float(0),
               help="Fail verification when a quantized top-1 is more than this many points below Keras on the "
                    "held-out images, beyond its paired 95% interval (a drop the test split cannot resolve passes, "
@@ -47,6 +49,8 @@ from edgecnn.cli.options import finite_float, runs_dir_option, target_option, un
 @click.option("--clean", is_flag=True,
               help="Replace the whole export folder. By default the artifacts of an earlier export that this one does "
                    "not write again are kept, listed in the new manifest and verified again.")
+@click.option("--author", default="", help="Author in every file's metadata (default: edgecnn <version>).")
+@click.option("--license", "license", default="", help="Licence in every file's metadata (default: not specified).")
 @runs_dir_option
 @unsafe_load_option
 def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, cost_table, **options):
@@ -96,8 +100,11 @@ def export_command(model_or_run, run_ref, out_dir, no_rewrite, onnx_int8_route, 
               help="Fail when a quantized top-1 is, beyond its 95% interval, more than this many points below "
                    "Keras. Default: the tolerance the export recorded (else 1.0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the updated manifest as JSON.")
+@click.option("--runtime", default=None,
+              help="Verify on this runtime instead of each file's own (openvino: every .onnx and .tflite on "
+                   "OpenVINO's CPU plugin, f32 precision hint); recorded per artifact under verified_on.")
 @unsafe_load_option
-def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
+def verify_command(run_or_export_dir, max_drop, as_json, runtime, unsafe_load):
     """Re-run every artifact of an export (or a run's export/) on its real runtime and update
     manifest.json; exit code 10 when one fails."""
     from edgecnn.contract import refuse_artifact, resolve
@@ -109,7 +116,7 @@ def verify_command(run_or_export_dir, max_drop, as_json, unsafe_load):
     target = resolve(run_or_export_dir)
     target.require_manifest()
     m = verify_export(target.export_dir, max_drop=max_drop, echo=lambda s: click.echo(s, err=True),
-                      raise_on_failure=False, unsafe_load=unsafe_load)
+                      raise_on_failure=runtime is not None, unsafe_load=unsafe_load, runtime=runtime)
     if as_json:
         click.echo(json.dumps(m, indent=2))
     raise_if_unverified(m)

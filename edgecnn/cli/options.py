@@ -89,6 +89,22 @@ unsafe_load_option = click.option(
 
 
 
+PREPROCESS_HELP = ("raw (0..255 floats), unit (0..1), keras-mobilenet (-1..1), imagenet, cifar10, or "
+                   "scale=1/255,mean=R,G,B,std=R,G,B[,crop=0.875]")
+
+
+def labels_option(default: str):
+    """``--labels FILE``: one class name per line, in output order; ``default`` says what applies without it."""
+    return click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
+                        help=f"Labels file, one per line in the order of the model's outputs (default: {default}).")
+
+
+def preprocess_option(default: str):
+    """``--preprocess SPEC``: what the model takes; ``default`` says what applies without it."""
+    return click.option("--preprocess", default=None, metavar="SPEC",
+                        help=f"What the model takes: {PREPROCESS_HELP} (default: {default}).")
+
+
 def runtime_help(formats, auto=False):
     from edgecnn.measure.backends import backend_help
     return backend_help(formats, auto)

@@ -6,7 +6,8 @@ import json
 import click
 
 from edgecnn.cli.group import cli, require_train_extra
-from edgecnn.cli.options import SEED, data_option, finite_float, parse_model_args, parse_shape, parse_size, runs_dir_option, unsafe_load_option
+from edgecnn.cli.options import (SEED, data_option, finite_float, labels_option, parse_model_args, parse_shape,
+                                parse_size, preprocess_option, runs_dir_option, unsafe_load_option)
 
 
 @cli.command("train")
@@ -117,11 +118,8 @@ def eval_command(run, data, split, max_images, runs_dir, as_json, unsafe_load):
               help="The run's model name (default: the file name without .keras; for keras:NAME, name in lower case).")
 @click.option("--run-name", default=None, help="Run folder name (default import-<time>).")
 @runs_dir_option
-@click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
-              help="Labels file, one per line in the order of the model's outputs (default: the dataset's classes).")
-@click.option("--preprocess", default=None,
-              help="What the model expects: raw (0..255, it rescales inside), unit (0..1), keras-mobilenet (-1..1), "
-                   "imagenet, cifar10, or scale=1/255,mean=R,G,B,std=R,G,B[,crop=0.875]. Required for a file.")
+@labels_option("the dataset's classes")
+@preprocess_option("required for a file; raw for keras:NAME architectures that rescale inside, else keras-mobilenet")
 @click.option("--input-size", callback=parse_size, default=None,
               help="Input size for a model whose spatial size is dynamic, or for keras:NAME (e.g. 96 or 96x128).")
 @click.option("--classes", "num_classes", type=click.IntRange(2), default=None,

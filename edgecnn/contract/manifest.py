@@ -1,5 +1,11 @@
 """Export manifests: ``export/manifest.json`` describes every artifact (sha256, bytes, tensors,
-preprocessing, labels, verification); the only writer, reader and validator."""
+preprocessing, labels, verification); the only writer, reader and validator.
+
+``preprocessing`` is what every artifact takes (the camera input: pixels / 255, the run's
+normalization folded into the graphs, ``camera_input`` saying how); ``keras.preprocessing`` is
+what the run's Keras model, the verification reference, takes. Each artifact's ``metadata``
+records that its TFLite Metadata or ONNX metadata_props were written; its ``sha256`` covers the
+file with them."""
 from __future__ import annotations
 
 import datetime
@@ -205,6 +211,14 @@ def validate(m, where: str = "manifest") -> None:
             bad("'verification_policy' must be an object")
         if "max_drop" in pol and not (_is_num(pol["max_drop"]) and pol["max_drop"] >= 0):
             bad(f"'verification_policy.max_drop' {pol['max_drop']!r} must be a finite number >= 0")
+    kspec = m["keras"].get("preprocessing")
+    if kspec is not None:
+        validate_spec(kspec, where + " (keras)")
+        theirs, ours = [*kspec["input_size"], kspec.get("channels", 3)], [*spec["input_size"], spec.get("channels", 3)]
+        if theirs != ours:
+            bad(f"'keras.preprocessing' takes {theirs} images, the artifacts' preprocessing {ours}; refused")
+    if m.get("camera_input") is not None and not isinstance(m["camera_input"], dict):
+        bad("'camera_input' must be null or an object")
     arts = m["artifacts"]
     if not isinstance(arts, dict):
         bad("'artifacts' must be an object")
@@ -234,6 +248,13 @@ def validate(m, where: str = "manifest") -> None:
             bad(f"artifact {name}: output_kind {a['output_kind']!r} must be one of {', '.join(OUTPUT_KINDS)}")
         if not isinstance(a["verified"], bool):
             bad(f"artifact {name}: 'verified' must be true or false")
+        on = a.get("verified_on")
+        if on is not None and not (isinstance(on, dict) and len(on) <= 16 and all(
+                isinstance(v, dict) and isinstance(v.get("passed"), bool) for v in on.values())):
+            bad(f"artifact {name}: 'verified_on' must be an object of verifications with 'passed'")
+        md = a.get("metadata")
+        if md is not None and not (isinstance(md, dict) and isinstance(md.get("written"), bool)):
+            bad(f"artifact {name}: 'metadata' must be null or an object with 'written' (true or false)")
         for side in ("inputs", "outputs"):
             ts = a[side]
             if not (isinstance(ts, list) and len(ts) == 1):

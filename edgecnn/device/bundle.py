@@ -12,7 +12,8 @@ Into ``<app>/app/src/main/assets/`` it writes:
 
 The app supports NHWC input of 1 or 3 channels, batch 1, one float32/int8/uint8 input and one
 float32/int8/uint8 output of shape [1, num_classes]; anything else, an unverified artifact, or a
-file that does not match its manifest is refused with a one-line ``BundleError``. The artifact's
+file that does not match its manifest (its bytes, its tensors, or the labels and preprocessing of
+its own TFLite Metadata, which the app reads first) is refused with a one-line ``BundleError``. The artifact's
 tensors are read from the model itself when a TFLite runtime is installed, not only from the
 manifest. The assets folder is replaced as a whole, in one rename (edgecnn.core.commit): the app
 sees the old bundle or the new one, never a spec naming files that are not there.
@@ -234,6 +235,7 @@ def bundle_android(run, app="android_app", artifact: Optional[str] = None, image
     kind = entry.get("output_kind", "probabilities")
     if kind not in OUTPUT_KINDS:
         raise BundleError(f"{name}: output_kind '{kind}' is not supported ({', '.join(OUTPUT_KINDS)})")
+    _check_own_metadata(src, labels, spec, inputs[0], kind, name)
 
     from edgecnn.contract import run_of_export
 
@@ -267,6 +269,25 @@ def bundle_android(run, app="android_app", artifact: Optional[str] = None, image
     echo(f"Bundled {name} ({entry['precision']}, input {doc['input']['dtype']}{doc['input']['shape']}, "
          f"{len(labels)} classes) into {assets}; open {app} in Android Studio and run the app.")
     return dict(doc, assets=str(assets))
+
+
+def _check_own_metadata(src: Path, labels: List[str], spec: dict, tensor: dict, kind: str, name: str) -> None:
+    """The app reads labels and preprocessing from a model's own TFLite Metadata when it has some
+    (core/ModelMetadata.java): they must be the manifest's, else BundleError."""
+    from edgecnn.contract.model_metadata import describe, same_input
+    from edgecnn.data.preprocess import PreprocessSpec
+    from edgecnn.errors import ModelFileError
+
+    try:
+        d = describe(src)
+    except ModelFileError as e:
+        raise BundleError(e.message) from None
+    if d is None:
+        return
+    if d.labels not in (None, labels) or d.output_kind != kind or (
+            d.preprocessing is not None and not same_input(d.spec(), PreprocessSpec.from_dict(spec), tensor)):
+        raise BundleError(f"{name}: its own TFLite Metadata (labels, preprocessing or output kind), which the app "
+                          f"reads, disagrees with its manifest; re-export it.")
 
 
 def _replace_bundle(assets: Path, files: dict, echo=None) -> None:

@@ -1,8 +1,11 @@
 """Classify image files or a live camera stream with an exported model: the device side.
 
-Reads only an export folder (``<model>_<precision>.tflite`` + ``manifest.json``): labels and the
-preprocessing spec come from the manifest, never re-derived by hand. Decode with PIL, then
-``fit_image`` / ``normalize`` (edgecnn.data.preprocess), then ``runtime.load(...).run``.
+Reads an export folder (``<model>_<precision>.tflite`` + ``manifest.json``), whose manifest gives
+the labels and the preprocessing spec and says the artifact was verified; or a lone .tflite /
+.onnx that describes itself (TFLite Metadata, ONNX metadata_props: ``contract.model_metadata``),
+used unverified; or a file without either, with ``--labels`` and ``--preprocess``. Nothing is
+re-derived by hand. Decode with PIL, then ``fit_image`` / ``normalize``
+(edgecnn.data.preprocess), then ``runtime.load(...).run``.
 
 Never imports TensorFlow: this runs on a Raspberry Pi with the light install (numpy, pillow,
 click, ai-edge-litert). The camera libraries (picamera2, OpenCV) are imported only for
@@ -65,7 +68,8 @@ def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[
 
     A folder: the named ``artifact``, else the one its manifest recommends for this board
     (``default_artifact``; ``note`` says so), else the best TFLite (verified first, then int8
-    first). A file: the manifest beside it, or ``manifest``. Everything goes through the artifact
+    first). A file: the manifest beside it, or ``manifest``; a file with neither gives
+    ``(path, None, None, None)`` (it may describe itself). Everything goes through the artifact
     contract (``edgecnn.contract``): the manifest is validated, the artifact must lie inside its export
     folder and match its sha256, so a truncated copy (a half-finished scp to the Pi) or a swapped
     file fails here, not with odd predictions.
@@ -86,9 +90,11 @@ def resolve_artifact(target, artifact: Optional[str] = None, manifest: Optional[
     else:
         r = contract.resolve(target, error=ModelFileError)
         if r.manifest is None:
-            raise ModelFileError(
-                f"No manifest beside {target}: labels and preprocessing come from the manifest that `edgecnn export` "
-                f"writes; copy it beside the model or pass --manifest")
+            if r.artifact is None:
+                raise ModelFileError(f"No manifest in {target}: export the model first ('edgecnn export').")
+            if artifact and artifact != r.artifact.name:
+                raise ModelFileError(f"--artifact {artifact} contradicts the model file {target}")
+            return r.artifact, None, None, None
         man, folder = r.manifest, r.export_dir
         if r.artifact is not None:
             if artifact and artifact != r.artifact.name:
@@ -126,24 +132,35 @@ def default_artifact(man: dict, folder: Path):
 
 
 class Classifier:
-    """An exported model with its labels and preprocessing, ready for uint8 RGB images."""
+    """An exported model with its labels and preprocessing, ready for uint8 RGB images.
+
+    ``source`` says where they came from: "manifest", the file's own metadata ("TFLite Metadata",
+    "ONNX metadata_props"), or "--labels/--preprocess"."""
 
     def __init__(self, target, *, artifact: Optional[str] = None, manifest: Optional[str] = None,
-                 backend: str = "auto", threads: int = 1, xnnpack: bool = True, reference: bool = False):
+                 backend: str = "auto", threads: int = 1, xnnpack: bool = True, reference: bool = False,
+                 labels_file: Optional[str] = None, preprocess: Optional[str] = None):
         self.path, self.manifest, self.entry, self.note = resolve_artifact(target, artifact, manifest)
-        self.labels: List[str] = [str(s) for s in self.manifest["labels"]]
-        self.spec = PreprocessSpec.from_dict(self.manifest["preprocessing"])
         self.runner = runtime.load(self.path, backend=backend, threads=threads, xnnpack=xnnpack,
-                                     reference=reference)
-        from edgecnn.contract import check_loaded_tensors
+                                   reference=reference)
+        if self.manifest is not None:
+            if labels_file or preprocess:
+                raise ModelFileError(f"{self.path} has a manifest, which gives its labels and preprocessing: leave "
+                                     f"out --labels and --preprocess (they are for a model file without one).")
+            from edgecnn.contract import check_loaded_tensors
 
-        check_loaded_tensors(self.runner.inputs, self.runner.outputs, self.entry, str(self.path))
+            self.labels: List[str] = [str(s) for s in self.manifest["labels"]]
+            self.spec = PreprocessSpec.from_dict(self.manifest["preprocessing"])
+            check_loaded_tensors(self.runner.inputs, self.runner.outputs, self.entry, str(self.path))
+            kind, self.source = self.entry.get("output_kind", "probabilities"), "manifest"
+        else:
+            self.labels, self.spec, kind, self.source = _self_described(self.path, self.runner, labels_file, preprocess)
         self.runner.resize(1)
-        self._probabilities = self.entry.get("output_kind", "probabilities") == "probabilities"
+        self._probabilities = kind == "probabilities"
 
     @property
     def verified(self) -> bool:
-        return bool(self.entry.get("verified", False))
+        return bool((self.entry or {}).get("verified", False))
 
     def scores(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 images (any size, RGB) -> (N, classes) probabilities."""
@@ -154,6 +171,38 @@ class Classifier:
     def top(self, scores: np.ndarray, k: int = 3) -> List[dict]:
         return [{"index": int(i), "label": self.labels[i] if i < len(self.labels) else str(i),
                  "score": float(scores[i])} for i in top_k(scores, k)]
+
+
+def _self_described(path: Path, runner, labels_file: Optional[str], preprocess: Optional[str]):
+    """(labels, spec, output kind, source) of a model file without a manifest: from its metadata,
+    ``--labels`` and ``--preprocess`` taking precedence; one line naming them when neither says."""
+    from edgecnn.contract.model_metadata import describe
+    from edgecnn.data.labels import read_labels_file
+    from edgecnn.data.preprocess import parse_preprocess
+
+    d = describe(path)
+    labels = read_labels_file(labels_file) if labels_file else (d.labels if d else None)
+    spec = None
+    shape = tuple(runner.input.shape)
+    if preprocess:
+        if len(shape) != 4 or shape[3] not in (1, 3):
+            raise ModelFileError(f"{path}: input {list(shape)} is not an NHWC image; --preprocess cannot describe it.")
+        spec = parse_preprocess(preprocess, shape[1:3], shape[3])
+    elif d is not None and d.preprocessing is not None:
+        spec = d.spec()
+    missing = [flag for flag, v in (("--labels FILE", labels), ("--preprocess SPEC", spec)) if v is None]
+    if missing:
+        why = f"its {d.source} does not say ({d.note})" if d is not None else "it carries no metadata"
+        raise ModelFileError(f"{path}: no manifest beside it and {why}: give {' and '.join(missing)} (one label per "
+                             f"line in output order; a preset such as unit or imagenet, or scale=...,mean=...,std=...).")
+    n = int(np.prod(runner.output.shape[1:]))
+    if len(labels) != n:
+        raise ModelFileError(f"{path}: {len(labels)} labels for {n} output scores.")
+    if (tuple(spec.input_size), spec.channels) != (tuple(shape[1:3]), shape[3] if len(shape) == 4 else None):
+        raise ModelFileError(f"{path}: its input {list(shape)} does not take the preprocessing's "
+                             f"{list(spec.input_size)} x {spec.channels} images.")
+    source = d.source if d is not None and not (labels_file and preprocess) else "--labels/--preprocess"
+    return labels, spec, (d.output_kind if d is not None else "probabilities"), source
 
 
 def read_image(path) -> np.ndarray:
@@ -281,12 +330,15 @@ def classify_stream(clf: Classifier, frames: Iterable[np.ndarray], k: int = 3, m
 # ---------------------------------------------------------------------------- the command's loop
 @dataclasses.dataclass(frozen=True)
 class ClassifyOptions(Options):
-    """Which artifact (default: the export's int8, else fp32) and manifest, on which runtime and
-    threads (XNNPACK on, or the reference kernels), the top-k, and the camera stream (index,
+    """Which artifact (default: the export's int8, else fp32) and manifest, or for a model file
+    without one its labels file and preprocessing (default: its own metadata); on which runtime
+    and threads (XNNPACK on, or the reference kernels), the top-k, and the camera stream (index,
     frames, print every Nth) or files; JSON lines instead of text."""
 
     artifact: Optional[str] = None
     manifest: Optional[str] = None
+    labels_file: Optional[str] = dataclasses.field(default=None, metadata={"flag": "--labels"})
+    preprocess: Optional[str] = None
     backend: str = "auto"
     threads: int = 1
     xnnpack: bool = True
@@ -309,6 +361,8 @@ class ClassifyOptions(Options):
 def trust_problem(clf: Classifier) -> Optional[str]:
     """Why the predictions of ``clf`` are not to be trusted (one line), or None: an artifact that
     did not pass verification, or the weights of a model that was never trained."""
+    if clf.manifest is None:  # a lone file: nothing records a verification of it
+        return f"{clf.path.name}: no manifest beside it, so not known to be verified"
     problems = []
     if not clf.verified:
         v = clf.entry.get("verification") or {}
@@ -327,13 +381,16 @@ def classify(target, images: Sequence = (), options: Optional[ClassifyOptions] =
     verified or its model not trained (``trust_problem``); ``strict`` refuses such an artifact."""
     o = ClassifyOptions.make(options, **overrides)
     clf = Classifier(target, artifact=o.artifact, manifest=o.manifest, backend=o.backend, threads=o.threads,
-                     xnnpack=o.xnnpack, reference=o.reference)
+                     xnnpack=o.xnnpack, reference=o.reference, labels_file=o.labels_file, preprocess=o.preprocess)
     if clf.note and warn is not None:
         warn(clf.note)
+    if warn is not None and clf.manifest is None:
+        warn(f"note: {clf.path.name} has no manifest beside it (not verified): labels and preprocessing from "
+             f"{clf.source}")
     doubt = trust_problem(clf)
     if doubt and o.strict:
         raise VerificationError(f"{doubt}; refused (--strict).")
-    if doubt and warn is not None:
+    if doubt and warn is not None and clf.manifest is not None:
         warn(f"warning: {doubt} (--strict refuses it)")
     if o.camera:
         preds = classify_stream(clf, camera_frames(o.camera_index), o.k, max_frames=o.frames)

@@ -21,7 +21,7 @@ def emulate(paths: Sequence, board: str, threads: Sequence[int] = (1,), *, invok
     """One row per (artifact, thread count): the per-inference counts on the emulated ``board``
     and the predicted latency. All artifacts are counted in one emulated process.
 
-    Row keys: label ("emulated pi4 (cortex-a72)"), artifact, board, core, threads, instructions,
+    Row keys: label ("emulated pi4 (cortex-a72)"), artifact, path, board, core, threads, instructions,
     classes, bytes_loaded, bytes_stored, misses, dram_bytes, xnnpack, predicted_ms, fps,
     compute_ms, refill_ms, dram_ms, bound, error_pct (None: uncalibrated core), calibrated."""
     from edgecnn.emulate import model, qemu
@@ -35,7 +35,7 @@ def emulate(paths: Sequence, board: str, threads: Sequence[int] = (1,), *, invok
         cj = c.to_json()
         for t in threads:
             p = model.predict(cj, board, int(t), cal)
-            rows.append({"label": b.label, "artifact": path.name, "board": board, "core": b.core,
+            rows.append({"label": b.label, "artifact": path.name, "path": str(path), "board": board, "core": b.core,
                          "threads": int(t), "instructions": c.instructions, "classes": c.classes,
                          "bytes_loaded": c.bytes_loaded, "bytes_stored": c.bytes_stored, "misses": c.misses,
                          "dram_bytes": (c.misses[-1] + c.writebacks) * model.LINE, "xnnpack": c.xnnpack,

@@ -108,14 +108,19 @@ def _datasets(ds_kwargs, input_shape):
     return xtr, ytr, (xte, yte, "bundled CIFAR-10 sample test"), None
 
 
+def calibration_pixels(x_train_u8: np.ndarray, n: int = 200, seed: int = 0) -> np.ndarray:
+    """``n`` training images (a seeded sample; never the test split), uint8."""
+    if n < 1:
+        raise InvalidConfigError(f"--calibration must be at least 1 image. Received `calibration={n}`.")
+    idx = np.sort(np.random.default_rng(seed).permutation(len(x_train_u8))[:n])
+    return x_train_u8[idx]
+
+
 def calibration_images(x_train_u8: np.ndarray, spec, n: int = 200, seed: int = 0) -> np.ndarray:
     """``n`` preprocessed training images (a seeded sample; never the test split)."""
     from edgecnn.data.preprocess import preprocess
 
-    if n < 1:
-        raise InvalidConfigError(f"--calibration must be at least 1 image. Received `calibration={n}`.")
-    idx = np.sort(np.random.default_rng(seed).permutation(len(x_train_u8))[:n])
-    return preprocess(x_train_u8[idx], spec)
+    return preprocess(calibration_pixels(x_train_u8, n, seed), spec)
 
 
 def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = None, *,
@@ -160,7 +165,10 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
         cal = calibration_images(x_train, spec, o.calibration)
         model, rebuilt = _checked_rebuild(model, rebuild, cal, echo)
         model, qat_model, compression = _compress(model, o, x_train, y_train, spec, echo)
-        m = _new_manifest(name, own_run, trained, labels, spec, ds_kwargs, out_dir, run, model)
+        camera, cal, graphs, folded = _camera_input(model, qat_model, spec, x_train, o.calibration, echo)
+        m = _new_manifest(name, own_run, trained, labels, camera, ds_kwargs, out_dir, run, model)
+        m["keras"]["preprocessing"] = spec.to_dict()
+        m["camera_input"] = folded
         m["calibration"] = {"images": int(len(cal)), "split": "train", "source": test[2].replace(" test", "")}
         if compression is not None:
             m["compression"] = compression
@@ -169,9 +177,10 @@ def export_model(model_or_run, out_dir=None, options: Optional[ExportOptions] = 
         carried = _carry_plan(out_dir, m, o)
         with commit.staged(out_dir) as stage:
             _reference(m, model, stage, own_run and compression is None, echo)
-            deploy_model = _deploy_model(m, model, qat_model, cal, o, echo)
-            job = formats.Job(o, name, model, deploy_model, qat_model, cal, val, test, spec, trained, stage, echo,
-                              output_kind=run.output_kind if run is not None else "probabilities")
+            deploy_model = _deploy_model(m, graphs[0], graphs[1], cal, o, echo)
+            job = formats.Job(o, name, graphs[0], deploy_model, graphs[1], cal, val, test, camera, trained, stage,
+                              echo, output_kind=run.output_kind if run is not None else "probabilities",
+                              labels=tuple(labels), about=_about(name, run, camera, labels, o))
             for fmt in formats.selected(o):
                 try:
                     m["artifacts"][fmt.file_name(name)] = formats.write(fmt, job)
@@ -350,6 +359,40 @@ def _carry_over(out_dir: Path, stage: Path, m: dict, carried: list, echo) -> Non
         echo(f"kept from the previous export (verified again): {', '.join(c[0] for c in carried)}")
 
 
+def _camera_input(model, qat_model, spec, x_train, n_calibration: int, echo):
+    """(the artifacts' spec, calibration images in it, (float graph, QAT graph or None) taking it,
+    the fold report): the run's normalization moved into the graph (edgecnn.export.fold)."""
+    from edgecnn.data.preprocess import preprocess
+    from edgecnn.export.fold import QAT_FOLD_TOL, calibration_reaching_ends, camera_spec, fold_normalization
+
+    camera = camera_spec(spec)
+    pixels = calibration_pixels(x_train, n_calibration)
+    checks = pixels[:64]
+    folded, report = fold_normalization(model, spec, check_inputs=checks)
+    qat_folded = None
+    if qat_model is not None:
+        qat_folded, qat_report = fold_normalization(qat_model, spec, check_inputs=checks, tol=QAT_FOLD_TOL)
+        report = dict(report, qat=qat_report["how"], qat_max_abs_diff=qat_report.get("max_abs_diff"))
+    report = dict(report, run_preprocessing=spec.to_dict())
+    if folded is not model:
+        echo(f"camera input (pixels / 255): normalization {report['how']}")
+    return camera, preprocess(calibration_reaching_ends(pixels), camera), (folded, qat_folded), report
+
+
+def _about(name: str, run, camera, labels, o: ExportOptions) -> dict:
+    """The description, version, author and licence every file's metadata carries."""
+    import edgecnn
+
+    origin = f"run {run.path.name}" if run is not None else "fresh, untrained weights"
+    data = ((run.info.get("dataset") or {}).get("name") if run is not None else None) or "the bundled CIFAR-10 sample"
+    h, w = camera.input_size
+    return {"description": (f"{name}: image classifier of {len(labels)} classes, {h}x{w} "
+                            f"{'RGB' if camera.channels == 3 else 'gray'} input, trained on {data} ({origin}); "
+                            f"exported by edgecnn {edgecnn.__version__}."),
+            "version": run.path.name if run is not None else "untrained",
+            "author": o.author or f"edgecnn {edgecnn.__version__}", "license": o.license or "not specified"}
+
+
 def _compress(model, o: ExportOptions, x_train, y_train, spec, echo):
     """TFMOT pruning / clustering / QAT first, when asked: -> (float model, QAT model or None, record)."""
     if o.prune is None and o.cluster is None and not o.qat:
@@ -396,7 +439,7 @@ def _deploy_model(m: dict, model, qat_model, cal, o: ExportOptions, echo):
     if qat_model is not None:
         # The QAT wrappers fix the int8 graph (PReLU is left float in it and calibrated by the
         # converter); rebuilding it around them would drop the trained ranges.
-        if deploy.prelu_names(qat_model):
+        if deploy.prelu_names(qat_model, nested=True):  # the camera input's wrapper may call it as a layer
             m["deploy_rewrite"] = {"skipped": "quantization-aware model: PReLU kept (int8 PRELU op)"}
             echo("note: PReLU rewrite skipped for the QAT model; its int8 graph keeps PRELU ops")
         return qat_model

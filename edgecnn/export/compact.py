@@ -21,7 +21,7 @@ _FILE_ID = b"TFL3"
 _BUFFER_ALIGN = 16  # the schema's `data:[ubyte] (force_align: 16)`; the Python packer ignores it
 
 
-def _builder(initial: int):
+def sharing_builder(initial: int):
     import flatbuffers
 
     class SharingBuilder(flatbuffers.Builder):
@@ -53,21 +53,28 @@ def _builder(initial: int):
     return SharingBuilder(initial)
 
 
+def schema():
+    """The TFLite schema's generated Python object API: LiteRT's copy (the light install has it),
+    else TensorFlow's."""
+    try:
+        from ai_edge_litert import schema_py_generated as fb
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as fb
+    return fb
+
+
 def repack(data: bytes) -> Tuple[bytes, int]:
     """The model re-serialized with shared zero-point vectors; and the bytes saved by sharing."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
+    fb = schema()
     model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    b = _builder(len(data))
+    b = sharing_builder(len(data))
     b.Finish(model.Pack(b), file_identifier=_FILE_ID)
     return bytes(b.Output()), b.shared_bytes
 
 
 def buffers_aligned(data: bytes, align: int = _BUFFER_ALIGN) -> bool:
     """True when every non-empty constant buffer's data starts on an ``align``-byte boundary."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
-    m = fb.Model.GetRootAs(bytearray(data), 0)
+    m = schema().Model.GetRootAs(bytearray(data), 0)
     for i in range(m.BuffersLength()):
         buf = m.Buffers(i)
         if buf.DataLength():
@@ -78,9 +85,10 @@ def buffers_aligned(data: bytes, align: int = _BUFFER_ALIGN) -> bool:
     return True
 
 
-def _outputs(data: bytes, inputs: Sequence[np.ndarray]):
-    """Raw outputs of ``data`` on each input, with XNNPACK and with the builtin kernels (the two
-    kernel sets a device may run); None when no TFLite runtime with both is installed."""
+def outputs_on(data: bytes, inputs: Sequence[np.ndarray]):
+    """Raw outputs of ``data`` on each input (batch 1; float32 model inputs are quantized for an
+    integer input tensor), with XNNPACK and with the builtin kernels (the two kernel sets a device
+    may run); None when no TFLite runtime with both is installed."""
     from edgecnn.measure import runtime
     from edgecnn.errors import RuntimeNotAvailableError
 
@@ -92,7 +100,10 @@ def _outputs(data: bytes, inputs: Sequence[np.ndarray]):
         outs = []
         for r in runners:
             for x in inputs:
-                r.set_input(np.asarray(x, r.input.dtype).reshape(r.input.shape))
+                x = np.asarray(x)
+                if x.dtype != np.dtype(r.input.dtype):  # float model inputs, quantized as a device does
+                    x = r.prepare(np.asarray(x, np.float32))
+                r.set_input(x.reshape(r.input.shape))
                 r.invoke()
                 outs.append(np.array(r.get_output(), copy=True))
         return outs
@@ -101,8 +112,8 @@ def _outputs(data: bytes, inputs: Sequence[np.ndarray]):
 
 def compact_tflite(data: bytes, check_inputs: Optional[Sequence[np.ndarray]] = None) -> Tuple[bytes, dict]:
     """``data`` with identical zero-point vectors shared, when that saves bytes and the result runs
-    bit-identically (XNNPACK and the builtin kernels) on ``check_inputs`` (each one batch-1 input in
-    the model's input dtype); else ``data`` unchanged. Returns the bytes and a small report."""
+    bit-identically (XNNPACK and the builtin kernels) on ``check_inputs`` (each one batch-1 input,
+    in the model's input dtype or float32); else ``data`` unchanged. Returns the bytes and a small report."""
     try:
         out, shared = repack(data)
     except Exception as e:  # noqa: BLE001 - compaction is an optimisation, never a failure
@@ -115,7 +126,7 @@ def compact_tflite(data: bytes, check_inputs: Optional[Sequence[np.ndarray]] = N
         report["reason"] = "buffer alignment not kept"
         return data, report
     if check_inputs is not None and len(check_inputs):
-        a, b = _outputs(data, check_inputs), _outputs(out, check_inputs)
+        a, b = outputs_on(data, check_inputs), outputs_on(out, check_inputs)
         if a is None:
             report["reason"] = "no TFLite runtime to check the result"
             return data, report

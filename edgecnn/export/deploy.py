@@ -357,8 +357,15 @@ def count_layers(model) -> Dict[str, int]:
     return dict(collections.Counter(type(l).__name__ for l in model.layers))
 
 
-def prelu_names(model) -> List[str]:
-    return [l.name for l in model.layers if type(l).__name__ == "PReLU"]
+def prelu_names(model, nested: bool = False) -> List[str]:
+    """The PReLU layers of ``model``; with ``nested``, also those of models it calls as layers."""
+    names = []
+    for layer in model.layers:
+        if nested and hasattr(layer, "layers"):
+            names += prelu_names(layer, nested=True)
+        elif type(layer).__name__ == "PReLU":
+            names.append(layer.name)
+    return names
 
 
 def snap_prelu(model, values: Dict[str, str]) -> object:

@@ -15,6 +15,12 @@ which files an export holds.
 "exact": the same function as Keras (max |p - p_keras| <= 1e-4); "accuracy": top-1 at most
 ``max_drop`` points below Keras (edgecnn.export.verify). Order matters: the int8 ONNX of the
 ``from_tflite`` route converts the int8 TFLite written before it.
+
+Every graph here takes the camera input (``export.fold``: pixels / 255, the run's normalization
+folded into the model), and the int8 TFLite a uint8 image (its scale 1/255 and zero point 0
+checked: the camera's bytes are its input), unless ``int8_io`` asks for int8 in and out. Every
+file then gets its metadata (``export.metadata``: TFLite Metadata, ONNX metadata_props) before
+its manifest entry is made, so that the entry's sha256 covers the final file.
 """
 from __future__ import annotations
 
@@ -25,26 +31,31 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from edgecnn import contract
+from edgecnn.errors import ExportError
 from edgecnn.export.options import Skipped  # noqa: F401  (raised by the writers, caught by export_model)
 
 
 @dataclasses.dataclass
 class Job:
-    """What the writers share: the graphs, calibration images and the folder being staged."""
+    """What the writers share: the graphs, calibration images and the folder being staged.
+    Every graph and the calibration images are in the artifacts' input space (``spec``, the
+    camera input); the run's own model, the verification reference, is not here."""
 
     options: object           # ExportOptions
     name: str
-    model: object             # the Keras model (float; the reference)
+    model: object             # the float Keras model taking the camera input
     deploy_model: object      # after the exact PReLU rewrite (or the QAT model), for int8
     qat_model: Optional[object]
     calibration: np.ndarray
     val: Optional[tuple]
     test: tuple
-    spec: object
+    spec: object              # what every artifact takes (PreprocessSpec)
     trained: bool
     stage: Path
     echo: Callable[[str], None]
     output_kind: str = "probabilities"
+    labels: tuple = ()
+    about: dict = dataclasses.field(default_factory=dict)  # description, version, author, license
 
     def graph(self, src) -> str:
         if self.qat_model is not None and src is self.qat_model:
@@ -69,11 +80,17 @@ def _tflite(precision: str):
     def write(job: Job, dst: Path) -> dict:
         from edgecnn.export.tflite import export_tflite
 
+        from edgecnn.contract.tflite_metadata import model_io
+        from edgecnn.export.fold import check_camera_input
+
         src = job.deploy_model if precision == "int8" else job.model
         info: dict = {}
         cal = job.calibration if precision == "int8" else job.calibration[:2]
-        export_tflite(src, dst, precision, calibration=cal, int8_io=job.options.int8_io and precision == "int8",
-                      info=info)
+        int8_io = job.options.int8_io and precision == "int8"
+        export_tflite(src, dst, precision, calibration=cal, int8_io=int8_io,
+                      uint8_input=precision == "int8" and not int8_io, info=info)
+        if precision == "int8":
+            check_camera_input(model_io(dst.read_bytes(), dst.name)["input"], dst.name)
         info["graph"] = job.graph(src)
         return info
     return write
@@ -95,11 +112,18 @@ def _onnx_fp32(job: Job, dst: Path) -> dict:
 
 
 def _onnx_int8(job: Job, dst: Path) -> dict:
-    from edgecnn.export.onnx import export_onnx, onnx_from_tflite, quantize_onnx
+    from edgecnn.export.onnx import camera_input, export_onnx, onnx_from_tflite, quantize_onnx
 
     if job.options.int8_onnx_route == "from_tflite":
-        onnx_from_tflite(job.stage / contract.artifact_name(job.name, "tflite", "int8"), dst)
-        return {"graph": job.graph(job.deploy_model), "int8_route": "from_tflite"}
+        from edgecnn.contract.tflite_metadata import model_io
+
+        src = job.stage / contract.artifact_name(job.name, "tflite", "int8")
+        onnx_from_tflite(src, dst)
+        q = model_io(src.read_bytes(), src.name)["input"]
+        extra = {"graph": job.graph(job.deploy_model), "int8_route": "from_tflite"}
+        if q["dtype"] in ("uint8", "int8"):  # the TFLite's integer input, with its quantization
+            extra["input_quantization"] = {"scale": q["scale"], "zero_point": q["zero_point"]}
+        return extra
     # ORT quantizes a float graph: after QAT, the float model before it (post-training
     # quantization; the QAT ranges go into the int8 TFLite only).
     src = job.deploy_model if job.qat_model is None else job.model
@@ -108,6 +132,11 @@ def _onnx_int8(job: Job, dst: Path) -> dict:
     quantize_onnx(tmp_fp32, dst, job.calibration)
     tmp_fp32.unlink()
     extra = {"graph": job.graph(src), "int8_route": "ort_qdq (QDQ, per-channel int8 weights, uint8 activations)"}
+    quant = camera_input(dst)
+    if quant is not None:
+        extra["input_quantization"] = quant
+    else:
+        extra["camera_input"] = "float input kept: the quantized input is not uint8 with scale 1/255, zero point 0"
     if job.qat_model is not None:
         extra["qat"] = "not applied: ONNX Runtime post-training quantization of the float model"
     return extra
@@ -130,7 +159,7 @@ def selected(options) -> List[ArtifactFormat]:
 
 
 def write(fmt: ArtifactFormat, job: Job) -> dict:
-    """Write one artifact into the stage and return its manifest entry."""
+    """Write one artifact into the stage, then its metadata, and return its manifest entry."""
     from edgecnn.export.onnx import onnx_opset
     from edgecnn.measure.runtime import load
 
@@ -139,8 +168,28 @@ def write(fmt: ArtifactFormat, job: Job) -> dict:
     if fmt.format == "onnx":
         extra["opset"] = onnx_opset(dst)
         extra["batch"] = "dynamic" if job.options.int8_onnx_route == "ort_qdq" or fmt.precision == "fp32" else 1
+    extra["metadata"] = _metadata(fmt, job, dst, extra.get("input_quantization"))
     r = load(dst)
     entry = dict(contract.artifact_entry(dst, fmt.format, fmt.precision, r.inputs, r.outputs, job.output_kind),
                  **extra)
     job.echo(f"wrote {dst.name} ({dst.stat().st_size / 1024:.1f} KiB)")
     return entry
+
+
+def _metadata(fmt: ArtifactFormat, job: Job, dst: Path, quantization: Optional[dict]) -> dict:
+    """TFLite Metadata or ONNX metadata_props into ``dst``; -> the entry's metadata record."""
+    from edgecnn.export.metadata import ClassifierInfo, write_onnx_metadata, write_tflite_metadata
+
+    info = ClassifierInfo(name=job.name, labels=tuple(job.labels), spec=job.spec, output_kind=job.output_kind,
+                          precision=fmt.precision, **job.about)
+    if fmt.format == "tflite":
+        checks = [np.asarray(job.calibration[i:i + 1], np.float32) for i in range(min(2, len(job.calibration)))]
+        return write_tflite_metadata(dst, info, checks)
+    from edgecnn.measure.runtime import load
+
+    tensor = load(dst).input.to_dict()
+    if tensor["dtype"] in ("uint8", "int8"):  # ONNX keeps no quantization on a graph input
+        if quantization is None:
+            raise ExportError(f"{dst.name}: an integer input whose quantization is not known.")
+        tensor.update(quantization)
+    return write_onnx_metadata(dst, info, tensor)

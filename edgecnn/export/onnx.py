@@ -124,6 +124,59 @@ def onnx_from_tflite(tflite_path, out_path, *, opset: int = DEFAULT_OPSET) -> Pa
     return _write_checked(proto, out_path, Path(tflite_path).name, "op(s)", "that ONNX Runtime cannot run")
 
 
+def camera_input(path, data_ops=("Transpose", "Reshape", "Identity")) -> Optional[dict]:
+    """Give a QDQ ONNX model of pixels / 255 a uint8 input that takes a camera's bytes, in place.
+
+    ONNX Runtime's static quantization leaves the graph input float, followed (through layout
+    ops such as tf2onnx's NHWC->NCHW Transpose) by a QuantizeLinear and its DequantizeLinear.
+    When that QuantizeLinear is uint8 with scale 1/255 and zero point 0 (the calibration reached
+    0 and 1), it maps u = p / 255 back to the pixel p itself: the input becomes uint8, the layout
+    ops move uint8 bytes, and a DequantizeLinear with the same scale and zero point goes before
+    the QuantizeLinear. Q(DQ(p)) is p on every pixel value, so the function is the same; the pair
+    is kept (rather than the QuantizeLinear dropped) because OpenVINO builds its int8 input from
+    it: without it the first convolution ran in float there (measured, docs/metadata.md).
+    -> ``{"scale", "zero_point"}`` of the new input, or None (left as it was) when the graph has
+    another shape or quantization."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    m = onnx.load(str(path), load_external_data=False)
+    g = m.graph
+    if len(g.input) != 1 or g.input[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        return None
+    consumers = lambda t: [n for n in g.node if t in n.input]  # noqa: E731
+    chain, t = [], g.input[0].name
+    while True:
+        nxt = consumers(t)
+        if len(nxt) != 1 or (nxt[0].op_type not in data_ops and nxt[0].op_type != "QuantizeLinear"):
+            return None
+        if nxt[0].op_type == "QuantizeLinear":
+            q = nxt[0]
+            break
+        if list(nxt[0].input).index(t) != 0:
+            return None
+        chain.append(nxt[0])
+        t = nxt[0].output[0]
+    inits = {i.name: i for i in g.initializer}
+    if len(q.input) < 3 or q.input[1] not in inits or q.input[2] not in inits:
+        return None
+    scale, zp = numpy_helper.to_array(inits[q.input[1]]), numpy_helper.to_array(inits[q.input[2]])
+    if scale.size != 1 or zp.size != 1 or zp.dtype != np.uint8 or int(zp.ravel()[0]) != 0 \
+            or abs(float(scale.ravel()[0]) - float(np.float32(1.0 / 255.0))) > 1e-9:
+        return None
+    pixels = t + "_pixels"
+    dq = onnx.helper.make_node("DequantizeLinear", [t, q.input[1], q.input[2]], [pixels], name=pixels + "_dequantize")
+    q.input[0] = pixels
+    g.node.insert(list(g.node).index(q), dq)
+    g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    for name in {t} | {n.output[0] for n in chain}:  # stale float shape records of the moved tensors
+        for vi in [v for v in g.value_info if v.name == name]:
+            g.value_info.remove(vi)
+    onnx.checker.check_model(m)
+    atomic_write_bytes(path, m.SerializeToString())
+    return {"scale": float(np.float32(1.0 / 255.0)), "zero_point": 0}
+
+
 def onnx_opset(path) -> int:
     import onnx
 

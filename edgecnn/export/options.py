@@ -31,6 +31,8 @@ class ExportOptions(Options):
     from cost_table, or on the emulated board target. unsafe_load: load a Keras model that
     needs code from its file (only for a model you trust). clean: replace the whole export folder
     (by default the artifacts of an earlier export that this one does not write are kept).
+    author/license: what every file's metadata says about them (default: "edgecnn <version>" and
+    "not specified").
     """
 
     int8: bool = False
@@ -47,6 +49,8 @@ class ExportOptions(Options):
     cluster: Optional[int] = None
     qat: bool = False
     compress_epochs: int = 2
+    author: str = ""
+    license: str = ""
     mixed: bool = False
     cost_table: Optional[dict] = dataclasses.field(default=None, compare=False)
     target: Optional[str] = None
@@ -67,6 +71,10 @@ class ExportOptions(Options):
             self._bad("cluster", "must be at least 2 centroids")
         if not isinstance(self.compress_epochs, int) or self.compress_epochs < 1:
             self._bad("compress_epochs", "must be >= 1")
+        for key in ("author", "license"):
+            v = getattr(self, key)
+            if not isinstance(v, str) or len(v) > 1024 or any(ch in v for ch in "\n\r\x00"):
+                self._bad(key, "must be one line of text, at most 1024 characters")
         for needs_int8 in ("int8_io", "mixed"):
             if getattr(self, needs_int8) and not self.int8:
                 self._needs(needs_int8, "int8")

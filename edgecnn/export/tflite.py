@@ -49,18 +49,21 @@ def _converter(model):
     return conv
 
 
-def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] = None, int8_io: bool = False) -> bytes:
+def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] = None, int8_io: bool = False,
+                   uint8_input: bool = False) -> bytes:
     """The TFLite flatbuffer of a tf_keras or Keras 3 ``model`` at ``precision`` (fp32|fp16|dynamic|int8).
 
     ``calibration``: float32 preprocessed training images (N, H, W, C), required for int8.
     ``int8_io``: int8 input and output tensors (else float32 in/out around the int8 body).
+    ``uint8_input``: a uint8 input tensor (a camera's bytes, for a model of pixels / 255 whose
+    calibration reaches 0 and 1: scale 1/255, zero point 0) and a float32 output.
     """
     import tensorflow as tf
 
     if precision not in PRECISIONS:
         raise ExportError(f"Unknown TFLite precision '{precision}'; choose from {', '.join(PRECISIONS)}.")
-    if int8_io and precision != "int8":
-        raise ExportError(f"int8 input/output needs precision int8, not '{precision}'.")
+    if (int8_io or uint8_input) and precision != "int8":
+        raise ExportError(f"integer input/output needs precision int8, not '{precision}'.")
     conv = _converter(model)
     if precision == "fp16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -76,6 +79,8 @@ def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] =
         if int8_io:
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
+        elif uint8_input:
+            conv.inference_input_type = tf.uint8
     try:
         with native_silenced():  # the converter prints its settings and MLIR notes from C++
             return conv.convert()
@@ -90,13 +95,14 @@ def convert_tflite(model, precision: str, *, calibration: Optional[np.ndarray] =
 
 
 def export_tflite(model, out_path, precision: str, *, calibration: Optional[np.ndarray] = None,
-                  int8_io: bool = False, compact: bool = True, info: Optional[dict] = None) -> Path:
+                  int8_io: bool = False, uint8_input: bool = False, compact: bool = True,
+                  info: Optional[dict] = None) -> Path:
     """Convert and write atomically to ``out_path``; returns the path.
 
     ``compact``: share identical quantization zero-point vectors in the flatbuffer (lossless,
     checked bit-identical on two calibration images: edgecnn.export.compact); ``info`` (a dict)
     receives that step's report under "flatbuffer"."""
-    data = convert_tflite(model, precision, calibration=calibration, int8_io=int8_io)
+    data = convert_tflite(model, precision, calibration=calibration, int8_io=int8_io, uint8_input=uint8_input)
     if compact and precision != "fp32":
         from edgecnn.export.compact import compact_tflite
 
@@ -135,6 +141,9 @@ def layers_with_op(model, op_type: str) -> List[str]:
     found = []
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
+            continue
+        if hasattr(layer, "layers"):  # a model called as a layer (the camera input's wrapper): look inside
+            found += layers_with_op(layer, op_type)
             continue
         try:
             spec = tf.nest.map_structure(lambda t: tf.TensorSpec([1] + list(t.shape[1:]), t.dtype), layer.input)

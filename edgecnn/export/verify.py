@@ -3,8 +3,10 @@
 Each artifact in export/manifest.json is loaded with ``edgecnn.measure.runtime.load`` (LiteRT with
 XNNPACK for .tflite, ONNX Runtime for .onnx) and run on the held-out split: the run's dataset
 test split, or the bundled real CIFAR-10 test images (500) for fresh weights. The Keras model
-runs on the same preprocessed images. Recorded per artifact: top-1, agreement of its top-1 with
-the Keras top-1, and the largest absolute difference of the probabilities.
+runs on the same images, preprocessed as the run's model takes them (the manifest's
+``keras.preprocessing``) where the artifacts take the camera input (the manifest's
+``preprocessing``). Recorded per artifact: top-1, agreement of its top-1 with the Keras top-1,
+and the largest absolute difference of the probabilities.
 
 Rules (``passed``):
 
@@ -81,7 +83,7 @@ def held_out(m: dict, export_dir) -> Tuple[np.ndarray, np.ndarray, str]:
 
 
 def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np.ndarray, str]] = None,
-                  max_drop: Optional[float] = None, fp32_tol: Optional[float] = None, threads: int = 1,
+                  max_drop: Optional[float] = None, fp32_tol: Optional[float] = None, runtime: Optional[str] = None,
                   write: bool = True, raise_on_failure: bool = True, unsafe_load: bool = False, echo=None) -> dict:
     """Run every artifact of ``export_dir`` on its real runtime; update and return the manifest.
 
@@ -89,21 +91,24 @@ def verify_export(export_dir, *, model=None, data: Optional[Tuple[np.ndarray, np
     ``data``: (uint8 images, labels, split description) (else the held-out split, see module doc);
     ``max_drop``: the quantized artifacts' tolerance (else the one the manifest records, else 1.0);
     ``fp32_tol``: the fp32 artifacts' (else ``FP32_TOL``).
+    ``runtime``: verify on this backend instead (e.g. "openvino": every artifact it reads, with
+    the f32 precision hint), recorded under the artifact's ``verified_on`` and leaving its
+    ``verified`` (the device runtime's) as it is.
     """
     from edgecnn.core import commit
 
     p = manifest_file(export_dir)
     if not write or commit.is_stage(p.parent):
-        return _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure, unsafe_load, echo)
+        return _verify(p, model, data, max_drop, fp32_tol, runtime, write, raise_on_failure, unsafe_load, echo)
     # The manifest is rewritten: under the export's lock, so that an export committing meanwhile
     # is neither overwritten with this one's older entries nor read half-way.
     with commit.locked(p.parent, echo=echo):
-        return _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure, unsafe_load, echo)
+        return _verify(p, model, data, max_drop, fp32_tol, runtime, write, raise_on_failure, unsafe_load, echo)
 
 
-def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure, unsafe_load, echo) -> dict:
+def _verify(p, model, data, max_drop, fp32_tol, runtime, write, raise_on_failure, unsafe_load, echo) -> dict:
     from edgecnn.core import progress
-    from edgecnn.measure import runtime
+    from edgecnn.measure import runtime as rt
     from edgecnn.data.preprocess import PreprocessSpec, preprocess, softmax
     from edgecnn.train.evaluate import top_k_accuracy
 
@@ -119,18 +124,21 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
     for name in m["artifacts"]:
         quant_report_path(export_dir, m, name)  # a mixed artifact's report, its sha256 too
     keras_model = model if model is not None else reference_model(export_dir, m, unsafe=unsafe_load)
-    spec = PreprocessSpec.from_dict(m["preprocessing"])
+    spec = PreprocessSpec.from_dict(m["keras"].get("preprocessing") or m["preprocessing"])
     _check_input(keras_model, spec, export_dir)
     x_u8, y, split = data if data is not None else held_out(m, export_dir)
     from edgecnn.data.limits import check_memory
 
     h, w = spec.input_size
-    check_memory(4 * len(x_u8) * (h * w * spec.channels + 2 * len(m["labels"])),
+    check_memory(4 * len(x_u8) * (2 * h * w * spec.channels + 2 * len(m["labels"])),
                  f"{len(x_u8):,} held-out images at {h}x{w}x{spec.channels} as model inputs, with their scores",
                  "verify on fewer images (--max-test-images when exporting)")
-    x = preprocess(x_u8, spec)
+    # The artifacts take the manifest's preprocessing (the camera input); the Keras model the
+    # run's own (its normalization was folded into the artifacts: edgecnn.export.fold).
+    x = preprocess(x_u8, PreprocessSpec.from_dict(m["preprocessing"]))
+    x_keras = preprocess(x_u8, spec)
     y = np.asarray(y).astype(np.int64).ravel()
-    ref = np.asarray(keras_model.predict(x, batch_size=128, verbose=0), np.float32)
+    ref = np.asarray(keras_model.predict(x_keras, batch_size=128, verbose=0), np.float32)
     logits = {a["output_kind"] for a in m["artifacts"].values()} == {"logits"}
     if logits:
         ref = softmax(ref)
@@ -139,8 +147,11 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
     m["keras"] = dict(m.get("keras") or {}, top1=k_top1, top5=top_k_accuracy(y, ref, 5), split=split, n=int(len(y)))
     trained = bool(m["trained"])
     failures = []
+    backend = _backend(runtime)
     for name, a in m["artifacts"].items():
-        runner = runtime.load(paths[name], threads=threads)
+        if backend != rt.AUTO and not rt.BACKENDS[backend].runs(a["format"]):
+            continue
+        runner = rt.load(paths[name], backend=backend, threads=1)
         check_loaded_tensors(runner.inputs, runner.outputs, a, str(paths[name]))
         batch = 100 if getattr(runner, "_dynamic_batch", False) else None  # TFLite: batch 1, as on a device
         with progress.bar(length=len(x), label=f"  verifying {name}") as bar:
@@ -150,7 +161,9 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
         top1 = top_k_accuracy(y, out, 1)
         diff = float(np.max(np.abs(out - ref))) if len(out) else float("nan")
         agree = float(np.mean(out.argmax(1) == ref_top1))
-        rt = f"{runner.backend} {runtime.runtime_version(runner.backend)}" + (" (XNNPACK)" if a["format"] == "tflite" else "")
+        on = f"{runner.backend} {rt.runtime_version(runner.backend)}" + (
+            " (XNNPACK)" if runner.backend == "litert" else
+            f" (CPU, {runner.details().get('precision_hint')} precision hint)" if runner.backend == "openvino" else "")
         if a["precision"] == "fp32":
             passed = diff <= fp32_tol
             reason = (f"fp32: max |p - p_keras| {diff:.2e} <= {fp32_tol:g}" if passed else
@@ -166,15 +179,21 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
             passed = sums_ok and diff <= UNTRAINED_TOL
             reason = (f"untrained model: top-1 not checked; probabilities {'valid' if sums_ok else 'INVALID'}, "
                       f"max |p - p_keras| {diff:.3f} (allowed {UNTRAINED_TOL:g})")
-        a["verification"] = {"runtime": rt, "split": split, "n": int(len(y)), "top1": top1,
-                             "agreement_with_keras": agree, "max_abs_diff_vs_keras": diff,
-                             "passed": bool(passed), "reason": reason}
-        if a["precision"] != "fp32" and trained:
-            a["verification"].update(extra)
-        a["verified"] = bool(passed)
+        disagree = None if runtime else _metadata_disagrees(paths[name], m, a)
+        if disagree:
+            passed, reason = False, f"its metadata disagrees with the manifest ({disagree})"
+        record = {"runtime": on, "split": split, "n": int(len(y)), "top1": top1, "agreement_with_keras": agree,
+                  "max_abs_diff_vs_keras": diff, "passed": bool(passed), "reason": reason}
+        if a["precision"] != "fp32" and trained and not disagree:
+            record.update(extra)
+        if runtime:
+            a.setdefault("verified_on", {})[runner.backend] = dict(record, **runner.details())
+        else:
+            a["verification"] = record
+            a["verified"] = bool(passed)
         if echo:
             echo(f"  {'ok  ' if passed else 'FAIL'} {name}: top-1 {100 * top1:.2f}%, agreement {100 * agree:.1f}%, "
-                 f"max diff {diff:.2e} [{rt}]")
+                 f"max diff {diff:.2e} [{on}]")
             if a["precision"] != "fp32" and trained:
                 echo(f"       {reason}")
         if not passed:
@@ -183,6 +202,11 @@ def _verify(p, model, data, max_drop, fp32_tol, threads, write, raise_on_failure
         m["recommended"] = {t: r for t, r in m["recommended"].items() if m["artifacts"][r["artifact"]]["verified"]}
     if write:
         write_manifest(export_dir, m)
+    if failures and raise_on_failure and runtime:
+        on = {n: m["artifacts"][n]["verified_on"] for n in failures}
+        raise VerificationError(f"{export_dir}: {len(failures)} artifact(s) failed verification on {runtime}, "
+                                f"recorded under verified_on in {FILENAME}: " + "; ".join(
+                                    f"{n} ({next(iter(v.values()))['reason']})" for n, v in on.items()))
     if failures and raise_on_failure:
         raise VerificationError(f"{export_dir}: {len(failures)} artifact(s) failed verification, kept and marked "
                                 f"unverified in {FILENAME}: {failure_summary(m, failures)}")
@@ -224,6 +248,38 @@ def failure_summary(m: dict, failed) -> str:
                      f"--test-fraction or a test/ folder)")
     steps.append(f"a looser --max-drop (now {budget:g})")
     return text + ". Next: " + ", ".join(steps) + "."
+
+
+def _backend(runtime: Optional[str]) -> str:
+    """The backend verification loads with: each format's own (auto), or ``runtime``, OpenVINO with
+    its precision pinned to f32 (its bf16 default is a precision change, not the file's function)."""
+    from edgecnn.measure.backends import AUTO, BACKENDS, resolve_backend
+
+    if runtime is None:
+        return AUTO
+    name = resolve_backend(runtime, ("tflite", "onnx"))
+    return "openvino-f32" if BACKENDS[name].package == "openvino" else name
+
+
+def _metadata_disagrees(path, m: dict, a: dict) -> Optional[str]:
+    """What the artifact's own metadata says differently from its manifest entry (labels, the
+    preprocessing it takes, output kind), or None: the app and MediaPipe read the metadata."""
+    from edgecnn.contract.model_metadata import describe, same_input
+    from edgecnn.data.preprocess import PreprocessSpec
+
+    if not (a.get("metadata") or {}).get("written"):
+        return None
+    d = describe(path)
+    if d is None:
+        return "the file carries none"
+    if d.labels != m["labels"]:
+        return "labels"
+    if d.output_kind != a["output_kind"]:
+        return f"output kind {d.output_kind}"
+    if d.preprocessing is None or not same_input(d.spec(), PreprocessSpec.from_dict(m["preprocessing"]),
+                                                 a["inputs"][0]):
+        return "the preprocessing it takes"
+    return None
 
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -27,7 +27,8 @@ once, however many tables point at it):
 * quantization scales (float32) and zero points (int64, one per channel for per-channel
   tensors; ``edgecnn export`` stores each distinct zero-point vector once, see
   ``edgecnn/export/compact.py``, and ``zero_point_vectors`` shows it: stored vs referenced);
-* metadata: the named metadata buffers (``min_runtime_version``, ``CONVERSION_METADATA``, ...);
+* metadata: the named metadata buffers (``min_runtime_version``, ``CONVERSION_METADATA``,
+  ``TFLITE_METADATA``, ...), and the associated files (labels) archived after the flatbuffer;
 * other: the graph itself (operators, tensor tables, names, signatures) and alignment padding.
 """
 from __future__ import annotations
@@ -270,8 +271,11 @@ def _breakdown(fb, path: Path, f: _Flat) -> dict:
         biggest.append({"tensor": f.string(t, 3, "a tensor name") or f"tensor {ti}", "dtype": dtype,
                         "shape": shape, "bytes": n})
 
+    from edgecnn.contract.tflite_metadata import flatbuffer_size
+
     total = f.size
-    counted = sum(constants.values()) + scale_bytes + zero_bytes + sum(metadata.values())
+    archive = total - flatbuffer_size(f.data)
+    counted = sum(constants.values()) + scale_bytes + zero_bytes + sum(metadata.values()) + archive
     return {
         "file": path.name, "bytes": total, "schema_version": int(f.scalar(model, 0, "<I")),
         "subgraphs": len(subgraphs), "tensors": tensors, "buffers": n_buffers,
@@ -281,6 +285,7 @@ def _breakdown(fb, path: Path, f: _Flat) -> dict:
                          "zero_point_vectors": {"stored": sum(1 for k, _ in seen_vectors if k == "zero"),
                                                 "referenced": zero_refs}},
         "metadata": metadata,
+        "associated_files_bytes": archive,
         "other_bytes": total - counted,
         "op_counts": dict(Counter(op["op"] for op in op_rows).most_common()),
         "ops": op_rows,
@@ -307,9 +312,42 @@ def format_breakdown(b: dict) -> str:
                      f"  ({zv['stored']} vectors stored for {zv['referenced']} tensors)"))
     for name, n in b["metadata"].items():
         lines.append(row(f"metadata {shown(name, 40)}", n))
+    if b.get("associated_files_bytes"):
+        lines.append(row("associated files (appended ZIP)", b["associated_files_bytes"]))
     lines.append(row("graph, names, padding", b["other_bytes"]))
     if b["largest_constants"]:
         lines.append("  largest constants: " + ", ".join(
             f"{shown(r['tensor'], 80)} {r['dtype']}{r['shape']} {r['bytes']:,} B" for r in b["largest_constants"][:3]))
     lines.append("  ops: " + ", ".join(f"{shown(op, 80)} {n}" for op, n in b["op_counts"].items()))
     return "\n".join(lines)
+
+
+def describe_file(path) -> dict:
+    """What ``edgecnn inspect`` says about a model file's own description: its TFLite Metadata or
+    ONNX metadata_props as a device reads them (``contract.model_metadata``), None when it has none."""
+    from edgecnn.contract.model_metadata import describe
+
+    d = describe(path)
+    return {"file": Path(path).name, "bytes": Path(path).stat().st_size, "self_description": d.to_dict() if d else None}
+
+
+def format_description(info: dict) -> str:
+    """The description as lines: where it comes from, names, labels, preprocessing, output."""
+    d = info["self_description"]
+    if d is None:
+        return (f"  metadata: none. Without a manifest beside it, edgecnn classify needs --labels FILE and "
+                f"--preprocess SPEC for {info['file']}.")
+    labels = d["labels"]
+    pp = d["preprocessing"]
+    lines = [f"  metadata ({d['source']}): {shown(d['name'] or '-', 80)} {shown(d['version'] or '', 40)}".rstrip(),
+             f"    {shown(d['description'], 400)}" if d["description"] else None,
+             f"    author: {shown(d['author'] or '-', 120)}; license: {shown(d['license'] or '-', 120)}",
+             (f"    labels: {len(labels)} ({', '.join(shown(x, 40) for x in labels[:5])}{', ...' if len(labels) > 5 else ''})" if labels
+              else "    labels: none"),
+             (f"    input: {pp['input_size'][0]}x{pp['input_size'][1]}x{pp['channels']} "
+              f"{shown(d['color_space'] or '', 20)}, (pixel * {pp['scale']:.6g} - {pp['mean']}) / {pp['std']}, "
+              f"crop {pp['crop_fraction']:g}" if pp else "    input: preprocessing not given"),
+             f"    normalization (mean/std in pixels): {d['normalization']}" if d["normalization"] else None,
+             f"    output: {d['output_kind']}",
+             f"    not usable alone: {shown(d['note'], 400)}" if d["note"] else None]
+    return "\n".join(line for line in lines if line)

@@ -20,6 +20,8 @@ model and, for TFLite, which kernels::
     tflite-runtime  tflite-runtime (LiteRT's predecessor), XNNPACK delegate
     tf-lite         tf.lite.Interpreter from TensorFlow (deprecated upstream), XNNPACK delegate
     onnxruntime     ONNX Runtime, CPU execution provider
+    openvino        OpenVINO's CPU plugin, .onnx and .tflite, its default precision hint (bf16 where
+                    the CPU has it); openvino-f32 pins f32 (``pip install 'edgecnn[openvino]'``)
     keras           a model.keras in tf_keras as a tf.function (the float reference)
 
 Older spellings (``tflite_runtime``, ``tf_lite``, ``ort``, ``litert_noxnn``, ...) are accepted as
@@ -114,6 +116,12 @@ def _import_backend(name: str):
             mod = tf.lite
         elif package == "onnxruntime":
             import onnxruntime as mod
+        elif package == "openvino":
+            try:
+                import openvino as mod
+            except ImportError as e:
+                raise RuntimeNotAvailableError(f"Runtime 'openvino' is not installed here ({e}): "
+                                               f"pip install 'edgecnn[openvino]'") from None
         else:  # keras
             import edgecnn  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
             try:
@@ -138,7 +146,7 @@ def runtime_version(backend: str) -> str:
     if package in ("tf-lite", "keras"):
         import tensorflow as tf
         return tf.__version__ if package == "tf-lite" else f"tensorflow {tf.__version__}"
-    return mod.__version__
+    return mod.__version__.split("-")[0]  # OpenVINO's carries its build: 2026.4.1-22982-...
 
 
 class Runner:
@@ -207,6 +215,10 @@ class Runner:
 
     def resize(self, batch_size: int) -> None:
         """Set the batch dimension (TFLite re-allocates; ONNX with a fixed batch refuses others)."""
+
+    def details(self) -> dict:
+        """What the runtime chose that a result should record (OpenVINO: its precision hint)."""
+        return {}
 
 
 class TFLiteRunner(Runner):
@@ -366,6 +378,13 @@ class ONNXRunner(Runner):
         self._dynamic_batch = not isinstance(i.shape[0], int)
         shape = tuple(d if isinstance(d, int) else 1 for d in i.shape)
         self.inputs = [TensorInfo(i.name, shape, _ORT_TYPES.get(i.type, "float32"))]
+        if self.inputs[0].dtype in ("uint8", "int8"):
+            # ONNX keeps no quantization on a graph input: edgecnn records it in the metadata.
+            from edgecnn.contract.model_metadata import input_quantization
+
+            q = input_quantization(dict(self._sess.get_modelmeta().custom_metadata_map), str(path))
+            if q is not None:
+                self.inputs[0].scale, self.inputs[0].zero_point = q["scale"], q["zero_point"]
         oshape = tuple(d if isinstance(d, int) else 1 for d in o.shape)
         self.outputs = [TensorInfo(o.name, oshape, _ORT_TYPES.get(o.type, "float32"))]
         self._feed = None
@@ -402,6 +421,113 @@ class ONNXRunner(Runner):
         if self._profile_dir is not None:
             shutil.rmtree(self._profile_dir, ignore_errors=True)
             self._profile_dir = None
+
+
+_OV_CORE = None
+_OV_TYPES = {"f32": "float32", "u8": "uint8", "i8": "int8", "f16": "float16", "i64": "int64", "i32": "int32"}
+
+
+class OpenVINORunner(Runner):
+    """A .onnx or .tflite file on OpenVINO's CPU plugin (``Core.read_model`` reads both).
+
+    1 stream, the LATENCY performance hint, ``threads`` inference threads; ``precision`` is the
+    inference precision hint: None leaves OpenVINO's default, which is bf16 on CPUs with native
+    bf16 (AVX512_BF16, AMX): an fp32 file then runs in bf16 (~5e-3 off, ~2x faster here), so
+    verification pins "f32". The hint in effect is read back from the compiled model
+    (``details()``). A dynamic batch (edgecnn's ONNX) is reshaped to the batch asked for and
+    recompiled. An integer input's quantization comes from the file (the TFLite tensor, or
+    edgecnn's ONNX metadata_props): OpenVINO reports none."""
+
+    backend = "openvino"
+
+    def __init__(self, path, threads: int = 1, precision: Optional[str] = None):
+        super().__init__(path, threads)
+        global _OV_CORE
+        ov = _import_backend("openvino")
+        self.format = model_format(path)
+        self.precision = precision
+        self._tmp = None
+        src = Path(path)
+        if src.suffix != "." + self.format:  # read_model picks its frontend by the suffix
+            self._tmp = tempfile.mkdtemp(prefix="edgecnn-ov-")
+            src = Path(self._tmp) / ("model." + self.format)
+            shutil.copyfile(path, src)
+        if _OV_CORE is None:
+            _OV_CORE = ov.Core()
+        self._ov, self._core = ov, _OV_CORE
+        try:
+            self._model = self._core.read_model(str(src))
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
+            raise ModelFileError(f"{path}: OpenVINO cannot read it ({str(e).strip().splitlines()[-1][:200]})") from None
+        finally:
+            if self._tmp:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+        if len(self._model.inputs) != 1 or len(self._model.outputs) != 1:
+            raise ModelFileError(f"{path}: {len(self._model.inputs)} inputs and {len(self._model.outputs)} outputs; "
+                                 f"edgecnn runs one of each")
+        ps = self._model.input(0).get_partial_shape()
+        if any(d.is_dynamic for d in list(ps)[1:]):
+            raise ModelFileError(f"{path}: input {ps} has a dynamic dimension besides the batch; edgecnn needs a "
+                                 f"fixed H, W, C.")
+        self._dynamic_batch = ps[0].is_dynamic
+        self._quant = self._input_quantization()
+        self._batch = None
+        self.resize(1)
+
+    def _input_quantization(self) -> Optional[dict]:
+        et = self._model.input(0).get_element_type().get_type_name()
+        if _OV_TYPES.get(et) not in ("uint8", "int8"):
+            return None
+        data = Path(self.path).read_bytes()
+        if self.format == "tflite":
+            from edgecnn.contract.tflite_metadata import model_io
+
+            t = model_io(data, str(self.path))["input"]
+            return {"scale": t["scale"], "zero_point": t["zero_point"]} if t["scale"] > 0 else None
+        from edgecnn.contract.model_metadata import input_quantization, onnx_fields
+
+        return input_quantization(onnx_fields(data, str(self.path))["metadata_props"], str(self.path))
+
+    def resize(self, batch_size: int) -> None:
+        if batch_size == self._batch:
+            return
+        ps = self._model.input(0).get_partial_shape()
+        dims = [d.get_length() for d in list(ps)[1:]]
+        if ps[0].is_dynamic or ps[0].get_length() != batch_size:
+            if not self._dynamic_batch and self._batch is not None:
+                raise ModelFileError(f"{self.path}: fixed batch {ps[0]}, cannot run batch {batch_size}")
+            self._model.reshape({self._model.input(0): self._ov.PartialShape([batch_size] + dims)})
+        config = {"INFERENCE_NUM_THREADS": int(self.threads), "PERFORMANCE_HINT": "LATENCY"}
+        if self.precision:
+            config["INFERENCE_PRECISION_HINT"] = self.precision
+        try:
+            self._compiled = self._core.compile_model(self._model, "CPU", config)
+        except Exception as e:  # noqa: BLE001
+            raise ModelFileError(f"{self.path}: OpenVINO cannot compile it ({str(e).strip().splitlines()[-1][:200]})") from None
+        self._req = self._compiled.create_infer_request()
+        self._batch = batch_size
+        i, o = self._compiled.input(0), self._compiled.output(0)
+        q = self._quant or {}
+        self.inputs = [TensorInfo(i.get_any_name(), tuple(int(d) for d in i.get_shape()),
+                                  _OV_TYPES.get(i.get_element_type().get_type_name(), "float32"),
+                                  float(q.get("scale", 0.0)), int(q.get("zero_point", 0)))]
+        self.outputs = [TensorInfo(o.get_any_name(), tuple(int(d) for d in o.get_shape()),
+                                   _OV_TYPES.get(o.get_element_type().get_type_name(), "float32"))]
+        self._in = self._req.get_input_tensor(0).data  # a view of the request's own input buffer
+
+    def set_input(self, x_native):
+        self._in[...] = x_native
+
+    def invoke(self):
+        self._req.infer()
+
+    def get_output(self):
+        return self._req.get_output_tensor(0).data.copy()  # a view the next infer() overwrites
+
+    def details(self) -> dict:
+        hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        return {"precision_hint": name, "precision_hint_asked": self.precision or "default", "device": "CPU"}
 
 
 class KerasRunner(Runner):
@@ -475,11 +601,15 @@ def load(model: ModelSource, *, backend: str = AUTO, threads: int = 1, xnnpack: 
         fmt, where = "tflite", "<in-memory model>"
     else:
         fmt, where = model_format(model), model
-    want = BACKENDS[name].format if name != AUTO else fmt
-    if want != fmt:
+    if name != AUTO and not BACKENDS[name].runs(fmt):
         if fmt == "tflite" and name == "onnxruntime":
             raise RuntimeNotAvailableError(f"{where} is TFLite: onnxruntime runs only .onnx files")
-        raise RuntimeNotAvailableError(f"{where} is {_FORMAT_LABEL[fmt]}: runtime '{name}' runs only .{want} files")
+        raise RuntimeNotAvailableError(f"{where} is {_FORMAT_LABEL[fmt]}: runtime '{name}' runs only "
+                                       f"{' and '.join('.' + f for f in BACKENDS[name].formats)} files")
+    if name != AUTO and BACKENDS[name].package == "openvino":
+        if in_memory:
+            raise RuntimeNotAvailableError("OpenVINO reads model files, not TFLite bytes: write them to a .tflite first")
+        return OpenVINORunner(model, threads, precision=BACKENDS[name].precision)
     if fmt == "onnx":
         return ONNXRunner(model, threads, profile=profile)
     if fmt == "keras":

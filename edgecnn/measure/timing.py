@@ -34,8 +34,10 @@ def raw_images(random_inputs: bool):
     return load_sample()[1][0]
 
 
-def input_batches(runner, spec: Optional[dict], raw, batch: int, seed: int = 0, max_batches: int = 32):
-    """(list of native input batches, description of the inputs)."""
+def input_batches(runner, spec, raw, batch: int, seed: int = 0, max_batches: int = 32,
+                  source: Optional[str] = None):
+    """(list of native input batches, description of the inputs). ``spec``: a PreprocessSpec dict,
+    or a ``--preprocess`` string for this model's input, or None; ``source``: where it came from."""
     shape = tuple(runner.input.shape)
     if raw is None:
         rng = np.random.default_rng(seed)
@@ -44,12 +46,17 @@ def input_batches(runner, spec: Optional[dict], raw, batch: int, seed: int = 0, 
     from edgecnn.data.preprocess import PreprocessSpec, preprocess, spec_for
     nchw = len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3)
     hwc = (shape[2], shape[3], shape[1]) if nchw else tuple(shape[1:])
-    if spec:
+    if isinstance(spec, str):
+        from edgecnn.data.preprocess import parse_preprocess
+
+        ps = parse_preprocess(spec, hwc[:2], hwc[2])
+        note = f"preprocessing from --preprocess {spec}"
+    elif spec:
         ps = PreprocessSpec.from_dict(spec)
-        note = "preprocessing from the run's manifest/run.json"
+        note = f"preprocessing from the {source or 'manifest/run.json'}"
     else:
         ps = spec_for(hwc, source_size=raw.shape[1])
-        note = "no manifest: default CIFAR-10 preprocessing for the model's input shape"
+        note = "no manifest, no metadata: default CIFAR-10 preprocessing for the model's input shape"
     if tuple(ps.input_size) != tuple(hwc[:2]) or ps.channels != hwc[2]:
         raise BenchmarkError(f"{runner.path}: input {list(shape)} does not match the preprocessing spec "
                              f"({list(ps.input_size)}, {ps.channels} channels)")

@@ -38,6 +38,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from edgecnn.errors import DataError, InvalidConfigError, ModelFileError, RunError
+from edgecnn.data.labels import read_labels_file
 from edgecnn.train.options import ImportOptions
 
 KERAS_PREFIX = "keras:"
@@ -46,7 +47,6 @@ KERAS_PREFIX = "keras:"
 _PASS_THROUGH = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "Dropout", "Identity",
                  "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "ActivityRegularization")
 _PROB_TOL = 1e-3  # rows of "probabilities" must sum to 1 within this on every test image
-MAX_LABELS_FILE = 4 << 20
 
 
 def _refuse(what: str, reason: str):
@@ -172,34 +172,20 @@ def _rescales_inside(model) -> bool:
     return any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers[:4])
 
 
-def read_labels_file(path) -> list:
-    """One label per line (blank lines at the end ignored), read by the contract's line reader (a
-    regular file of bounded size, UTF-8, no control characters) and checked as run.json's labels are."""
-    from edgecnn.contract.checks import MAX_CLASSES, check_labels, read_text_lines
-
-    lines = [line for _, line in read_text_lines(Path(path), "labels file", DataError, max_bytes=MAX_LABELS_FILE,
-                                                 max_lines=MAX_CLASSES + 1000)]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    labels = [s.strip() for s in lines]
-    if any(not s for s in labels):
-        raise DataError(f"{path}: line {labels.index('') + 1} of the labels file is empty; one label per line.")
-    if len(set(labels)) != len(labels):
-        raise DataError(f"{path}: the labels file names a class twice.")
-    return check_labels(labels, str(path), DataError, min_len=2)
-
-
 # ---------------------------------------------------------------------------- the stage
 def import_model(source, options: Optional[ImportOptions] = None, *, echo=print, **overrides):
     """Import a Keras classifier and its dataset as a run, as ``options`` say (``ImportOptions``;
     keyword ``overrides``); returns ``edgecnn.contract.Run``. See the module doc."""
     from edgecnn import contract
+    from edgecnn.contract.checks import check_labels
     from edgecnn.data.datasets import load_dataset
     from edgecnn.data.preprocess import describe_range, parse_preprocess
     from edgecnn.core.files import sha256_file
 
     o = ImportOptions.make(options, **overrides)
-    labels = read_labels_file(o.labels_file) if o.labels_file is not None else None
+    labels = None
+    if o.labels_file is not None:
+        labels = check_labels(read_labels_file(o.labels_file), str(o.labels_file), DataError, min_len=2)
     ds_kw = dict(val_fraction=0.1, seed=o.seed, max_train=o.max_train_images, max_test=o.max_test_images,
                  skip_bad=o.skip_bad_images, test_fraction=o.test_fraction)
 

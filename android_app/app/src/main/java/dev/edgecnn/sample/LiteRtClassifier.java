@@ -4,6 +4,7 @@ import android.content.res.AssetFileDescriptor;
 import android.content.res.AssetManager;
 
 import dev.edgecnn.sample.core.Image;
+import dev.edgecnn.sample.core.ModelMetadata;
 import dev.edgecnn.sample.core.Postprocess;
 import dev.edgecnn.sample.core.Preprocess;
 import dev.edgecnn.sample.core.Spec;
@@ -27,6 +28,8 @@ import org.tensorflow.lite.Tensor;
  */
 final class LiteRtClassifier implements Closeable {
     final Spec spec;
+    /** Labels, preprocessing and output kind: the model's own metadata where it has it, else the bundle's. */
+    final ModelMetadata.Effective effective;
     final Spec.TensorInfo input;
     final Spec.TensorInfo output;
     final int threads;
@@ -39,14 +42,17 @@ final class LiteRtClassifier implements Closeable {
     long lastPreprocessNanos;
     long lastInferenceNanos;
 
-    LiteRtClassifier(AssetManager assets, Spec spec, int threads, boolean xnnpack) throws IOException {
+    LiteRtClassifier(AssetManager assets, Spec spec, String[] bundleLabels, int threads, boolean xnnpack)
+            throws IOException {
         this.spec = spec;
         this.threads = threads;
         this.xnnpack = xnnpack;
         Interpreter.Options options = new Interpreter.Options();
         options.setNumThreads(threads);
         options.setUseXNNPACK(xnnpack);
-        interpreter = new Interpreter(map(assets, spec.modelFile), options);
+        MappedByteBuffer model = map(assets, spec.modelFile);
+        effective = ModelMetadata.effective(model, spec, bundleLabels);
+        interpreter = new Interpreter(model, options);
         if (interpreter.getInputTensorCount() != 1 || interpreter.getOutputTensorCount() != 1) {
             interpreter.close();
             throw new IOException(spec.modelFile + " has " + interpreter.getInputTensorCount() + " inputs and "
@@ -56,8 +62,12 @@ final class LiteRtClassifier implements Closeable {
         input = info(interpreter.getInputTensor(0));
         output = info(interpreter.getOutputTensor(0));
         try {
-            Spec.checkInput(input, spec.preprocessing);
+            Spec.checkInput(input, effective.preprocessing);
             Spec.checkOutput(output);
+            if (effective.labels.length != output.elements()) {
+                throw new IllegalArgumentException(effective.labels.length + " labels (" + effective.source + ") for "
+                        + output.elements() + " output scores");
+            }
         } catch (IllegalArgumentException e) {
             interpreter.close();
             throw e;
@@ -76,15 +86,15 @@ final class LiteRtClassifier implements Closeable {
     /** Scores for one image (any size; fitted as edgecnn's preprocessing does). */
     float[] classify(Image image) {
         long t0 = System.nanoTime();
-        Image fitted = Preprocess.fitImage(image, spec.preprocessing);
-        Preprocess.fillInput(fitted, spec.preprocessing, input, inputBuffer);
+        Image fitted = Preprocess.fitImage(image, effective.preprocessing);
+        Preprocess.fillInput(fitted, effective.preprocessing, input, inputBuffer);
         long t1 = System.nanoTime();
         outputBuffer.rewind();
         interpreter.run(inputBuffer, outputBuffer);
         long t2 = System.nanoTime();
         lastPreprocessNanos = t1 - t0;
         lastInferenceNanos = t2 - t1;
-        return Postprocess.scores(outputBuffer, output, spec.outputKind);
+        return Postprocess.scores(outputBuffer, output, effective.outputKind);
     }
 
     @Override

@@ -73,6 +73,8 @@ public class MainActivity extends Activity {
         bench.setText(getString(R.string.benchmark, BENCH_RUNS));
 
         try {
+            // labels.txt and the spec's preprocessing are the fallback: a model that carries TFLite
+            // Metadata gives its own (LiteRtClassifier, core/ModelMetadata.java).
             spec = Spec.parse(readAsset(Spec.ASSET_NAME));
             labels = readAsset(spec.labelsFile).split("\n");
             if (labels.length != spec.numClasses()) {
@@ -128,7 +130,7 @@ public class MainActivity extends Activity {
                     classifier.close();
                     classifier = null;
                 }
-                LiteRtClassifier c = new LiteRtClassifier(getAssets(), spec, n, useXnnpack);
+                LiteRtClassifier c = new LiteRtClassifier(getAssets(), spec, labels, n, useXnnpack);
                 classifier = c;
                 String info = getString(R.string.model_info, spec.artifact, spec.model, c.input.toString(),
                         c.output.toString(), n, useXnnpack ? "on" : "off");
@@ -252,7 +254,7 @@ public class MainActivity extends Activity {
     private String formatTop(float[] scores) {
         StringBuilder b = new StringBuilder();
         for (int i : Postprocess.topK(scores, 5)) {
-            b.append(String.format(Locale.ROOT, "%-16s %.4f%n", labels[i], scores[i]));
+            b.append(String.format(Locale.ROOT, "%-16s %.4f%n", classifier.effective.labels[i], scores[i]));
         }
         return b.toString();
     }

@@ -10,7 +10,7 @@ import java.security.NoSuchAlgorithmException;
 
 /**
  * Reads what {@code edgecnn bundle android} placed in an app's assets folder exactly as the app
- * does (Spec.parse, then the files it names) and prints, per bundled image, the SHA-256 of the
+ * does (Spec.parse, then the files it names, then the model's own metadata) and prints, per bundled image, the SHA-256 of the
  * input tensor the app would feed (little-endian). tests/test_android.py runs it and compares with
  * Python's preprocessing of the same images, so the bundle and the Java code are tested together.
  *
@@ -32,15 +32,18 @@ public final class BundleCheck {
         if (labels.length != spec.numClasses()) {
             throw new IOException(labels.length + " labels for " + spec.numClasses() + " classes");
         }
+        ModelMetadata.Effective run = ModelMetadata.effective(ByteBuffer.wrap(Golden.read(model)), spec, labels);
         System.out.println("model " + spec.modelFile + " " + model.length());
         System.out.println("classes " + spec.numClasses());
         System.out.println("input " + spec.input);
+        System.out.println("source " + run.source);
+        System.out.println("labels " + String.join(",", run.labels));
         for (Spec.SampleImage s : spec.images) {
-            Image fitted = Preprocess.fitImage(Golden.png(new File(assets, s.file)), spec.preprocessing);
+            Image fitted = Preprocess.fitImage(Golden.png(new File(assets, s.file)), run.preprocessing);
             ByteBuffer buf = ByteBuffer.allocate(spec.input.elements() * spec.input.bytesPerElement())
                     .order(ByteOrder.LITTLE_ENDIAN);
-            Preprocess.fillInput(fitted, spec.preprocessing, spec.input, buf);
-            String label = s.labelIndex >= 0 ? labels[s.labelIndex] : "?";
+            Preprocess.fillInput(fitted, run.preprocessing, spec.input, buf);
+            String label = s.labelIndex >= 0 ? run.labels[s.labelIndex] : "?";
             System.out.println("image " + s.file + " " + s.label + " " + label + " " + hex(buf.array()));
         }
     }
