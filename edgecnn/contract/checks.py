@@ -112,16 +112,25 @@ def read_json_file(path, what: str = "JSON file", error=ModelFileError, max_byte
         raw = read_bytes(p, what, max_bytes)
     except DataError as e:
         raise error(e.message) from None
-    try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except RecursionError:
-        raise error(f"{p}: the {what} is nested too deeply; refused.") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise error(f"{p}: unreadable {what} ({' '.join(str(e).split())[:160]}).") from None
-    if not _depth_ok(obj, MAX_JSON_DEPTH):
-        raise error(f"{p}: the {what} is nested more than {MAX_JSON_DEPTH} levels deep; refused.")
+    obj = parse_json(raw, str(p), error, what=what)
     if not isinstance(obj, dict):
         raise error(f"{p}: the {what} is not a JSON object.")
+    return obj
+
+
+def parse_json(data, where: str, error, *, what: str = "JSON", max_depth: int = MAX_JSON_DEPTH):
+    """The JSON value of ``data`` (UTF-8 bytes or text): no NaN or Infinity, at most ``max_depth``
+    levels of nesting, and one ``error`` line naming ``where`` and ``what`` otherwise. Every JSON
+    document edgecnn reads (files, TF_CONFIG, members of a model file, metadata) is parsed here."""
+    try:
+        obj = json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data,
+                         parse_constant=_reject_constant)
+    except RecursionError:
+        raise error(f"{where}: the {what} is nested too deeply; refused.") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise error(f"{where}: unreadable {what} ({' '.join(str(e).split())[:160]}).") from None
+    if not _depth_ok(obj, max_depth):
+        raise error(f"{where}: the {what} is nested more than {max_depth} levels deep; refused.")
     return obj
 
 
@@ -359,14 +368,7 @@ def parse_checked(text, spec: Spec, where: str, error=InvalidConfigError, max_by
         raise error(f"{where}: not text.")
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise error(f"{where}: more than {max_bytes:,} bytes; refused.")
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise error(f"{where}: nested too deeply; refused.") from None
-    except ValueError as e:
-        raise error(f"{where}: not JSON ({' '.join(str(e).split())[:160]}).") from None
-    if not _depth_ok(obj, MAX_JSON_DEPTH):
-        raise error(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep; refused.")
+    obj = parse_json(text, where, error, what="JSON text")
     return check(obj, spec, where, error)
 
 

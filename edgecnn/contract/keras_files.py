@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from edgecnn.contract.checks import regular_file
+from edgecnn.contract.checks import parse_json, regular_file
 from edgecnn.errors import EdgecnnError, InvalidConfigError, ModelFileError
 
 CONFIG = "config.json"
@@ -234,34 +234,10 @@ def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> b
 
 
 def _json(path, raw: bytes, what: str):
-    try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except RecursionError:
-        raise ModelFileError(f"{path}: its {what} is nested too deeply; refused.") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: unreadable {what} ({' '.join(str(e).split())[:120]}).") from None
-    if not _depth_ok(obj, MAX_CONFIG_DEPTH):
-        raise ModelFileError(f"{path}: its {what} is nested too deeply; refused.")
+    obj = parse_json(raw, str(path), ModelFileError, what=what, max_depth=MAX_CONFIG_DEPTH)
     if not isinstance(obj, dict):
         raise ModelFileError(f"{path}: its {what} is not a JSON object.")
     return obj
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _depth_ok(obj, limit: int) -> bool:
-    stack = [(obj, 1)]
-    while stack:
-        o, d = stack.pop()
-        if d > limit:
-            return False
-        if isinstance(o, dict):
-            stack.extend((v, d + 1) for v in o.values())
-        elif isinstance(o, list):
-            stack.extend((v, d + 1) for v in o)
-    return True
 
 
 def read_config(path) -> dict:

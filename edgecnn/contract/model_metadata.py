@@ -355,12 +355,6 @@ def _json(raw: bytes, where: str):
     if len(raw) > MAX_PROP_BYTES:
         raise ModelFileError(f"{where}: more than {MAX_PROP_BYTES >> 20} MiB; refused.")
 
-    def no_constant(name):
-        raise ValueError(f"{name} is not a JSON number")
+    from edgecnn.contract.checks import parse_json
 
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=no_constant)
-    except RecursionError:
-        raise ModelFileError(f"{where}: nested too deeply; refused.") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{where}: unreadable JSON ({' '.join(str(e).split())[:120]}); refused.") from None
+    return parse_json(raw, where, ModelFileError)
