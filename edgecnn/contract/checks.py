@@ -118,19 +118,21 @@ def read_json_file(path, what: str = "JSON file", error=ModelFileError, max_byte
     return obj
 
 
-def parse_json(data, where: str, error, *, what: str = "JSON", max_depth: int = MAX_JSON_DEPTH):
+def parse_json(data, where: str, error, *, what: Optional[str] = None, max_depth: int = MAX_JSON_DEPTH):
     """The JSON value of ``data`` (UTF-8 bytes or text): no NaN or Infinity, at most ``max_depth``
-    levels of nesting, and one ``error`` line naming ``where`` and ``what`` otherwise. Every JSON
-    document edgecnn reads (files, TF_CONFIG, members of a model file, metadata) is parsed here."""
+    levels of nesting, and one ``error`` line naming ``where`` (and ``what`` it is) otherwise. Every
+    JSON document edgecnn reads (files, TF_CONFIG, members of a model file, metadata) is parsed here."""
+    the = f"the {what} is " if what else ""
     try:
         obj = json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data,
                          parse_constant=_reject_constant)
     except RecursionError:
-        raise error(f"{where}: the {what} is nested too deeply; refused.") from None
+        raise error(f"{where}: {the}nested too deeply; refused.") from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise error(f"{where}: unreadable {what} ({' '.join(str(e).split())[:160]}).") from None
+        reason = " ".join(str(e).split())[:160]
+        raise error(f"{where}: unreadable {what} ({reason})." if what else f"{where}: not JSON ({reason}).") from None
     if not _depth_ok(obj, max_depth):
-        raise error(f"{where}: the {what} is nested more than {max_depth} levels deep; refused.")
+        raise error(f"{where}: {the}nested more than {max_depth} levels deep; refused.")
     return obj
 
 
@@ -368,7 +370,7 @@ def parse_checked(text, spec: Spec, where: str, error=InvalidConfigError, max_by
         raise error(f"{where}: not text.")
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise error(f"{where}: more than {max_bytes:,} bytes; refused.")
-    obj = parse_json(text, where, error, what="JSON text")
+    obj = parse_json(text, where, error)
     return check(obj, spec, where, error)
 
 

@@ -76,8 +76,11 @@ def model_format(path) -> str:
     p = Path(path)
     if not p.exists():
         raise ModelFileError(f"Model file not found: {p}")
-    if not p.is_file():
+    if p.is_dir():
         raise ModelFileError(f"Not a model file: {p} is a directory")
+    from edgecnn.contract.checks import regular_file
+
+    regular_file(p, "model file")  # a FIFO or a device refused unopened
     with open(p, "rb") as f:
         head = f.read(8)
     if len(head) < 8:
