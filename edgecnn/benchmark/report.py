@@ -306,7 +306,8 @@ def plot_pareto(rows: Sequence[dict], path, recommended: Optional[str] = None, t
     ax.set_ylabel("verified top-1 accuracy (%)")
     ax.set_title(title or _title("Accuracy vs latency", rows), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    # below the axes: inside, a corner legend lands on a point (the slowest is often lowest too)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
 
