@@ -2,7 +2,6 @@
 cannot drift."""
 from __future__ import annotations
 
-import json
 import math
 
 import click
@@ -64,14 +63,18 @@ def parse_shape(ctx, param, value):
 
 
 def parse_model_args(ctx, param, values):
+    """KEY=VALUE pairs; a VALUE that is JSON (bounded by the contract's parser) is taken as its
+    value, anything else as a string."""
+    from edgecnn.contract.checks import parse_json
+
     out = {}
     for item in values:
         if "=" not in item:
             raise click.BadParameter(f"expected KEY=VALUE; received {item!r}")
         k, v = item.split("=", 1)
         try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
+            out[k] = parse_json(v, k, ValueError)
+        except ValueError:
             out[k] = v
     return out
 
