@@ -380,6 +380,10 @@ def snap_prelu(model, values: Dict[str, str]) -> object:
     for name, how in values.items():
         layer = new.get_layer(name)
         (alpha,) = layer.get_weights()
-        fill = 0.0 if how == "zero" else float(np.mean(alpha))
-        layer.set_weights([np.full_like(alpha, fill)])
+        layer.set_weights([snapped_alpha(alpha, how)])
     return new
+
+
+def snapped_alpha(alpha: np.ndarray, how: str) -> np.ndarray:
+    """A PReLU layer's alphas snapped as ``snap_prelu`` does: all 0 (``"zero"``) or all their mean."""
+    return np.full_like(alpha, 0.0 if how == "zero" else float(np.mean(alpha)))
