@@ -22,3 +22,12 @@ def world(good, tmp_path):
     from _hostile_world import copy_world
 
     return copy_world(good, tmp_path / "w")
+
+
+@pytest.fixture
+def here(world, monkeypatch):
+    """The test module's ``world`` folder as the working directory and the runs folder
+    (``EDGECNN_RUNS``): commands run as a user in their project folder would."""
+    monkeypatch.chdir(world)
+    monkeypatch.setenv("EDGECNN_RUNS", str(world / "runs"))
+    return world

@@ -87,13 +87,6 @@ def world(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def here(world, monkeypatch):
-    monkeypatch.chdir(world)
-    monkeypatch.setenv("EDGECNN_RUNS", str(world / "runs"))
-    return world
-
-
 # ---------------------------------------------------------------------------- the whole pipeline
 def test_a_users_model_goes_through_the_whole_pipeline(here, tmp_path):
     res = ok(invoke("import", "colornet.keras", "--data", "colors", "--preprocess", "raw", "--run-name", "r1"))

@@ -142,13 +142,6 @@ def world(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def here(world, monkeypatch):
-    monkeypatch.chdir(world)
-    monkeypatch.setenv("EDGECNN_RUNS", str(world / "runs"))
-    return world
-
-
 def _file_is_keras3(path) -> str:
     with zipfile.ZipFile(path) as z:
         return json.loads(z.read("metadata.json"))["keras_version"]

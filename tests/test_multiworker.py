@@ -6,13 +6,14 @@ Each worker's TMPDIR is a folder of the test, so a temporary folder a worker lea
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from _ports import free_ports
 
 TRAIN = ["train", "alexnet_tiny_dw", "--input-shape", "32,32,3", "--batch-size", "32", "--max-test-images", "40",
          "--strategy", "multiworker", "--name", "mw"]
@@ -27,20 +28,9 @@ def _env(task: int, hosts, **extra) -> dict:
                 **extra)
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _start_job(tmp: Path, runs: Path, args, tag: str):
     """Both workers of a two-worker cluster, ports picked afresh (a restarted job gets new ones)."""
-    hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    hosts = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = []
     for i in range(2):
         env = _env(i, hosts, TMPDIR=str(tmp / "tmp"))
@@ -99,7 +89,7 @@ print("SEEN " + json.dumps(seen))
 def test_each_worker_trains_on_its_own_share_of_every_batch():
     """The training pipeline as _fit shards it, distributed over two real workers: disjoint
     halves of each epoch that together cover every image once."""
-    hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    hosts = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = []
     for i in range(2):
         procs.append(subprocess.Popen([sys.executable, "-c", _SHARD_PROBE], env=_env(i, hosts), stdout=subprocess.PIPE,

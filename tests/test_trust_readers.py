@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import _hostile_tflite as hostile
+from _ports import free_ports
 from _limited import GIB, assert_one_error, digest, run_edgecnn
 
 CONFIG, DATA, RUN, TRAINING, MODEL, BENCH, EMU = 5, 6, 7, 8, 11, 13, 16
@@ -69,17 +70,6 @@ def test_inspect_shows_names_from_the_file_escaped(tmp_path):
 
 
 # ---------------------------------------------------------------------------- TF_CONFIG: refused before TensorFlow
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 TRAIN = ["train", "alexnet_tiny_dw", "--input-shape", "32,32,3", "--epochs", "1", "--max-train-images", "64",
          "--max-test-images", "16", "--strategy", "multiworker", "--name", "mw"]
 W2 = ["127.0.0.1:2222", "127.0.0.1:2223"]
@@ -114,7 +104,7 @@ def test_a_malformed_tf_config_is_refused_before_tensorflow_starts(tmp_path, tf_
 
 def test_a_peer_that_never_comes_up_is_named_within_the_cluster_timeout(tmp_path):
     """A real unreachable loopback port: nothing listens on worker 1's address."""
-    mine, silent = _free_ports(2)
+    mine, silent = free_ports(2)
     cfg = {"cluster": {"worker": [f"127.0.0.1:{mine}", f"127.0.0.1:{silent}"]}, "task": {"type": "worker", "index": 0}}
     o = run_edgecnn([*TRAIN, "--runs-dir", tmp_path / "runs", "--cluster-timeout", "3"],
                     env={"TF_CONFIG": json.dumps(cfg)})
@@ -125,7 +115,7 @@ def test_a_peer_that_never_comes_up_is_named_within_the_cluster_timeout(tmp_path
 def test_a_peer_that_answers_but_never_joins_ends_within_the_cluster_timeout(tmp_path):
     """Worker 1's port is held by a plain TCP listener: the wait for peers passes, TensorFlow's own
     wait would not end; the watcher process ends it with one line."""
-    mine = _free_ports(1)[0]
+    mine = free_ports(1)[0]
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen(8)

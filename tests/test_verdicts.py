@@ -149,13 +149,6 @@ def world(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def here(world, monkeypatch):
-    monkeypatch.chdir(world)
-    monkeypatch.setenv("EDGECNN_RUNS", str(world / "runs"))
-    return world
-
-
 def test_a_broken_int8_fails_naming_the_next_steps_and_verify_honours_the_recorded_tolerance(here):
     ok(invoke("import", "broken.keras", "--data", "photos", "--preprocess", "raw", "--run-name", "r1"))
     run = here / "runs" / "broken" / "r1"

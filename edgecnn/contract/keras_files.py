@@ -472,7 +472,7 @@ def load_unsafely(path, *, custom_objects=None):
             with zipfile.ZipFile(p) as z:
                 small = METADATA in z.namelist() and z.getinfo(METADATA).file_size <= MAX_METADATA_BYTES
                 raw = z.read(METADATA) if small else b"{}"
-            generation = keras_generation(json.loads(raw.decode("utf-8")))
+            generation = keras_generation(parse_json(raw, str(p), ValueError))
         except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError, AttributeError):
             generation = 2
         if generation == 3:
